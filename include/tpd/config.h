@@ -1,0 +1,91 @@
+/* config.h - the plugin's configuration: one validated struct loaded from TOML or YAML.
+ *
+ * The TOML file is upstream's format (`teleport-pagerduty configure` prints a sample); a path
+ * ending in .yaml/.yml is read as YAML with the same tables and keys (the Helm chart uses it).
+ * Errors name the file, line and column, the cause and the fix:
+ *   config error: /etc/teleport-pagerduty.toml:12:3: pagerduty.user_email must be a string (quote it)
+ * Unknown keys and tables produce warnings (through the callback), never an error. */
+#ifndef TPD_CONFIG_H
+#define TPD_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "tpd/err.h"
+#include "tpd/log.h"
+
+#define TPD_DEFAULT_CONFIG_PATH "/etc/teleport-pagerduty.toml"
+#define TPD_DEFAULT_PD_ENDPOINT "https://api.pagerduty.com"
+#define TPD_DEFAULT_NOTIFY_ANNOTATION "pagerduty_notify_service"
+#define TPD_DEFAULT_SERVICES_ANNOTATION "pagerduty_services"
+
+typedef struct tpd_config {
+	char *path;                          /* the file that was loaded */
+
+	struct {
+		char *addr;                  /* "" → localhost:3025 at connect time */
+		char *identity;              /* identity file path or "" */
+		char *client_key;            /* TLS triple, all or none */
+		char *client_crt;
+		char *root_cas;
+		bool refresh_identity;
+		int64_t refresh_identity_interval_ms; /* default 60000 */
+	} teleport;
+
+	struct {
+		char *api_key;               /* the key itself (read from file when the value starts with '/') */
+		char *api_key_file;          /* the file it came from, or NULL */
+		char *user_email;
+		char *api_endpoint;          /* default https://api.pagerduty.com */
+		char *notify_service_annotation; /* default pagerduty_notify_service */
+		char *services_annotation;   /* default pagerduty_services */
+		int rate_limit_per_minute;   /* default 900 */
+		int64_t cache_ttl_ms;        /* default 300000 */
+		int64_t connect_timeout_ms;  /* default 5000 */
+		int64_t request_timeout_ms;  /* default 10000 */
+		char *incident_urgency;      /* "" (service default), "high" or "low" */
+		char *incident_priority_id;  /* "" or a priority id */
+	} pagerduty;
+
+	struct {
+		char *output;                /* default "stderr" */
+		tpd_log_level severity;      /* default info */
+		tpd_log_format format;       /* default text */
+	} log;
+
+	struct {
+		char *listen_addr;           /* default ":8081"; "" disables the status server */
+	} status;
+
+	struct {
+		int workers;                 /* default 4 */
+		int64_t resync_interval_ms;  /* default 600000 */
+		int64_t shutdown_timeout_ms; /* default 15000 */
+	} reconcile;
+
+	struct {
+		bool enabled;                /* default false */
+		char *lease_name;            /* default "teleport-plugin-pagerduty" */
+		char *lease_namespace;       /* default: from the service account, else "default" */
+		int64_t lease_duration_ms;   /* default 15000 */
+		int64_t renew_deadline_ms;   /* default 10000 */
+		int64_t retry_period_ms;     /* default 2000 */
+	} leader;
+} tpd_config;
+
+/* Called once per warning (unknown key, deprecated key); msg already names file:line. */
+typedef void (*tpd_config_warn_cb)(void *ud, const char *msg);
+
+/* Loads, applies defaults and validates. On failure returns TPD_ERR_CONFIG (or IO/PARSE) and
+ * err (TPD_ERRLEN bytes) holds "<file>:<line>:<col>: <what> (<how to fix>)". The API key value
+ * is never copied into err. */
+tpd_err tpd_config_load(const char *path, tpd_config **out, tpd_config_warn_cb warn, void *ud, char *err);
+/* Same from a string (tests); name is used in messages; yaml selects the YAML reader. */
+tpd_err tpd_config_load_string(const char *name, const char *text, bool yaml, tpd_config **out,
+			       tpd_config_warn_cb warn, void *ud, char *err);
+void tpd_config_free(tpd_config *cfg);
+
+/* The commented sample printed by `teleport-pagerduty configure`. Static storage. */
+const char *tpd_config_example(void);
+
+#endif
