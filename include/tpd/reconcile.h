@@ -1,0 +1,111 @@
+/* reconcile.h - the pure core of the controller: (access request, plugin data) → next action.
+ *
+ * No I/O, no clocks, no globals: the controller fetches state, asks tpd_reconcile_next() for the
+ * next step, executes it, updates its local copy of the plugin data and asks again, until the
+ * answer is TPD_ACT_NONE. Every step is idempotent given the stored plugin data, so a crash or
+ * restart at any point resumes where it stopped (see README "Crash safety").
+ *
+ * Texts are upstream's, byte for byte (incident title and details, review notes, resolution
+ * notes, the auto-approval reason), so users see what the Go plugin showed them. */
+#ifndef TPD_RECONCILE_H
+#define TPD_RECONCILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tpd/types.h"
+
+#define TPD_INCIDENT_KEY_PREFIX "teleport-access-request/"
+/* Our one addition to upstream's 9 plugin-data keys: "true" once PagerDuty confirmed the
+ * incident's resolution. Upstream ignores unknown keys, and never deletes keys it does not
+ * write, so switching between the two plugins stays safe. */
+#define TPD_PD_KEY_RESOLVED "pd_resolved"
+
+typedef enum {
+	TPD_ACT_NONE = 0,
+	/* Open an incident on `service_name` (idempotent by incident key). If no plugin data exists
+	 * yet, first write it (user, roles, created, reason) as the intent. */
+	TPD_ACT_CREATE_INCIDENT,
+	/* Post notes for reviews[from..to) on the incident, then store reviews_count = to. */
+	TPD_ACT_POST_REVIEW_NOTES,
+	/* Store resolution/resolve_reason (intent), post the resolution note, resolve the incident,
+	 * then mark pd_resolved. `recover` = the intent was stored earlier but PagerDuty was not
+	 * confirmed (crash, or upstream wrote it): check the incident before repeating anything. */
+	TPD_ACT_RESOLVE,
+	/* Plugin data exists without an incident id but the request is over: an incident may have
+	 * been created before a crash. Look it up by key; adopt and resolve it, or mark done. */
+	TPD_ACT_ADOPT_BY_KEY,
+	/* Ask PagerDuty whether the requester is on call for one of `services`; if so, approve. */
+	TPD_ACT_AUTO_APPROVE,
+} tpd_action_kind;
+
+typedef struct {
+	tpd_action_kind kind;
+	/* For NONE: why nothing is done (for debug logs), static string. */
+	const char *why;
+	/* CREATE_INCIDENT: the notify service name (points into the request). */
+	const char *service_name;
+	bool write_intent;         /* CREATE_INCIDENT: no plugin data stored yet */
+	/* POST_REVIEW_NOTES: review index range. */
+	size_t from, to;
+	/* RESOLVE / ADOPT_BY_KEY: the tag (approved, denied, promoted, expired) and reason. */
+	const char *tag;
+	const char *reason;        /* points into the request or plugin data; "" when none */
+	bool recover;
+	/* AUTO_APPROVE: sorted, de-duplicated service names (owned; free with tpd_action_clear). */
+	char **services;
+	size_t n_services;
+} tpd_action;
+
+typedef struct {
+	const char *notify_annotation;    /* default pagerduty_notify_service */
+	const char *services_annotation;  /* default pagerduty_services */
+} tpd_reconcile_opts;
+
+typedef struct {
+	const tpd_access_request *request;   /* NULL: the request was deleted (expired) */
+	const tpd_plugin_data *pd;           /* NULL: no plugin data stored */
+	bool pd_resolved;                    /* the pd_resolved marker is "true" */
+	/* The caller wants the auto-approval tried in this pass (an event or the first listing
+	 * showed the request, and approval was not tried yet since). */
+	bool try_approval;
+} tpd_reconcile_input;
+
+/* Computes the next step. Never fails; unknown or inconsistent state yields NONE with a reason. */
+void tpd_reconcile_next(const tpd_reconcile_opts *o, const tpd_reconcile_input *in, tpd_action *out);
+void tpd_action_clear(tpd_action *a);
+const char *tpd_action_name(tpd_action_kind k);
+
+/* Resolution tag for a resolved state: approved, denied, promoted; NULL otherwise. */
+const char *tpd_resolution_tag(tpd_request_state s);
+
+/* --- upstream texts (all return malloc'd strings) ---------------------------------------------- */
+
+/* "teleport-access-request/<id>". */
+char *tpd_incident_key(const char *request_id);
+/* Request id from an incident key, or NULL if the key is not ours. */
+char *tpd_incident_key_request_id(const char *incident_key);
+/* "Access request from <user>". */
+char *tpd_incident_title(const tpd_access_request *r);
+/* Upstream's details template; link may be NULL (no AdvancedAccessWorkflows). */
+char *tpd_incident_details(const tpd_access_request *r, const char *link);
+/* "https://<proxy>/web/requests/<escaped id>" from a proxy public address, or NULL. */
+char *tpd_request_link(const char *proxy_public_addr, const char *request_id);
+/* "<author> reviewed the request at <RFC822>.\nResolution: <STATE>.\n[Reason: <r>.]" */
+char *tpd_review_note(const tpd_review *v);
+/* "Access request has been <tag>\n[Reason: <r>]" */
+char *tpd_resolution_note(const char *tag, const char *reason);
+/* "Access requested by user <name> (<email>) who is on call in service(s) <a,b>" */
+char *tpd_approval_reason(const char *user_name, const char *user_email, const char *const *services, size_t n);
+
+/* Plugin data that records the request (user, roles, created, reason), upstream's encoding. */
+void tpd_plugin_data_from_request(tpd_plugin_data *pd, const tpd_access_request *r);
+
+/* Annotation values: sorted and de-duplicated copy of the list under key. Returns 0 and fills
+ * out/n, or -1 when the annotation is missing, -2 when it is present but empty. */
+int tpd_annotation_names(const tpd_access_request *r, const char *key, char ***out, size_t *n);
+/* Upstream's e-mail test (Go net/mail ParseAddress(s).Address == s, for plain addresses). */
+bool tpd_is_bare_email(const char *s);
+
+#endif

@@ -1,0 +1,339 @@
+/* Unit tests for the pure reconcile core: a decision table over (request, plugin data) states,
+ * and upstream's texts byte for byte. No sockets. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "tpd/reconcile.h"
+#include "tpd/types.h"
+
+static const tpd_reconcile_opts opts = {"pagerduty_notify_service", "pagerduty_services"};
+
+/* A request in `state` with the given notify/services annotations and n reviews. */
+static tpd_access_request *mkreq(tpd_request_state state, const char *notify, const char *services,
+				 size_t n_reviews)
+{
+	tpd_access_request *r = calloc(1, sizeof(*r));
+
+	r->id = strdup("req-1");
+	r->user = strdup("alice@example.com");
+	r->state = state;
+	r->created = 1622554037;
+	r->resolve_reason = strdup("okay");
+	tpd_access_request_add_role(r, "editor");
+	if (notify) {
+		const char *v[] = {notify};
+		tpd_access_request_add_annotation(r, "pagerduty_notify_service", v, *notify ? 1 : 0);
+	}
+	if (services) {
+		const char *v[] = {"Service 2", "Service 1", "Service 2"};
+		tpd_access_request_add_annotation(r, "pagerduty_services", v, *services ? 3 : 0);
+	}
+	for (size_t i = 0; i < n_reviews; i++)
+		tpd_access_request_add_review(r, "reviewer@example.com", TPD_STATE_APPROVED, 1622554100, "ok");
+	return r;
+}
+
+/* Plugin data: incident id, reviews_count and resolution as given ("" = unset). */
+static tpd_plugin_data *mkpd(const char *incident, const char *count, const char *resolution)
+{
+	tpd_plugin_data *pd = calloc(1, sizeof(*pd));
+
+	tpd_plugin_data_init(pd);
+	tpd_plugin_data_set(pd, "user", "alice@example.com");
+	tpd_plugin_data_set(pd, "incident_id", incident);
+	tpd_plugin_data_set(pd, "reviews_count", count);
+	tpd_plugin_data_set(pd, "resolution", resolution);
+	return pd;
+}
+
+struct row {
+	const char *name;
+	int state;              /* -1 = deleted */
+	const char *notify;     /* NULL = no annotation, "" = empty list */
+	const char *services;   /* NULL = none, "" = empty, "x" = present */
+	size_t reviews;
+	bool has_pd;
+	const char *incident, *count, *resolution;
+	bool pd_resolved, try_approval;
+	tpd_action_kind want;
+	const char *want_tag;
+	size_t want_from, want_to;
+	bool want_intent, want_recover;
+};
+
+static const struct row rows[] = {
+	{"pending, no annotations", TPD_STATE_PENDING, NULL, NULL, 0, false, "", "", "", false, true, TPD_ACT_NONE},
+	{"pending, notify, new", TPD_STATE_PENDING, "Teleport Notifications", NULL, 0, false, "", "", "", false, true,
+	 TPD_ACT_CREATE_INCIDENT, NULL, 0, 0, true},
+	{"pending, notify, intent stored (crash)", TPD_STATE_PENDING, "Svc", NULL, 0, true, "", "", "", false, false,
+	 TPD_ACT_CREATE_INCIDENT, NULL, 0, 0, false},
+	{"pending, notify empty, services", TPD_STATE_PENDING, "", "x", 0, false, "", "", "", false, true,
+	 TPD_ACT_AUTO_APPROVE},
+	{"pending, notify empty, no approval wanted", TPD_STATE_PENDING, "", "x", 0, false, "", "", "", false, false,
+	 TPD_ACT_NONE},
+	{"pending, services only", TPD_STATE_PENDING, NULL, "x", 0, false, "", "", "", false, true,
+	 TPD_ACT_AUTO_APPROVE},
+	{"pending, services empty list", TPD_STATE_PENDING, NULL, "", 0, false, "", "", "", false, true, TPD_ACT_NONE},
+	{"pending, incident, no new reviews, approval", TPD_STATE_PENDING, "Svc", "x", 0, true, "P1", "", "", false,
+	 true, TPD_ACT_AUTO_APPROVE},
+	{"pending, incident, no new reviews", TPD_STATE_PENDING, "Svc", NULL, 0, true, "P1", "", "", false, true,
+	 TPD_ACT_NONE},
+	{"pending, incident, 2 reviews, 1 noted", TPD_STATE_PENDING, "Svc", NULL, 2, true, "P1", "1", "", false, false,
+	 TPD_ACT_POST_REVIEW_NOTES, NULL, 1, 2},
+	{"pending, incident, reviews all noted", TPD_STATE_PENDING, "Svc", NULL, 2, true, "P1", "2", "", false, false,
+	 TPD_ACT_NONE},
+	{"approved, no plugin data", TPD_STATE_APPROVED, "Svc", NULL, 0, false, "", "", "", false, false, TPD_ACT_NONE},
+	{"approved, incident, reviews pending", TPD_STATE_APPROVED, "Svc", NULL, 1, true, "P1", "", "", false, false,
+	 TPD_ACT_POST_REVIEW_NOTES, NULL, 0, 1},
+	{"approved, incident", TPD_STATE_APPROVED, "Svc", NULL, 1, true, "P1", "1", "", false, false, TPD_ACT_RESOLVE,
+	 "approved"},
+	{"denied, incident", TPD_STATE_DENIED, "Svc", NULL, 0, true, "P1", "", "", false, false, TPD_ACT_RESOLVE,
+	 "denied"},
+	{"promoted, incident", TPD_STATE_PROMOTED, "Svc", NULL, 0, true, "P1", "", "", false, false, TPD_ACT_RESOLVE,
+	 "promoted"},
+	{"approved, intent without incident id", TPD_STATE_APPROVED, "Svc", NULL, 0, true, "", "", "", false, false,
+	 TPD_ACT_ADOPT_BY_KEY, "approved"},
+	{"approved, resolution stored, not confirmed", TPD_STATE_APPROVED, "Svc", NULL, 0, true, "P1", "", "approved",
+	 false, false, TPD_ACT_RESOLVE, "approved", 0, 0, false, true},
+	{"approved, resolution confirmed", TPD_STATE_APPROVED, "Svc", NULL, 0, true, "P1", "", "approved", true, false,
+	 TPD_ACT_NONE},
+	{"approved, resolved without incident", TPD_STATE_APPROVED, "Svc", NULL, 0, true, "", "", "approved", true,
+	 false, TPD_ACT_NONE},
+	{"deleted, no plugin data", -1, NULL, NULL, 0, false, "", "", "", false, false, TPD_ACT_NONE},
+	{"deleted, incident", -1, NULL, NULL, 0, true, "P1", "", "", false, false, TPD_ACT_RESOLVE, "expired"},
+	{"deleted, intent only", -1, NULL, NULL, 0, true, "", "", "", false, false, TPD_ACT_ADOPT_BY_KEY, "expired"},
+	{"deleted, already resolved", -1, NULL, NULL, 0, true, "P1", "", "denied", true, false, TPD_ACT_NONE},
+	{"deleted, resolution unconfirmed", -1, NULL, NULL, 0, true, "P1", "", "denied", false, false, TPD_ACT_RESOLVE,
+	 "denied", 0, 0, false, true},
+	{"unknown state", TPD_STATE_NONE, "Svc", "x", 0, false, "", "", "", false, true, TPD_ACT_NONE},
+};
+
+static void test_decision_table(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		const struct row *w = &rows[i];
+		tpd_access_request *r = w->state < 0 ? NULL : mkreq((tpd_request_state)w->state, w->notify, w->services,
+								    w->reviews);
+		tpd_plugin_data *pd = w->has_pd ? mkpd(w->incident, w->count, w->resolution) : NULL;
+		tpd_reconcile_input in = {r, pd, w->pd_resolved, w->try_approval};
+		tpd_action a;
+
+		tpd_reconcile_next(&opts, &in, &a);
+		if (a.kind != w->want)
+			fail_msg("row '%s': got %s, want %s", w->name, tpd_action_name(a.kind), tpd_action_name(w->want));
+		if (a.kind == TPD_ACT_NONE)
+			assert_non_null(a.why);
+		if (w->want_tag)
+			assert_string_equal(a.tag, w->want_tag);
+		if (w->want == TPD_ACT_POST_REVIEW_NOTES) {
+			assert_int_equal(a.from, w->want_from);
+			assert_int_equal(a.to, w->want_to);
+		}
+		if (w->want == TPD_ACT_CREATE_INCIDENT)
+			assert_int_equal(a.write_intent, w->want_intent);
+		if (w->want == TPD_ACT_RESOLVE)
+			assert_int_equal(a.recover, w->want_recover);
+		if (w->want == TPD_ACT_AUTO_APPROVE) {
+			/* sorted and de-duplicated */
+			assert_int_equal(a.n_services, 2);
+			assert_string_equal(a.services[0], "Service 1");
+			assert_string_equal(a.services[1], "Service 2");
+		}
+		tpd_action_clear(&a);
+		tpd_access_request_free(r);
+		if (pd) {
+			tpd_plugin_data_clear(pd);
+			free(pd);
+		}
+	}
+}
+
+/* Drives a whole lifecycle through the planner, applying each action's effect on plugin data
+ * the way the controller does, and checks the sequence of actions. */
+static void test_lifecycle_converges(void **state)
+{
+	tpd_access_request *r = mkreq(TPD_STATE_PENDING, "Svc", "x", 0);
+	tpd_plugin_data pd;
+	bool have_pd = false, resolved = false, try_approval = true;
+	tpd_action_kind seen[16];
+	size_t n = 0;
+
+	(void)state;
+	tpd_plugin_data_init(&pd);
+	for (int phase = 0; phase < 3; phase++) {
+		if (phase == 1) {
+			tpd_access_request_add_review(r, "bob", TPD_STATE_APPROVED, 1622554100, "fine");
+		} else if (phase == 2) {
+			r->state = TPD_STATE_APPROVED;
+		}
+		for (int step = 0; step < 8; step++) {
+			tpd_reconcile_input in = {r, have_pd ? &pd : NULL, resolved, try_approval};
+			tpd_action a;
+
+			tpd_reconcile_next(&opts, &in, &a);
+			if (a.kind == TPD_ACT_NONE) {
+				tpd_action_clear(&a);
+				break;
+			}
+			assert_true(n < 16);
+			seen[n++] = a.kind;
+			switch (a.kind) {
+			case TPD_ACT_CREATE_INCIDENT:
+				tpd_plugin_data_from_request(&pd, r);
+				tpd_plugin_data_set(&pd, "incident_id", "P1");
+				have_pd = true;
+				break;
+			case TPD_ACT_POST_REVIEW_NOTES: {
+				char c[8];
+				snprintf(c, sizeof(c), "%zu", a.to);
+				tpd_plugin_data_set(&pd, "reviews_count", c);
+				break;
+			}
+			case TPD_ACT_AUTO_APPROVE:
+				try_approval = false;
+				break;
+			case TPD_ACT_RESOLVE:
+				tpd_plugin_data_set(&pd, "resolution", a.tag);
+				resolved = true;
+				break;
+			default:
+				fail_msg("unexpected %s", tpd_action_name(a.kind));
+			}
+			tpd_action_clear(&a);
+		}
+	}
+	assert_int_equal(n, 4);
+	assert_int_equal(seen[0], TPD_ACT_CREATE_INCIDENT);
+	assert_int_equal(seen[1], TPD_ACT_AUTO_APPROVE);
+	assert_int_equal(seen[2], TPD_ACT_POST_REVIEW_NOTES);
+	assert_int_equal(seen[3], TPD_ACT_RESOLVE);
+	assert_string_equal(pd.resolution, "approved");
+	tpd_plugin_data_clear(&pd);
+	tpd_access_request_free(r);
+}
+
+static void test_texts(void **state)
+{
+	tpd_access_request *r = mkreq(TPD_STATE_PENDING, "Svc", NULL, 0);
+	tpd_review v = {"reviewer1@example.com", TPD_STATE_APPROVED, 1622554037, "okay"};
+	tpd_review v2 = {"reviewer2@example.com", TPD_STATE_DENIED, 1622554037, ""};
+	const char *svcs[] = {"Service 1", "Service 2"};
+	char *s;
+
+	(void)state;
+	s = tpd_incident_title(r);
+	assert_string_equal(s, "Access request from alice@example.com");
+	free(s);
+	tpd_access_request_add_role(r, "auditor");
+	s = tpd_incident_details(r, NULL);
+	assert_string_equal(s, "alice@example.com requested permissions for roles editor, auditor on Teleport at "
+			       "01 Jun 21 13:27 UTC.\n\n\n");
+	free(s);
+	r->request_reason = strdup("because of");
+	s = tpd_incident_details(r, "https://teleport.example.com/web/requests/req-1");
+	assert_string_equal(s, "alice@example.com requested permissions for roles editor, auditor on Teleport at "
+			       "01 Jun 21 13:27 UTC.\nReason: because of\nTo approve or deny the request, proceed to "
+			       "https://teleport.example.com/web/requests/req-1\n");
+	free(s);
+	s = tpd_review_note(&v);
+	assert_string_equal(s, "reviewer1@example.com reviewed the request at 01 Jun 21 13:27 UTC.\n"
+			       "Resolution: APPROVED.\nReason: okay.");
+	free(s);
+	s = tpd_review_note(&v2);
+	assert_string_equal(s, "reviewer2@example.com reviewed the request at 01 Jun 21 13:27 UTC.\n"
+			       "Resolution: DENIED.\n");
+	free(s);
+	s = tpd_resolution_note("expired", "");
+	assert_string_equal(s, "Access request has been expired\n");
+	free(s);
+	s = tpd_resolution_note("approved", "okay");
+	assert_string_equal(s, "Access request has been approved\nReason: okay");
+	free(s);
+	s = tpd_approval_reason("Test User", "alice@example.com", svcs, 2);
+	assert_string_equal(s, "Access requested by user Test User (alice@example.com) who is on call in service(s) "
+			       "Service 1,Service 2");
+	free(s);
+	tpd_access_request_free(r);
+}
+
+static void test_links_and_keys(void **state)
+{
+	char *s;
+
+	(void)state;
+	s = tpd_request_link("teleport.example.com:443", "abc-1");
+	assert_string_equal(s, "https://teleport.example.com/web/requests/abc-1");
+	free(s);
+	s = tpd_request_link("proxy.example.com:3080", "a b/c");
+	assert_string_equal(s, "https://proxy.example.com:3080/web/requests/a%20b%2Fc");
+	free(s);
+	s = tpd_request_link("https://t.example.com/", "x");
+	assert_string_equal(s, "https://t.example.com/web/requests/x");
+	free(s);
+	assert_null(tpd_request_link("", "x"));
+	s = tpd_incident_key("abc");
+	assert_string_equal(s, "teleport-access-request/abc");
+	free(s);
+	s = tpd_incident_key_request_id("teleport-access-request/abc");
+	assert_string_equal(s, "abc");
+	free(s);
+	assert_null(tpd_incident_key_request_id("other/abc"));
+	assert_null(tpd_incident_key_request_id("teleport-access-request/"));
+}
+
+static void test_plugin_data_encoding(void **state)
+{
+	tpd_access_request r = {0};
+	tpd_plugin_data pd;
+
+	(void)state;
+	r.user = "user-foo";
+	r.created = 1622554037;
+	r.request_reason = "because";
+	tpd_access_request_add_role(&r, "role-foo");
+	tpd_access_request_add_role(&r, "role-bar");
+	tpd_plugin_data_init(&pd);
+	tpd_plugin_data_from_request(&pd, &r);
+	assert_string_equal(pd.user, "user-foo");
+	assert_string_equal(pd.roles, "role-foo,role-bar");
+	assert_string_equal(pd.created, "1622554037");
+	assert_string_equal(pd.request_reason, "because");
+	assert_string_equal(pd.incident_id, "");
+	tpd_plugin_data_clear(&pd);
+	for (size_t i = 0; i < r.n_roles; i++)
+		free(r.roles[i]);
+	free(r.roles);
+}
+
+static void test_emails(void **state)
+{
+	(void)state;
+	assert_true(tpd_is_bare_email("requester-oss@example.com"));
+	assert_true(tpd_is_bare_email("a.b+c@sub.example.org"));
+	assert_false(tpd_is_bare_email("admin"));
+	assert_false(tpd_is_bare_email("Alice <alice@example.com>"));
+	assert_false(tpd_is_bare_email("a@@b"));
+	assert_false(tpd_is_bare_email("a@b@c"));
+	assert_false(tpd_is_bare_email(".a@b"));
+	assert_false(tpd_is_bare_email("a@b."));
+	assert_false(tpd_is_bare_email("a b@c"));
+	assert_false(tpd_is_bare_email(""));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_decision_table),  cmocka_unit_test(test_lifecycle_converges),
+		cmocka_unit_test(test_texts),           cmocka_unit_test(test_links_and_keys),
+		cmocka_unit_test(test_plugin_data_encoding), cmocka_unit_test(test_emails),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
