@@ -125,7 +125,7 @@ static bool resolution_recovery(const tpd_reconcile_input *in, tpd_action *out)
 {
 	if (!has_resolution(in->pd))
 		return false;
-	if (has_incident(in->pd) && !in->pd_resolved) {
+	if (has_incident(in->pd) && !tpd_streq(in->pd->pd_resolved, "true")) {
 		out->kind = TPD_ACT_RESOLVE;
 		out->tag = in->pd->resolution;
 		out->reason = in->pd->resolve_reason ? in->pd->resolve_reason : "";

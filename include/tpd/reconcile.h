@@ -17,11 +17,6 @@
 #include "tpd/types.h"
 
 #define TPD_INCIDENT_KEY_PREFIX "teleport-access-request/"
-/* Our one addition to upstream's 9 plugin-data keys: "true" once PagerDuty confirmed the
- * incident's resolution. Upstream ignores unknown keys, and never deletes keys it does not
- * write, so switching between the two plugins stays safe. */
-#define TPD_PD_KEY_RESOLVED "pd_resolved"
-
 typedef enum {
 	TPD_ACT_NONE = 0,
 	/* Open an incident on `service_name` (idempotent by incident key). If no plugin data exists
@@ -66,7 +61,6 @@ typedef struct {
 typedef struct {
 	const tpd_access_request *request;   /* NULL: the request was deleted (expired) */
 	const tpd_plugin_data *pd;           /* NULL: no plugin data stored */
-	bool pd_resolved;                    /* the pd_resolved marker is "true" */
 	/* The caller wants the auto-approval tried in this pass (an event or the first listing
 	 * showed the request, and approval was not tried yet since). */
 	bool try_approval;

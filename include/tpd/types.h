@@ -67,9 +67,12 @@ void tpd_access_request_add_annotation(tpd_access_request *r, const char *key,
 void tpd_access_request_add_review(tpd_access_request *r, const char *author,
 				   tpd_request_state proposed, int64_t created, const char *reason);
 
-/* Plugin data stored on an access request under plugin name "pagerduty". Exactly upstream's
- * 9 string keys, so a cluster can switch between the upstream plugin and this one. All fields
- * are owned strings, never NULL after tpd_plugin_data_init. */
+/* Plugin data stored on an access request under plugin name "pagerduty": upstream's 9 string
+ * keys, so a cluster can switch between the upstream plugin and this one, plus one key of ours,
+ * `pd_resolved` ("true" once PagerDuty confirmed the incident's resolution; "" otherwise).
+ * Upstream decodes only its 9 keys and never writes ours, and its compare-and-swap only checks
+ * the keys it sends, so the extra key is safe both ways. All fields are owned strings, never NULL
+ * after tpd_plugin_data_init. */
 typedef struct {
 	char *incident_id;
 	char *service_id;
@@ -80,10 +83,11 @@ typedef struct {
 	char *reviews_count;   /* decimal, "" when 0 */
 	char *resolution;      /* "", approved, denied, expired, promoted */
 	char *resolve_reason;
+	char *pd_resolved;     /* ours: "true" once the incident is resolved in PagerDuty */
 } tpd_plugin_data;
 
-#define TPD_PLUGIN_DATA_NKEYS 9
-/* The 9 keys, in a fixed order. */
+#define TPD_PLUGIN_DATA_NKEYS 10
+/* The keys, in a fixed order: upstream's 9, then pd_resolved. */
 extern const char *const tpd_plugin_data_keys[TPD_PLUGIN_DATA_NKEYS];
 
 void tpd_plugin_data_init(tpd_plugin_data *pd);     /* all "" */

@@ -41,7 +41,7 @@ static tpd_access_request *mkreq(tpd_request_state state, const char *notify, co
 }
 
 /* Plugin data: incident id, reviews_count and resolution as given ("" = unset). */
-static tpd_plugin_data *mkpd(const char *incident, const char *count, const char *resolution)
+static tpd_plugin_data *mkpd(const char *incident, const char *count, const char *resolution, bool done)
 {
 	tpd_plugin_data *pd = calloc(1, sizeof(*pd));
 
@@ -50,6 +50,7 @@ static tpd_plugin_data *mkpd(const char *incident, const char *count, const char
 	tpd_plugin_data_set(pd, "incident_id", incident);
 	tpd_plugin_data_set(pd, "reviews_count", count);
 	tpd_plugin_data_set(pd, "resolution", resolution);
+	tpd_plugin_data_set(pd, "pd_resolved", done ? "true" : "");
 	return pd;
 }
 
@@ -122,8 +123,8 @@ static void test_decision_table(void **state)
 		const struct row *w = &rows[i];
 		tpd_access_request *r = w->state < 0 ? NULL : mkreq((tpd_request_state)w->state, w->notify, w->services,
 								    w->reviews);
-		tpd_plugin_data *pd = w->has_pd ? mkpd(w->incident, w->count, w->resolution) : NULL;
-		tpd_reconcile_input in = {r, pd, w->pd_resolved, w->try_approval};
+		tpd_plugin_data *pd = w->has_pd ? mkpd(w->incident, w->count, w->resolution, w->pd_resolved) : NULL;
+		tpd_reconcile_input in = {r, pd, w->try_approval};
 		tpd_action a;
 
 		tpd_reconcile_next(&opts, &in, &a);
@@ -162,7 +163,7 @@ static void test_lifecycle_converges(void **state)
 {
 	tpd_access_request *r = mkreq(TPD_STATE_PENDING, "Svc", "x", 0);
 	tpd_plugin_data pd;
-	bool have_pd = false, resolved = false, try_approval = true;
+	bool have_pd = false, try_approval = true;
 	tpd_action_kind seen[16];
 	size_t n = 0;
 
@@ -175,7 +176,7 @@ static void test_lifecycle_converges(void **state)
 			r->state = TPD_STATE_APPROVED;
 		}
 		for (int step = 0; step < 8; step++) {
-			tpd_reconcile_input in = {r, have_pd ? &pd : NULL, resolved, try_approval};
+			tpd_reconcile_input in = {r, have_pd ? &pd : NULL, try_approval};
 			tpd_action a;
 
 			tpd_reconcile_next(&opts, &in, &a);
@@ -202,7 +203,7 @@ static void test_lifecycle_converges(void **state)
 				break;
 			case TPD_ACT_RESOLVE:
 				tpd_plugin_data_set(&pd, "resolution", a.tag);
-				resolved = true;
+				tpd_plugin_data_set(&pd, "pd_resolved", "true");
 				break;
 			default:
 				fail_msg("unexpected %s", tpd_action_name(a.kind));
