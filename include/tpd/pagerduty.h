@@ -1,0 +1,172 @@
+/* pagerduty.h - PagerDuty REST API v2 client: the calls the plugin makes, with a shared rate
+ * limiter, retries with decorrelated jitter, TTL caches and idempotent incident creation.
+ *
+ * One tpd_pd is shared by every worker thread. Requests go over libcurl with TLS verification
+ * always on (system CA store, SSL_CERT_FILE/SSL_CERT_DIR, or opts.ca_file) and reuse connections.
+ * Every request carries the headers PagerDuty's OpenAPI spec requires (Authorization, Accept,
+ * Content-Type also on GETs, From on writes, a User-Agent naming us). Transport errors, 5xx, 408
+ * and 429 are retried within a total budget (opts.max_retry_ms), honouring `ratelimit-reset` and
+ * `Retry-After`; other 4xx are never retried. The API key never appears in an error text, a log
+ * line (the Authorization header is redacted, also in libcurl's trace output) or a metric.
+ *
+ * Error mapping: 401 → TPD_ERR_ACCESS_DENIED ("API key rejected"), 403 → TPD_ERR_ACCESS_DENIED
+ * ("read-only API key?"), 404 → TPD_ERR_NOT_FOUND, 429 past the budget → TPD_ERR_RATE_LIMITED,
+ * 5xx/transport past the budget → TPD_ERR_UNAVAILABLE (TPD_ERR_TIMEOUT when the last failure was
+ * a timeout), other 4xx → TPD_ERR_REMOTE carrying PagerDuty's error.message/code/errors[], an
+ * unparseable 2xx body → TPD_ERR_PROTOCOL, a body over 8 MiB → TPD_ERR_TOO_LARGE, after
+ * tpd_pd_shutdown() → TPD_ERR_CANCELLED. */
+#ifndef TPD_PAGERDUTY_H
+#define TPD_PAGERDUTY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tpd/err.h"
+#include "tpd/log.h"
+#include "tpd/metrics.h"
+#include "tpd/util.h"
+
+/* Largest response body accepted. */
+#define TPD_PD_MAX_BODY (8u * 1024u * 1024u)
+/* incident_key prefix used by the plugin (upstream's constant). */
+#define TPD_PD_INCIDENT_KEY_PREFIX "teleport-access-request/"
+
+typedef struct tpd_pd tpd_pd;
+
+/* ---- test hooks: replace the network, the clock and sleeping ------------------------------ */
+
+/* One HTTP request as the client would send it. */
+typedef struct {
+	const char *method;            /* "GET", "POST", "PUT" */
+	const char *url;               /* absolute URL */
+	const char *const *headers;    /* "Name: value" lines */
+	size_t n_headers;
+	const char *body;              /* NULL for GET */
+} tpd_pd_http_req;
+
+/* The answer, filled by the transport. body is initialised by the caller with a size cap. */
+typedef struct {
+	long status;                   /* HTTP status; 0 when no answer was received */
+	tpd_buf body;
+	int64_t rl_remaining;          /* ratelimit-remaining, -1 when absent */
+	int64_t rl_limit;              /* ratelimit-limit, -1 when absent */
+	int64_t rl_reset_s;            /* ratelimit-reset (seconds), -1 when absent */
+	int64_t retry_after_s;         /* Retry-After (seconds), -1 when absent */
+	bool permanent;                /* transport failure that retrying cannot fix (TLS verification) */
+	char transport_err[256];       /* what went wrong when the transport returned an error */
+} tpd_pd_http_resp;
+
+/* Returns TPD_ERR_OK when any HTTP answer arrived (whatever its status); otherwise the transport
+ * failure (UNAVAILABLE, TIMEOUT, TOO_LARGE, CANCELLED) with resp->transport_err filled. */
+typedef tpd_err (*tpd_pd_transport_fn)(void *ud, const tpd_pd_http_req *req, tpd_pd_http_resp *resp);
+
+typedef struct {
+	tpd_pd_transport_fn transport; /* NULL → libcurl */
+	void *transport_ud;
+	int64_t (*now_ms)(void *ud);   /* NULL → tpd_now_ms */
+	void (*sleep_ms)(void *ud, int64_t ms); /* NULL → interruptible sleep */
+	void *clock_ud;
+} tpd_pd_hooks;
+
+/* ---- client ---------------------------------------------------------------------------------- */
+
+typedef struct {
+	const char *api_endpoint, *api_key, *user_email; /* copied; endpoint "" → api.pagerduty.com */
+	int rate_limit_per_minute;     /* token bucket shared by all threads, default 900 */
+	int64_t cache_ttl_ms;          /* service/user caches, default 300000; on-call ≤ 10 s */
+	int64_t connect_timeout_ms, request_timeout_ms; /* 5000 / 10000 */
+	int64_t max_retry_ms;          /* total retry budget per call, default 30000 */
+	const char *incident_urgency, *incident_priority_id; /* optional, "" = omit */
+	const char *ca_file;           /* optional CA bundle override; else system store + SSL_CERT_FILE/DIR */
+	const char *user_agent_version; /* e.g. TPD_VERSION */
+	tpd_logger *log;               /* may be NULL */
+	tpd_metrics *metrics;          /* may be NULL */
+	const tpd_pd_hooks *hooks;     /* NULL in production; copied */
+} tpd_pd_opts;
+
+/* Creates a client (no network traffic). Validates the options (endpoint scheme, key present and
+ * free of control characters, urgency high/low). */
+tpd_err tpd_pd_new(const tpd_pd_opts *o, tpd_pd **out, char *err);
+/* Frees the client; NULL is a no-op. No call may be in flight. */
+void tpd_pd_free(tpd_pd *pd);
+/* Makes every in-flight and future call return TPD_ERR_CANCELLED promptly (graceful shutdown). */
+void tpd_pd_shutdown(tpd_pd *pd);
+
+/* GET /abilities: OK when PagerDuty accepts the key. */
+tpd_err tpd_pd_health(tpd_pd *pd, char *err);
+
+typedef struct {
+	char *id, *name, *escalation_policy_id;
+} tpd_pd_service;
+typedef struct {
+	char *id, *name, *email;
+} tpd_pd_user;
+/* Frees the strings and zeroes the struct; NULL is a no-op. */
+void tpd_pd_service_clear(tpd_pd_service *s);
+/* Frees the strings and zeroes the struct; NULL is a no-op. */
+void tpd_pd_user_clear(tpd_pd_user *u);
+
+/* Service whose name equals `name` case-insensitively (GET /services?query=, paged; cached).
+ * TPD_ERR_NOT_FOUND when there is none. */
+tpd_err tpd_pd_find_service(tpd_pd *pd, const char *name, tpd_pd_service *out, char *err);
+/* User whose e-mail equals `email` case-insensitively (GET /users?query=, paged; cached).
+ * TPD_ERR_NOT_FOUND when there is none. */
+tpd_err tpd_pd_find_user(tpd_pd *pd, const char *email, tpd_pd_user *out, char *err);
+/* For each policy id, on_call[i] = whether user_id is on call in it now (GET /oncalls, paged;
+ * answers cached at most 10 s). */
+tpd_err tpd_pd_oncall(tpd_pd *pd, const char *user_id, const char *const *policy_ids, size_t n, bool *on_call,
+		      char *err);
+
+typedef struct {
+	const char *title, *service_id, *incident_key, *details;
+} tpd_pd_incident_spec;
+/* POST /incidents. Idempotent by incident_key: when PagerDuty reports an open incident with that
+ * key, or after an ambiguous failure, the existing incident is looked up and adopted
+ * (*adopted = true). *incident_id is allocated (caller frees). adopted may be NULL. */
+tpd_err tpd_pd_create_incident(tpd_pd *pd, const tpd_pd_incident_spec *s, char **incident_id, bool *adopted,
+			       char *err);
+/* GET /incidents?incident_key=: the incident with that key, preferring an open one. Both outputs
+ * are allocated (caller frees); status may be NULL. TPD_ERR_NOT_FOUND when there is none. */
+tpd_err tpd_pd_find_incident_by_key(tpd_pd *pd, const char *incident_key, char **incident_id, char **status,
+				    char *err);
+/* POST /incidents/{id}/notes. */
+tpd_err tpd_pd_add_note(tpd_pd *pd, const char *incident_id, const char *content, char *err);
+/* PUT /incidents/{id} status=resolved. Already resolved = OK. */
+tpd_err tpd_pd_resolve_incident(tpd_pd *pd, const char *incident_id, char *err);
+
+/* Calls cb for every open (triggered/acknowledged) incident whose incident_key starts with prefix. */
+typedef void (*tpd_pd_incident_cb)(void *ud, const char *incident_id, const char *incident_key);
+tpd_err tpd_pd_list_open_incidents(tpd_pd *pd, const char *key_prefix, tpd_pd_incident_cb cb, void *ud,
+				   char *err);
+
+/* ---- building blocks, exported for the unit tests (pd_wire.c) -------------------------------- */
+
+/* {"incident":{"type":"incident","title":…,"service":{…},"incident_key":…,"body":{…},
+ * "urgency":…,"priority":{…}}}; urgency/priority_id NULL or "" are omitted. Caller frees. */
+char *tpd_pd_build_incident_body(const tpd_pd_incident_spec *s, const char *urgency, const char *priority_id);
+/* {"note":{"content":…}}. Caller frees. */
+char *tpd_pd_build_note_body(const char *content);
+/* {"incident":{"type":"incident_reference","status":"resolved"}}. Caller frees. */
+char *tpd_pd_build_resolve_body(void);
+struct json_object;
+/* Parses a complete JSON document (depth ≤ 64, nothing but whitespace after it); NULL when the
+ * text is not exactly one JSON value. Caller json_object_put()s the result. */
+struct json_object *tpd_pd_parse_json(const char *body, size_t len);
+/* Percent-encodes everything but RFC 3986 unreserved characters. Caller frees. */
+char *tpd_pd_urlencode(const char *s);
+
+/* Maps an HTTP status ≥ 400 to a code and writes "HTTP <status>: <message> (code N): <errors>"
+ * (or a sanitised excerpt of a non-JSON body) into msg (msglen bytes). pd_code gets PagerDuty's
+ * numeric error code or -1. */
+tpd_err tpd_pd_parse_error(long status, const char *body, size_t len, int *pd_code, char *msg, size_t msglen);
+/* True when a 400 body says an open incident with the same incident_key already exists. */
+bool tpd_pd_is_duplicate_key_error(const char *body, size_t len);
+/* Whether a status (0 = transport failure) is worth retrying. */
+bool tpd_pd_status_retryable(long status);
+/* Delay before the next attempt: decorrelated jitter from prev (0 = first retry) between base and
+ * cap, raised to `ratelimit-reset`/`Retry-After` (seconds, -1 = absent) on a 429. */
+int64_t tpd_pd_retry_delay_ms(long status, int64_t rl_reset_s, int64_t retry_after_s, int64_t base_ms,
+			      int64_t cap_ms, int64_t prev_ms);
+
+#endif
