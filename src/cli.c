@@ -164,6 +164,7 @@ static int cmd_start(int argc, char **argv)
 	tpd_controller *ctl = NULL;
 	sigset_t set;
 	int rc, exit_code = 1, stops = 0;
+	int64_t stop_deadline = 0;
 
 	rc = parse_flags(argc, argv, &f, true);
 	if (rc)
@@ -214,6 +215,7 @@ static int cmd_start(int argc, char **argv)
 				tpd_log(lg, TPD_LOG_INFO, "Attempting graceful shutdown", "signal",
 					sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
 				tpd_controller_request_stop(ctl);
+				stop_deadline = tpd_now_ms() + cfg->reconcile.shutdown_timeout_ms;
 			} else if (sig == SIGINT) {
 				tpd_log(lg, TPD_LOG_WARN, "Second interrupt, exiting immediately", NULL);
 				exit_code = 1;
@@ -223,6 +225,11 @@ static int cmd_start(int argc, char **argv)
 		}
 		if (tpd_controller_wait(ctl, 0))
 			break;
+		if (stop_deadline && tpd_now_ms() > stop_deadline) {
+			/* In-flight calls are cancelled by tpd_controller_free below. */
+			tpd_log(lg, TPD_LOG_WARN, "Graceful shutdown failed, attempting fast shutdown", NULL);
+			break;
+		}
 	}
 	if (tpd_controller_failed(ctl, err)) {
 		tpd_log(lg, TPD_LOG_ERROR, "Terminating with fatal error", "error", err, NULL);
