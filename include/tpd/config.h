@@ -9,6 +9,7 @@
 #define TPD_CONFIG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "tpd/err.h"
@@ -18,6 +19,7 @@
 #define TPD_DEFAULT_PD_ENDPOINT "https://api.pagerduty.com"
 #define TPD_DEFAULT_NOTIFY_ANNOTATION "pagerduty_notify_service"
 #define TPD_DEFAULT_SERVICES_ANNOTATION "pagerduty_services"
+#define TPD_CONFIG_MAX_BYTES (1024 * 1024) /* larger config files are refused */
 
 typedef struct tpd_config {
 	char *path;                          /* the file that was loaded */
@@ -83,6 +85,10 @@ tpd_err tpd_config_load(const char *path, tpd_config **out, tpd_config_warn_cb w
 /* Same from a string (tests); name is used in messages; yaml selects the YAML reader. */
 tpd_err tpd_config_load_string(const char *name, const char *text, bool yaml, tpd_config **out,
 			       tpd_config_warn_cb warn, void *ud, char *err);
+/* Same from a buffer of len bytes (need not be NUL-terminated; embedded NULs are an error). */
+tpd_err tpd_config_load_mem(const char *name, const char *text, size_t len, bool yaml, tpd_config **out,
+			    tpd_config_warn_cb warn, void *ud, char *err);
+/* Frees a loaded config (wiping the API key); NULL is a no-op. */
 void tpd_config_free(tpd_config *cfg);
 
 /* The commented sample printed by `teleport-pagerduty configure`. Static storage. */
