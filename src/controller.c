@@ -1274,11 +1274,12 @@ tpd_err tpd_controller_start(tpd_controller *c, char *err)
 		pthread_create(&c->workers[i].thread, NULL, worker_main, &c->workers[i]);
 	}
 	{
-		char workers[16];
+		char workers[16], port[16] = "disabled";
 
 		snprintf(workers, sizeof(workers), "%d", c->n_workers);
-		tpd_log(c->lg, TPD_LOG_INFO, "Controller started", "workers", workers, "status_port",
-			c->status ? "" : "disabled", NULL);
+		if (c->status)
+			snprintf(port, sizeof(port), "%d", tpd_status_port(c->status));
+		tpd_log(c->lg, TPD_LOG_INFO, "Controller started", "workers", workers, "status_port", port, NULL);
 	}
 	return TPD_ERR_OK;
 }

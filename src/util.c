@@ -314,8 +314,12 @@ void tpd_format_rfc822(int64_t unix_seconds, char *buf, size_t len)
 	struct tm tm;
 
 	gmtime_r(&t, &tm);
-	/* Go's "02 Jan 06 15:04 MST" with the zone abbreviation of UTC. */
-	strftime(buf, len, "%d %b %y %H:%M UTC", &tm);
+	static const char *const mon[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+					  "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+
+	/* Go's "02 Jan 06 15:04 MST" with the zone abbreviation of UTC (two-digit year on purpose). */
+	snprintf(buf, len, "%02d %s %02d %02d:%02d UTC", tm.tm_mday, mon[tm.tm_mon % 12], tm.tm_year % 100,
+		 tm.tm_hour, tm.tm_min);
 }
 
 bool tpd_parse_duration_ms(const char *s, int64_t *out_ms)
