@@ -1,0 +1,24 @@
+# tests/pagerduty/tests.cmake - PagerDuty client tests beyond the unit tests:
+#   pagerduty/integration   the client against the fake PagerDuty (HTTPS, test CA) in a subprocess
+#   pagerduty/conformance   the client's requests through Prism (validating proxy, PagerDuty's
+#                           OpenAPI spec) in front of the fake; installs the pinned Prism with npm ci
+pkg_check_modules(PD_CMOCKA REQUIRED IMPORTED_TARGET cmocka)
+
+add_executable(pd_integration ${CMAKE_SOURCE_DIR}/tests/pagerduty/pd_integration.c)
+target_compile_options(pd_integration PRIVATE ${TPD_WARNINGS} -Wno-missing-prototypes)
+target_link_libraries(pd_integration PRIVATE tpd_core PkgConfig::PD_CMOCKA)
+add_test(NAME pagerduty/integration COMMAND pd_integration WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(pagerduty/integration PROPERTIES TIMEOUT 300 LABELS pagerduty
+  ENVIRONMENT "${TPD_TEST_ENV}")
+
+add_executable(pd_conformance_driver ${CMAKE_SOURCE_DIR}/tests/pagerduty/pd_conformance_driver.c)
+target_compile_options(pd_conformance_driver PRIVATE ${TPD_WARNINGS})
+target_link_libraries(pd_conformance_driver PRIVATE tpd_core)
+add_test(NAME pagerduty/conformance
+  COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/pagerduty/prism_conformance.py
+          --driver $<TARGET_FILE:pd_conformance_driver>
+          --spec ${CMAKE_SOURCE_DIR}/../shared/pagerduty/openapiv3.json
+          --npm-dir ${CMAKE_BINARY_DIR}/prism
+  WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(pagerduty/conformance PROPERTIES TIMEOUT 600 LABELS pagerduty
+  ENVIRONMENT "${TPD_TEST_ENV}")
