@@ -95,7 +95,9 @@ from concurrent import futures
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
-import grpc
+# gRPC core's own log lines (e.g. a refused client certificate) only with GRPC_VERBOSITY set.
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+import grpc  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.environ.get("TPD_SOURCE_DIR") or os.path.normpath(os.path.join(HERE, "..", ".."))
@@ -312,7 +314,7 @@ class TcpFront:
                     if not data:
                         return
                     (b if s is c else c).sendall(data)
-        except OSError:
+        except (OSError, ValueError):
             return
         finally:
             with self.lock:
