@@ -22,3 +22,7 @@ add_test(NAME pagerduty/conformance
   WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
 set_tests_properties(pagerduty/conformance PROPERTIES TIMEOUT 600 LABELS pagerduty
   ENVIRONMENT "${TPD_TEST_ENV}")
+
+add_test(NAME pagerduty/fake COMMAND /usr/bin/python3 -m pytest -q -p no:cacheprovider
+  ${CMAKE_SOURCE_DIR}/tests/pagerduty/test_fake_pagerduty.py WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(pagerduty/fake PROPERTIES TIMEOUT 120 LABELS pagerduty ENVIRONMENT "${TPD_TEST_ENV}")
