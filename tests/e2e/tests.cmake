@@ -1,0 +1,15 @@
+# End-to-end tests: the real binary against the fake Teleport and fake PagerDuty (pytest).
+# Split in two so ctest -j2 runs them side by side.
+set(TPD_E2E_ENV ${TPD_TEST_ENV} "PYTHONDONTWRITEBYTECODE=1")
+add_test(NAME e2e/upstream_suite
+  COMMAND /usr/bin/python3 -m pytest -q -p no:cacheprovider -x
+          -k "incident_creation or approval or denial or expiration or review or race"
+          ${CMAKE_SOURCE_DIR}/tests/e2e/test_e2e.py
+  WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}/tests/e2e)
+add_test(NAME e2e/recovery
+  COMMAND /usr/bin/python3 -m pytest -q -p no:cacheprovider
+          -k "not (incident_creation or approval or denial or expiration or review or race)"
+          ${CMAKE_SOURCE_DIR}/tests/e2e/test_e2e.py
+  WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}/tests/e2e)
+set_tests_properties(e2e/upstream_suite e2e/recovery PROPERTIES
+  TIMEOUT 900 LABELS e2e ENVIRONMENT "${TPD_E2E_ENV}")
