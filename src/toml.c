@@ -536,8 +536,10 @@ static bool parse_escape(parser *p, tpd_buf *b)
 
 		if (h < 0)
 			return fail_at(p, start,
-				       c == 'u' ? "write exactly 4 hex digits after \\u"
-						: "write exactly 8 hex digits after \\U",
+				       c == 'u' ? "write exactly 4 hex digits after \\u; for a backslash write \\\\ "
+						  "or use a 'literal string'"
+						: "write exactly 8 hex digits after \\U; for a backslash write \\\\ "
+						  "or use a 'literal string'",
 				       "incomplete unicode escape");
 		cp = (cp << 4) | (uint32_t)h;
 		p->i++;
