@@ -9,6 +9,11 @@ missing=()
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# npm (Prism conformance test): the machine image may ship Node.js with npm from elsewhere, and
+# Debian's npm package would conflict with it, so install Debian's only when there is none.
+if ! command -v npm >/dev/null 2>&1; then
+	missing+=(nodejs npm)
+fi
 if [ ${#missing[@]} -eq 0 ]; then
 	exit 0
 fi

@@ -9,7 +9,10 @@
 #include "tpd/check.h"
 #include "tpd/config.h"
 #include "tpd/err.h"
+#include "tpd/identity.h"
 #include "tpd/log.h"
+#include "tpd/pagerduty.h"
+#include "tpd/teleport.h"
 #include "tpd/util.h"
 
 struct report {
@@ -43,20 +46,102 @@ static void warn_cb(void *ud, const char *msg)
 	fprintf(r->out, "[warn] %s\n", msg);
 }
 
-static void check_credentials(struct report *r, const tpd_config *cfg)
+/* Loads and checks the identity; returns it (caller frees) or NULL after reporting why. */
+static tpd_identity *check_credentials(struct report *r, const tpd_config *cfg)
 {
+	char err[TPD_ERRLEN], until[40];
+	tpd_identity *id = NULL;
+	tpd_err rc;
+
 	if (!tpd_str_empty(cfg->teleport.identity)) {
-		line(r, true, "teleport: identity file %s configured", cfg->teleport.identity);
+		rc = tpd_identity_load_file(cfg->teleport.identity, &id, err);
+	} else if (!tpd_str_empty(cfg->teleport.client_crt)) {
+		rc = tpd_identity_load_tls(cfg->teleport.client_key, cfg->teleport.client_crt, cfg->teleport.root_cas, &id,
+					   err);
+	} else {
+		line(r, false,
+		     "teleport: no credentials configured (set [teleport] identity to a file from "
+		     "`tctl auth sign --format=file` or tbot, or client_key/client_crt/root_cas)");
+		return NULL;
+	}
+	if (rc) {
+		line(r, false, "teleport: %s", err);
+		return NULL;
+	}
+	tpd_format_rfc3339(tpd_identity_not_after(id) * 1000, until, sizeof(until));
+	if (tpd_identity_check_time(id, tpd_wall_ms() / 1000, err)) {
+		line(r, false, "teleport: %s", err);
+		tpd_identity_free(id);
+		return NULL;
+	}
+	line(r, true, "teleport: identity of user %s in cluster %s, valid until %s", tpd_identity_user(id),
+	     tpd_identity_cluster_name(id), until);
+	return id;
+}
+
+static void check_teleport(struct report *r, const tpd_config *cfg, const tpd_identity *id)
+{
+	tpd_teleport_opts o = {0};
+	tpd_teleport *t = NULL;
+	tpd_ping_info ping = {0};
+	char err[TPD_ERRLEN];
+
+	o.addr = cfg->teleport.addr;
+	o.key_pem = tpd_identity_key_pem(id);
+	o.cert_pem = tpd_identity_cert_pem(id);
+	o.ca_pem = tpd_identity_ca_pem(id);
+	o.call_timeout_ms = 5000;
+	if (tpd_teleport_new(&o, &t, err)) {
+		line(r, false, "teleport: %s", err);
 		return;
 	}
-	if (!tpd_str_empty(cfg->teleport.client_crt)) {
-		line(r, true, "teleport: TLS key pair %s / %s with CAs %s configured", cfg->teleport.client_key,
-		     cfg->teleport.client_crt, cfg->teleport.root_cas);
+	if (tpd_teleport_ping(t, &ping, err))
+		line(r, false, "teleport: ping %s failed: %s (check addr, the network path and the identity)",
+		     tpd_teleport_addr(t), err);
+	else
+		line(r, true, "teleport: connected to %s, cluster %s, server version %s%s", tpd_teleport_addr(t),
+		     ping.cluster_name, ping.server_version,
+		     ping.advanced_workflows ? ", advanced workflows (incidents link to requests)" : "");
+	tpd_ping_info_clear(&ping);
+	tpd_teleport_free(t);
+}
+
+static void check_pagerduty(struct report *r, const tpd_config *cfg)
+{
+	tpd_pd_opts o = {0};
+	tpd_pd *pd = NULL;
+	tpd_pd_user user = {0};
+	char err[TPD_ERRLEN];
+	tpd_err rc;
+
+	o.api_endpoint = cfg->pagerduty.api_endpoint;
+	o.api_key = cfg->pagerduty.api_key;
+	o.user_email = cfg->pagerduty.user_email;
+	o.connect_timeout_ms = cfg->pagerduty.connect_timeout_ms;
+	o.request_timeout_ms = cfg->pagerduty.request_timeout_ms;
+	o.max_retry_ms = 5000;
+	o.user_agent_version = TPD_VERSION;
+	if (tpd_pd_new(&o, &pd, err)) {
+		line(r, false, "pagerduty: %s", err);
 		return;
 	}
-	line(r, false,
-	     "teleport: no credentials configured (set [teleport] identity to a file from "
-	     "`tctl auth sign --format=file` or tbot, or client_key/client_crt/root_cas)");
+	if (tpd_pd_health(pd, err)) {
+		line(r, false, "pagerduty: GET %s/abilities failed: %s (check api_key and api_endpoint)",
+		     cfg->pagerduty.api_endpoint, err);
+		goto out;
+	}
+	line(r, true, "pagerduty: API key accepted by %s", cfg->pagerduty.api_endpoint);
+	rc = tpd_pd_find_user(pd, cfg->pagerduty.user_email, &user, err);
+	if (rc == TPD_ERR_NOT_FOUND)
+		line(r, false, "pagerduty: user_email %s is not a PagerDuty user (writes would be refused)",
+		     cfg->pagerduty.user_email);
+	else if (rc)
+		line(r, false, "pagerduty: looking up user_email %s failed: %s", cfg->pagerduty.user_email, err);
+	else
+		line(r, true, "pagerduty: acting as %s (%s)", user.name, cfg->pagerduty.user_email);
+out:
+	tpd_pd_user_clear(&user);
+	tpd_pd_free(pd);
 }
 
 int tpd_check_run(const char *config_path, FILE *out)
@@ -64,6 +149,7 @@ int tpd_check_run(const char *config_path, FILE *out)
 	struct report r = {out, 0, tpd_logger_new()};
 	char err[TPD_ERRLEN];
 	tpd_config *cfg = NULL;
+	tpd_identity *id = NULL;
 
 	if (tpd_config_load(config_path, &cfg, warn_cb, &r, err)) {
 		line(&r, false, "config: %s", err);
@@ -74,15 +160,18 @@ int tpd_check_run(const char *config_path, FILE *out)
 	line(&r, true, "config: %s loaded", cfg->path);
 	line(&r, true, "teleport: address %s", tpd_str_empty(cfg->teleport.addr) ? "localhost:3025 (default)"
 										  : cfg->teleport.addr);
-	check_credentials(&r, cfg);
+	id = check_credentials(&r, cfg);
 	line(&r, true, "pagerduty: API key read%s%s (%zu characters)", cfg->pagerduty.api_key_file ? " from " : "",
 	     cfg->pagerduty.api_key_file ? cfg->pagerduty.api_key_file : " from the config",
 	     strlen(cfg->pagerduty.api_key));
-	line(&r, true, "pagerduty: endpoint %s, acting as %s", cfg->pagerduty.api_endpoint, cfg->pagerduty.user_email);
 	line(&r, true, "annotations: notify %s, services %s", cfg->pagerduty.notify_service_annotation,
 	     cfg->pagerduty.services_annotation);
+	if (id)
+		check_teleport(&r, cfg, id);
+	check_pagerduty(&r, cfg);
 out:
 	fprintf(out, "%s\n", r.failures ? "check failed" : "check passed");
+	tpd_identity_free(id);
 	tpd_config_free(cfg);
 	tpd_logger_free(r.redactor);
 	return r.failures ? 1 : 0;
