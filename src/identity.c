@@ -213,7 +213,7 @@ static tpd_err scan(const char *label, const char *data, size_t len, scan_result
 			s->n++;
 			continue;
 		}
-		if (n >= 5 && memcmp(p, "-----", 5) == 0)
+		if (n >= 8 && memcmp(p, "-----END", 8) == 0)
 			return tpd_seterr(err, TPD_ERR_PARSE,
 					  "%s: line %d is a PEM END line without a BEGIN line (truncated file?)",
 					  label, lineno);

@@ -12,7 +12,8 @@
  * the first `@cert-authority` line), user (subject CN), serial, validity window, and a SHA-256
  * fingerprint of the material for change detection. Errors name the file and what is wrong or
  * missing; no text of the private key ever reaches an error message. The parser is pure (no I/O)
- * and safe on arbitrary bytes, so it doubles as a fuzzing entry point. */
+ * and safe on arbitrary bytes, so it doubles as a fuzzing entry point. A parsed identity is
+ * immutable, so several threads may read it at once. */
 #ifndef TPD_IDENTITY_H
 #define TPD_IDENTITY_H
 
