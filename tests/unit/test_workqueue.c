@@ -37,9 +37,10 @@ static void test_dedup_and_flags(void **state)
 
 		assert_int_equal(tpd_workqueue_get(q, 0, &k2, &f2), 0);
 		assert_string_equal(k2, "b");
-		assert_int_equal(tpd_workqueue_get(q, 0, &k2, &f2), 1);
-		tpd_workqueue_done(q, "b");
 		free(k2);
+		assert_int_equal(tpd_workqueue_get(q, 0, &k2, &f2), 1);
+		assert_null(k2);
+		tpd_workqueue_done(q, "b");
 	}
 	tpd_workqueue_done(q, "a");
 	free(k);
