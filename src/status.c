@@ -428,6 +428,32 @@ static void pss_release(pss *ps)
 	ps->len = ps->off = 0;
 }
 
+/* Answers an Upgrade request with 400 and closes; returns what CONFIRM_UPGRADE expects (1 = we
+ * answered, -1 = hang up). The answer is small enough to go out in one write. */
+static int reject_upgrade(struct lws *wsi)
+{
+	static const char body[] = "protocol upgrades are not supported: use plain HTTP/1.1\n";
+	unsigned char buf[LWS_PRE + HEADER_ROOM + sizeof(body)];
+	unsigned char *start = buf + LWS_PRE, *p = start, *end = start + HEADER_ROOM - 1;
+	tpd_status *s = lws_context_user(lws_get_context(wsi));
+
+	tpd_metric_inc(s ? s->requests : NULL, "other", "400");
+	if (lws_add_http_header_status(wsi, 400, &p, end) ||
+	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
+					 (const unsigned char *)"text/plain; charset=utf-8", 25, &p, end) ||
+	    lws_add_http_header_content_length(wsi, sizeof(body) - 1, &p, end) ||
+	    lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
+					(const unsigned char *)"no-store", 8, &p, end) ||
+	    lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close", 5, &p, end) ||
+	    lws_finalize_http_header(wsi, &p, end))
+		return -1;
+	memcpy(p, body, sizeof(body) - 1);
+	p += sizeof(body) - 1;
+	if (lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_FINAL) < (int)(p - start))
+		return -1;
+	return 1;
+}
+
 static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
 	pss *ps = user;
@@ -446,6 +472,9 @@ static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
 			path[in ? n : 0] = '\0';
 			return handle_request(s, wsi, ps, path);
 		}
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+		/* No WebSocket, no h2c: an upgraded connection would escape the HTTP timeouts. */
+		return reject_upgrade(wsi);
 	case LWS_CALLBACK_HTTP_BODY:
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
 		return 0; /* bodies are ignored; a request with one got 405 and the connection closes */

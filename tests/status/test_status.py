@@ -132,7 +132,8 @@ class Conn:
             lines.append("Content-Length: %d" % len(body))
         self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
         status_line = self.file.readline()
-        assert status_line.startswith(b"HTTP/1.1 "), "bad status line %r" % status_line
+        # lws answers an upgrade it refuses with an HTTP/1.0 status line.
+        assert re.match(rb"HTTP/1\.[01] \d\d\d ", status_line), "bad status line %r" % status_line
         status = int(status_line.split()[1])
         hdrs = {}
         while True:
@@ -322,6 +323,18 @@ def test_endpoints_methods_and_paths(server):
     c.sock.settimeout(5)
     assert c.file.read().endswith(b"\r\n\r\nok")
     c.close()
+
+    # Protocol upgrades (WebSocket, h2c) are refused: an upgraded connection would escape the
+    # HTTP timeouts.
+    for hdrs in ({"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+                  "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="},
+                 {"Connection": "Upgrade, HTTP2-Settings", "Upgrade": "h2c", "HTTP2-Settings": "AAMAAABkAAQAAP__"}):
+        c = Conn(p)
+        r = c.request("GET", "/healthz", headers=hdrs)
+        assert r.status == 400, hdrs["Upgrade"]
+        assert_plain(r)
+        assert c.closed_by_peer()
+        c.close()
 
     # Keep-alive: several requests on one connection.
     c = Conn(p)
@@ -656,6 +669,9 @@ def test_hostile_clients(server):
     r = get(p, "/metrics")
     assert r.status == 200 and metric_value(r.text, "teleport_pagerduty_test_events_total") == 1
     assert server.proc.poll() is None
+    # Clients cannot flood the log: nothing but the start-up line was written.
+    lines = [l for l in server.errors().splitlines() if l.strip()]
+    assert len(lines) <= 2, "the flood reached the log:\n" + "\n".join(lines[:20])
 
 
 def test_hostile_connection_cap():
