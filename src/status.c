@@ -726,3 +726,33 @@ void tpd_status_free(tpd_status *s)
 	pthread_mutex_destroy(&s->mu);
 	free(s);
 }
+
+/* --- heartbeat watchdog ------------------------------------------------------------------------ */
+
+void tpd_status_heartbeat_init(tpd_status_heartbeat *hb, long long max_age_ms)
+{
+	if (!hb)
+		return;
+	hb->max_age_ms = max_age_ms > 0 ? max_age_ms : 1;
+	atomic_init(&hb->last_ms, (long long)tpd_now_ms());
+}
+
+void tpd_status_heartbeat_beat(tpd_status_heartbeat *hb)
+{
+	if (hb)
+		atomic_store(&hb->last_ms, (long long)tpd_now_ms());
+}
+
+bool tpd_status_heartbeat_check(void *ud, char *reason, size_t len)
+{
+	tpd_status_heartbeat *hb = ud;
+	long long age;
+
+	if (!hb)
+		return true;
+	age = (long long)tpd_now_ms() - atomic_load(&hb->last_ms);
+	if (age <= hb->max_age_ms)
+		return true;
+	snprintf(reason, len, "no heartbeat for %llds (limit %llds)", age / 1000, (hb->max_age_ms + 999) / 1000);
+	return false;
+}

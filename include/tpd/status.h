@@ -66,4 +66,22 @@ void tpd_status_set_shutting_down(tpd_status *s);
 /* Stops the thread, joins it, closes every connection and frees; NULL-safe. */
 void tpd_status_free(tpd_status *s);
 
+/* Watchdog for liveness: a loop (worker, watcher) beats at least every max_age_ms, including
+ * while it idles (wait with a timeout); the check fails when the last beat is older, e.g.
+ * "[-]worker-1 failed: no heartbeat for 31s (limit 30s)". Lock-free; beat from any thread.
+ *   tpd_status_heartbeat hb; tpd_status_heartbeat_init(&hb, 30000);
+ *   tpd_status_add_check(s, "worker-1", false, tpd_status_heartbeat_check, &hb);
+ *   ... in the loop: tpd_status_heartbeat_beat(&hb); */
+typedef struct {
+	_Atomic long long last_ms; /* tpd_now_ms() of the last beat */
+	long long max_age_ms;
+} tpd_status_heartbeat;
+
+/* Starts the heartbeat as if it had just beaten. */
+void tpd_status_heartbeat_init(tpd_status_heartbeat *hb, long long max_age_ms);
+/* Records a beat now. NULL-safe. */
+void tpd_status_heartbeat_beat(tpd_status_heartbeat *hb);
+/* A tpd_status_check_fn: ud is a tpd_status_heartbeat *. */
+bool tpd_status_heartbeat_check(void *ud, char *reason, size_t len);
+
 #endif

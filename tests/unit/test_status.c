@@ -185,6 +185,25 @@ static void test_round_trip(void **state)
 	tpd_metrics_free(m);
 }
 
+static void test_heartbeat(void **state)
+{
+	tpd_status_heartbeat hb;
+	char reason[128] = "";
+
+	(void)state;
+	tpd_status_heartbeat_init(&hb, 30000);
+	assert_true(tpd_status_heartbeat_check(&hb, reason, sizeof(reason)));
+	/* Pretend the last beat was 31 s ago. */
+	atomic_store(&hb.last_ms, atomic_load(&hb.last_ms) - 31000);
+	assert_false(tpd_status_heartbeat_check(&hb, reason, sizeof(reason)));
+	assert_string_equal(reason, "no heartbeat for 31s (limit 30s)");
+	tpd_status_heartbeat_beat(&hb);
+	assert_true(tpd_status_heartbeat_check(&hb, reason, sizeof(reason)));
+	tpd_status_heartbeat_beat(NULL);
+	tpd_status_heartbeat_init(NULL, 1);
+	assert_true(tpd_status_heartbeat_check(NULL, reason, sizeof(reason)));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -192,6 +211,7 @@ int main(void)
 		cmocka_unit_test(test_startup_errors),
 		cmocka_unit_test(test_lifecycle),
 		cmocka_unit_test(test_round_trip),
+		cmocka_unit_test(test_heartbeat),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
