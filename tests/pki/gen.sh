@@ -33,7 +33,7 @@ out=${1:?usage: gen.sh OUTDIR [CLUSTER] [USER]}
 cluster=${2:-example.com}
 user=${3:-teleport-plugin}
 
-if [ -f "$out/identity-expired" ] && [ -f "$out/serials.txt" ]; then
+if [ -f "$out/serials.txt" ]; then
 	exit 0
 fi
 mkdir -p "$(dirname "$out")"
@@ -188,10 +188,9 @@ done >serials.txt
 rm -rf cadb ./*.csr ./*.ext ca.cnf req.cnf ./*.ssh ./*.ssh.pub ./*-cert.pub
 chmod 600 ./*.key
 trap - EXIT
-if [ -d "$out" ]; then
-	# Another run finished first, or a partial directory: replace it.
-	rm -rf "$out.old.$$"
-	mv "$out" "$out.old.$$" 2>/dev/null || true
-	rm -rf "$out.old.$$"
+# Publish atomically. A complete PKI that appeared meanwhile (a parallel run) wins and is never
+# replaced under its readers; an incomplete leftover directory is replaced.
+if [ -d "$out" ] && [ ! -f "$out/serials.txt" ]; then
+	rm -rf "$out"
 fi
-mv "$tmp" "$out" 2>/dev/null || { [ -f "$out/identity-expired" ] && rm -rf "$tmp"; }
+mv -T "$tmp" "$out" 2>/dev/null || rm -rf "$tmp"
