@@ -25,6 +25,7 @@
 #include "tpd/toml.h"
 #include "tpd/util.h"
 
+#define MAX_WARNINGS 64                               /* more are summarised in one line */
 #define API_KEY_FILE_MAX 2000                         /* upstream's lib.ReadPassword buffer */
 #define DURATION_MAX_MS ((int64_t)366 * 24 * 3600 * 1000) /* a year: anything longer is a typo */
 
@@ -54,6 +55,8 @@ typedef struct {
 	char *ann_services;            /* [pagerduty.RequestAnnotations] services */
 	const tpd_toml *ann_table;     /* that table, if given */
 	const char *ann_table_name;    /* the spelling used */
+	char *warnings[MAX_WARNINGS];  /* held back until the API key is known, then redacted */
+	int nwarn;                     /* warnings produced (may exceed MAX_WARNINGS) */
 } loader;
 
 typedef struct {
@@ -167,12 +170,65 @@ cfg_warn(loader *ld, int line, int col, const char *hint, const char *fmt, ...)
 
 	if (!ld->warn)
 		return;
+	if (ld->nwarn++ >= MAX_WARNINGS)
+		return;
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
 	snprintf(msg, sizeof(msg), "%s:%d:%d: %s (%s)", ld->name, line < 1 ? 1 : line, col < 1 ? 1 : col, what,
 		 hint);
-	ld->warn(ld->ud, msg);
+	ld->warnings[ld->nwarn - 1] = xstrdup(msg);
+}
+
+/* Replaces every occurrence of secret in buf (NUL-terminated, capacity cap) with [REDACTED],
+ * truncating if the result does not fit. Secrets shorter than 4 bytes are left alone. */
+static void redact(char *buf, size_t cap, const char *secret)
+{
+	static const char mask[] = "[REDACTED]";
+	size_t sl = secret ? strlen(secret) : 0, o = 0;
+	char *out;
+	const char *p;
+
+	if (!buf || cap == 0 || sl < 4 || !strstr(buf, secret))
+		return;
+	out = xmalloc(cap);
+	for (p = buf; *p && o + 1 < cap;) {
+		if (!strncmp(p, secret, sl)) {
+			for (size_t k = 0; k < sizeof(mask) - 1 && o + 1 < cap; k++)
+				out[o++] = mask[k];
+			p += sl;
+		} else {
+			out[o++] = *p++;
+		}
+	}
+	out[o] = 0;
+	memcpy(buf, out, o + 1);
+	free(out);
+}
+
+/* Hands the held-back warnings to the callback, with the API key (if known) masked: a key that was
+ * also typed somewhere as a key name or a value must not come out through a warning. */
+static void flush_warnings(loader *ld, const char *secret)
+{
+	int n = ld->nwarn < MAX_WARNINGS ? ld->nwarn : MAX_WARNINGS;
+
+	for (int i = 0; i < n; i++) {
+		char msg[TPD_ERRLEN + 128];
+
+		snprintf(msg, sizeof(msg), "%s", ld->warnings[i]);
+		redact(msg, sizeof(msg), secret);
+		if (ld->warn)
+			ld->warn(ld->ud, msg);
+		free(ld->warnings[i]);
+		ld->warnings[i] = NULL;
+	}
+	if (ld->nwarn > MAX_WARNINGS && ld->warn) {
+		char msg[256];
+
+		snprintf(msg, sizeof(msg), "%s: %d more warnings not shown (fix the ones above first)", ld->name,
+			 ld->nwarn - MAX_WARNINGS);
+		ld->warn(ld->ud, msg);
+	}
 }
 
 static const char *a_type(tpd_toml_type t)
@@ -1026,9 +1082,21 @@ tpd_err tpd_config_load_mem(const char *name, const char *text, size_t len, bool
 	if ((rc = check_ours(&ld, cfg)))
 		goto out;
 	*out = cfg;
-	cfg = NULL;
 out:
-	tpd_config_free(cfg);
+	/* belt and braces: no message may carry the key, whichever path produced it */
+	{
+		/* before the key file is read, api_key holds its path, which is no secret */
+		const char *secret = cfg && (cfg->pagerduty.api_key_file ||
+					     (cfg->pagerduty.api_key && cfg->pagerduty.api_key[0] != '/'))
+					     ? cfg->pagerduty.api_key
+					     : NULL;
+
+		if (rc && err)
+			redact(err, TPD_ERRLEN, secret);
+		flush_warnings(&ld, secret);
+	}
+	if (rc)
+		tpd_config_free(cfg);
 	tpd_toml_free(root);
 	free(ld.auth_server);
 	free(ld.severity);

@@ -773,6 +773,54 @@ static void test_secret_never_in_messages(void **state)
 	}
 }
 
+/* A key that is also typed as a key name or as another value is masked in warnings and errors. */
+static void test_secret_redacted_elsewhere(void **state)
+{
+	char err[TPD_ERRLEN];
+	tpd_config *cfg = NULL;
+	warnings w;
+	const char *text = "[pagerduty]\napi_key = \"SeKrEt_bare_KEY_42\"\nuser_email = \"a@b.c\"\n"
+			   "SeKrEt_bare_KEY_42 = 1\n[log]\nseverity = \"SeKrEt_bare_KEY_42\"\n";
+	char *path = temp_file("SeKrEt_bare_KEY_42\n", 19);
+	char text2[512];
+
+	(void)state;
+	assert_int_equal(load(text, false, &cfg, &w, err), TPD_ERR_CONFIG);
+	assert_null(strstr(err, "SeKrEt"));
+	assert_non_null(strstr(err, "t:6:12: unsupported logger severity: '[REDACTED]'"));
+	assert_int_equal(w.n, 1);
+	assert_null(strstr(w.msg[0], "SeKrEt"));
+	assert_non_null(strstr(w.msg[0], "t:4:1: unknown key pagerduty.[REDACTED]"));
+	/* same with the key read from a file */
+	snprintf(text2, sizeof(text2), "[pagerduty]\napi_key = \"%s\"\nuser_email = \"a@b.c\"\n"
+		 "[log]\nSeKrEt_bare_KEY_42 = 1\n", path);
+	cfg = load_ok(text2, false, &w);
+	assert_string_equal(cfg->pagerduty.api_key, "SeKrEt_bare_KEY_42");
+	assert_int_equal(w.n, 1);
+	assert_non_null(strstr(w.msg[0], "unknown key log.[REDACTED]"));
+	tpd_config_free(cfg);
+	unlink(path);
+	free(path);
+}
+
+static void test_many_warnings_capped(void **state)
+{
+	tpd_buf b;
+	tpd_config *cfg;
+	warnings w;
+
+	(void)state;
+	tpd_buf_init(&b, 0);
+	tpd_buf_puts(&b, PD);
+	for (int i = 0; i < 200; i++)
+		tpd_buf_printf(&b, "unknown_%d = 1\n", i);
+	cfg = load_ok(b.data, false, &w);
+	assert_int_equal(w.n, 65);
+	assert_non_null(strstr(w.msg[31], "unknown key pagerduty.unknown_31"));
+	tpd_config_free(cfg);
+	tpd_buf_free(&b);
+}
+
 /* --- corpus and files -------------------------------------------------------------------------------- */
 
 static const char *source_dir(void)
@@ -978,6 +1026,8 @@ int main(void)
 		cmocka_unit_test(test_wrong_types),
 		cmocka_unit_test(test_unknown_keys_warn),
 		cmocka_unit_test(test_secret_never_in_messages),
+		cmocka_unit_test(test_secret_redacted_elsewhere),
+		cmocka_unit_test(test_many_warnings_capped),
 		cmocka_unit_test(test_broken_corpus),
 		cmocka_unit_test(test_good_corpus),
 		cmocka_unit_test(test_load_files),
