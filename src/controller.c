@@ -658,6 +658,12 @@ static tpd_err reconcile_key(tpd_controller *c, const char *id, unsigned flags, 
 			break;
 	}
 out:
+	if (!rc && (flags & TPD_WQ_ORPHAN)) {
+		/* Handled through its plugin data or as an orphan: either way the entry is done. */
+		pthread_mutex_lock(&c->cache_mu);
+		free(tpd_strmap_del(c->orphans, id));
+		pthread_mutex_unlock(&c->cache_mu);
+	}
 	*approval_pending = j.try_approval;
 	*reason = j.reason;
 	if (rc)
