@@ -4,7 +4,17 @@
  * ending in .yaml/.yml is read as YAML with the same tables and keys (the Helm chart uses it).
  * Errors name the file, line and column, the cause and the fix:
  *   config error: /etc/teleport-pagerduty.toml:12:3: pagerduty.user_email must be a string (quote it)
- * Unknown keys and tables produce warnings (through the callback), never an error. */
+ * Unknown keys and tables produce warnings (through the callback), never an error.
+ *
+ * Value rules worth knowing (details in src/config.c and `teleport-pagerduty configure`):
+ * - durations are Go-style strings ("90s", "1m30s"); a bare integer is nanoseconds, as with
+ *   upstream's go-toml v1 (a warning is given when it is under one second);
+ * - [pagerduty] api_key starting with '/' names a file (at most 2000 bytes, whitespace-trimmed):
+ *   then api_key holds its content and api_key_file the path;
+ * - the annotation overrides are read from [pagerduty] notify_service/services (documented form)
+ *   or [pagerduty.RequestAnnotations] (upstream's, any of its case variants); both → must agree;
+ * - api_endpoint must be https:// (http:// only for loopback test servers); trailing '/' removed;
+ * - YAML `key:` / `key: null` counts as absent (the default applies). */
 #ifndef TPD_CONFIG_H
 #define TPD_CONFIG_H
 
@@ -36,7 +46,7 @@ typedef struct tpd_config {
 
 	struct {
 		char *api_key;               /* the key itself (read from file when the value starts with '/') */
-		char *api_key_file;          /* the file it came from, or NULL */
+		char *api_key_file;          /* the file it came from, or NULL (never secret) */
 		char *user_email;
 		char *api_endpoint;          /* default https://api.pagerduty.com */
 		char *notify_service_annotation; /* default pagerduty_notify_service */
@@ -75,14 +85,17 @@ typedef struct tpd_config {
 	} leader;
 } tpd_config;
 
-/* Called once per warning (unknown key, deprecated key); msg already names file:line. */
+/* Called once per warning (unknown key, deprecated key); msg already names file:line:col. The
+ * warnings of one load are delivered together, just before tpd_config_load* returns (also when it
+ * fails), with the API key masked as [REDACTED]. */
 typedef void (*tpd_config_warn_cb)(void *ud, const char *msg);
 
 /* Loads, applies defaults and validates. On failure returns TPD_ERR_CONFIG (or IO/PARSE) and
  * err (TPD_ERRLEN bytes) holds "<file>:<line>:<col>: <what> (<how to fix>)". The API key value
  * is never copied into err. */
 tpd_err tpd_config_load(const char *path, tpd_config **out, tpd_config_warn_cb warn, void *ud, char *err);
-/* Same from a string (tests); name is used in messages; yaml selects the YAML reader. */
+/* Same from a string (tests); name is used in messages; yaml selects the YAML reader. A .yaml or
+ * .yml path (any case) selects it in tpd_config_load. */
 tpd_err tpd_config_load_string(const char *name, const char *text, bool yaml, tpd_config **out,
 			       tpd_config_warn_cb warn, void *ud, char *err);
 /* Same from a buffer of len bytes (need not be NUL-terminated; embedded NULs are an error). */
