@@ -241,6 +241,17 @@ static int setup(void **state)
 	snprintf(cmd, sizeof(cmd), "tests/pki/gen.sh '%s' " CLUSTER " plugin-bot", pki);
 	if (system(cmd) != 0)
 		return -1;
+	/* A server certificate from the right CA but for another name (hostname check). */
+	snprintf(cmd, sizeof(cmd),
+		 "cd '%s' && { [ -f wrongname.crt ] || { "
+		 "printf 'subjectAltName=DNS:wrong.example\\nextendedKeyUsage=serverAuth\\n' >wrongname.ext && "
+		 "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout wrongname.key "
+		 "-out wrongname.csr -subj /CN=wrong.example 2>/dev/null && "
+		 "openssl x509 -req -in wrongname.csr -CA ca.crt -CAkey ca.key -set_serial 4242 -days 3650 "
+		 "-extfile wrongname.ext -out wrongname.crt 2>/dev/null; }; }",
+		 pki);
+	if (system(cmd) != 0)
+		return -1;
 	idp = pkipath("identity");
 	if (tpd_identity_load_file(idp, &ident, err)) {
 		fprintf(stderr, "%s\n", err);
@@ -366,6 +377,23 @@ static void test_wrong_ca_rejected(void **state)
 	free(addr);
 }
 
+static void test_wrong_name_rejected(void **state)
+{
+	/* Issued by the trusted CA, but not for teleport.cluster.local. */
+	server *s = server_start(SRV_PICK_AUTH, "wrongname.crt", "wrongname.key");
+	char *addr = addr_of(s->port), err[TPD_ERRLEN] = "";
+	tpd_tlsdial_opts o = {.addr = addr, .id = ident, .tls_routing = true};
+	tpd_tlsdial *t = NULL;
+	int fd = -1;
+
+	(void)state;
+	assert_int_equal(tpd_tlsdial_connect(&o, &t, &fd, err), TPD_ERR_PROTOCOL);
+	print_message("%s\n", err);
+	assert_non_null(strstr(err, "hostname mismatch"));
+	server_stop(s);
+	free(addr);
+}
+
 static void test_server_close_and_free_with_grpc_open(void **state)
 {
 	server *s = server_start(SRV_CLOSE, "server.crt", "server.key");
@@ -481,6 +509,7 @@ int main(void)
 		cmocka_unit_test(test_offers),
 		cmocka_unit_test(test_no_alpn_rejected),
 		cmocka_unit_test(test_wrong_ca_rejected),
+		cmocka_unit_test(test_wrong_name_rejected),
 		cmocka_unit_test(test_server_close_and_free_with_grpc_open),
 		cmocka_unit_test(test_timeout_and_refused),
 	};
