@@ -464,6 +464,11 @@ tpd_err tpd_identity_parse(const char *name, const char *data, size_t len, tpd_i
 	label = xasprintf("identity %s", name);
 	if (!data)
 		len = 0;
+	if (len > TPD_IDENTITY_MAX_BYTES) {
+		rc = tpd_seterr(err, TPD_ERR_TOO_LARGE, "%s is larger than %d bytes; not an identity file", label,
+				TPD_IDENTITY_MAX_BYTES);
+		goto out;
+	}
 	rc = scan(label, data ? data : "", len, s, err);
 	if (rc)
 		goto out;
