@@ -29,8 +29,8 @@
 
 #include "tpd/util.h"
 
-#define MAX_BLOCKS 66      /* key + cert + 64 CAs is far beyond any real identity */
-#define MAX_TYPE 48        /* longest PEM label we accept ("ENCRYPTED PRIVATE KEY" is 21) */
+#define MAX_BLOCKS 66 /* key + cert + 64 CAs is far beyond any real identity */
+#define MAX_TYPE   48 /* longest PEM label we accept ("ENCRYPTED PRIVATE KEY" is 21) */
 
 struct tpd_identity {
 	char *name;
@@ -156,8 +156,8 @@ static tpd_err scan(const char *label, const char *data, size_t len, scan_result
 	memset(s, 0, sizeof(*s));
 	if (nul)
 		return tpd_seterr(err, TPD_ERR_PARSE,
-				  "%s contains binary data (a NUL byte at offset %zu); expected PEM text", label,
-				  (size_t)(nul - data));
+		                  "%s contains binary data (a NUL byte at offset %zu); expected PEM text",
+		                  label, (size_t)(nul - data));
 	while (pos < len) {
 		const char *p = data + pos, *eol = memchr(p, '\n', len - pos);
 		size_t n = eol ? (size_t)(eol - p) : len - pos;
@@ -173,25 +173,28 @@ static tpd_err scan(const char *label, const char *data, size_t len, scan_result
 			char type[MAX_TYPE + 1];
 			if (n >= 8 && memcmp(p, "-----END", 8) == 0) {
 				if (!pem_label(p, n, "-----END ", type) || strcmp(type, cur->type) != 0)
-					return tpd_seterr(err, TPD_ERR_PARSE,
-							  "%s: PEM block %s starting at line %d is closed by a "
-							  "mismatched END line at line %d",
-							  label, cur->type, cur->line, lineno);
+					return tpd_seterr(
+					    err, TPD_ERR_PARSE,
+					    "%s: PEM block %s starting at line %d is closed by a "
+					    "mismatched END line at line %d",
+					    label, cur->type, cur->line, lineno);
 				tpd_buf_append(&cur->text, p, n);
 				tpd_buf_puts(&cur->text, "\n");
 				cur = NULL;
 				continue;
 			}
 			if (n >= 5 && memcmp(p, "-----", 5) == 0)
-				return tpd_seterr(err, TPD_ERR_PARSE,
-						  "%s: PEM block %s starting at line %d is truncated (a new PEM "
-						  "boundary at line %d before its END line)",
-						  label, cur->type, cur->line, lineno);
+				return tpd_seterr(
+				    err, TPD_ERR_PARSE,
+				    "%s: PEM block %s starting at line %d is truncated (a new PEM "
+				    "boundary at line %d before its END line)",
+				    label, cur->type, cur->line, lineno);
 			if (!is_b64_line(p, n) && !is_pem_header(p, n))
-				return tpd_seterr(err, TPD_ERR_PARSE,
-						  "%s: line %d inside PEM block %s (started at line %d) is not "
-						  "base64; the block is corrupt",
-						  label, lineno, cur->type, cur->line);
+				return tpd_seterr(
+				    err, TPD_ERR_PARSE,
+				    "%s: line %d inside PEM block %s (started at line %d) is not "
+				    "base64; the block is corrupt",
+				    label, lineno, cur->type, cur->line);
 			tpd_buf_append(&cur->text, p, n);
 			tpd_buf_puts(&cur->text, "\n");
 			continue;
@@ -201,11 +204,11 @@ static tpd_err scan(const char *label, const char *data, size_t len, scan_result
 		if (n >= 10 && memcmp(p, "-----BEGIN", 10) == 0) {
 			if (s->n == MAX_BLOCKS)
 				return tpd_seterr(err, TPD_ERR_PARSE, "%s: more than %d PEM blocks", label,
-						  MAX_BLOCKS);
+				                  MAX_BLOCKS);
 			cur = &s->blocks[s->n];
 			if (!pem_label(p, n, "-----BEGIN ", cur->type))
-				return tpd_seterr(err, TPD_ERR_PARSE, "%s: malformed PEM BEGIN line at line %d",
-						  label, lineno);
+				return tpd_seterr(err, TPD_ERR_PARSE,
+				                  "%s: malformed PEM BEGIN line at line %d", label, lineno);
 			cur->line = lineno;
 			tpd_buf_init(&cur->text, 0);
 			tpd_buf_append(&cur->text, p, n);
@@ -214,9 +217,10 @@ static tpd_err scan(const char *label, const char *data, size_t len, scan_result
 			continue;
 		}
 		if (n >= 8 && memcmp(p, "-----END", 8) == 0)
-			return tpd_seterr(err, TPD_ERR_PARSE,
-					  "%s: line %d is a PEM END line without a BEGIN line (truncated file?)",
-					  label, lineno);
+			return tpd_seterr(
+			    err, TPD_ERR_PARSE,
+			    "%s: line %d is a PEM END line without a BEGIN line (truncated file?)", label,
+			    lineno);
 		s->nonblank_lines++;
 		if (n >= 15 && memcmp(p, "@cert-authority", 15) == 0) {
 			if (!s->ca_cluster)
@@ -228,8 +232,8 @@ static tpd_err scan(const char *label, const char *data, size_t len, scan_result
 	}
 	if (cur)
 		return tpd_seterr(err, TPD_ERR_PARSE,
-				  "%s is truncated: PEM block %s starting at line %d has no END line", label,
-				  cur->type, cur->line);
+		                  "%s is truncated: PEM block %s starting at line %d has no END line", label,
+		                  cur->type, cur->line);
 	return TPD_ERR_OK;
 }
 
@@ -249,9 +253,9 @@ static tpd_err parse_key(const char *label, const pem_block *b, EVP_PKEY **out, 
 	*out = NULL;
 	if (strcmp(b->type, "ENCRYPTED PRIVATE KEY") == 0 || strstr(b->text.data, "Proc-Type: 4,ENCRYPTED"))
 		return tpd_seterr(err, TPD_ERR_PARSE,
-				  "%s: the private key (line %d) is encrypted; Teleport identities use "
-				  "unencrypted keys",
-				  label, b->line);
+		                  "%s: the private key (line %d) is encrypted; Teleport identities use "
+		                  "unencrypted keys",
+		                  label, b->line);
 	bio = BIO_new_mem_buf(b->text.data, (int)b->text.len);
 	if (!bio)
 		return tpd_seterr(err, TPD_ERR_NOMEM, "%s: out of memory", label);
@@ -260,9 +264,9 @@ static tpd_err parse_key(const char *label, const pem_block *b, EVP_PKEY **out, 
 	ERR_clear_error();
 	if (!*out)
 		return tpd_seterr(err, TPD_ERR_PARSE,
-				  "%s: the %s block at line %d is not a valid private key (corrupt base64 "
-				  "or an unsupported key type)",
-				  label, b->type, b->line);
+		                  "%s: the %s block at line %d is not a valid private key (corrupt base64 "
+		                  "or an unsupported key type)",
+		                  label, b->type, b->line);
 	return TPD_ERR_OK;
 }
 
@@ -278,8 +282,9 @@ static tpd_err parse_cert(const char *label, const pem_block *b, const char *wha
 	BIO_free(bio);
 	ERR_clear_error();
 	if (!*out)
-		return tpd_seterr(err, TPD_ERR_PARSE, "%s: the %s at line %d is not a valid X.509 certificate",
-				  label, what, b->line);
+		return tpd_seterr(err, TPD_ERR_PARSE,
+		                  "%s: the %s at line %d is not a valid X.509 certificate", label, what,
+		                  b->line);
 	return TPD_ERR_OK;
 }
 
@@ -328,7 +333,7 @@ static bool asn1_to_unix(const ASN1_TIME *t, int64_t *out)
 
 /* Fills the metadata of id from the certificate and key; checks they belong together. */
 static tpd_err describe(tpd_identity *id, const char *label, X509 *x, EVP_PKEY *pk, const char *ca_cluster,
-			char *err)
+                        char *err)
 {
 	X509_NAME *subj = X509_get_subject_name(x);
 	ASN1_OBJECT *oid = OBJ_txt2obj(TPD_IDENTITY_CLUSTER_OID, 1);
@@ -338,7 +343,7 @@ static tpd_err describe(tpd_identity *id, const char *label, X509 *x, EVP_PKEY *
 
 	if (!oid) {
 		rc = tpd_seterr(err, TPD_ERR_INTERNAL, "%s: OpenSSL cannot build OID %s", label,
-				TPD_IDENTITY_CLUSTER_OID);
+		                TPD_IDENTITY_CLUSTER_OID);
 		goto out;
 	}
 	bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
@@ -352,8 +357,8 @@ static tpd_err describe(tpd_identity *id, const char *label, X509 *x, EVP_PKEY *
 		id->cluster = xstrdup(ca_cluster ? ca_cluster : "");
 	if (!asn1_to_unix(X509_get0_notBefore(x), &id->not_before) ||
 	    !asn1_to_unix(X509_get0_notAfter(x), &id->not_after)) {
-		rc = tpd_seterr(err, TPD_ERR_PARSE, "%s: the TLS certificate has an unreadable validity period",
-				label);
+		rc = tpd_seterr(err, TPD_ERR_PARSE,
+		                "%s: the TLS certificate has an unreadable validity period", label);
 		goto out;
 	}
 	switch (EVP_PKEY_get_base_id(pk)) {
@@ -371,9 +376,9 @@ static tpd_err describe(tpd_identity *id, const char *label, X509 *x, EVP_PKEY *
 	}
 	if (X509_check_private_key(x, pk) != 1) {
 		rc = tpd_seterr(err, TPD_ERR_PARSE,
-				"%s: the private key does not match the TLS certificate (CN=%s, serial %s); "
-				"they come from different identities",
-				label, id->user, id->serial);
+		                "%s: the private key does not match the TLS certificate (CN=%s, serial %s); "
+		                "they come from different identities",
+		                label, id->user, id->serial);
 		goto out;
 	}
 out:
@@ -394,8 +399,9 @@ static void sha256(const void *p, size_t n, unsigned char out[32])
 
 /* Builds an identity from already-scanned key, cert and CA blocks. */
 static tpd_err build(const char *name, const char *key_label, const pem_block *key, const char *crt_label,
-		     const pem_block *const *certs, int ncerts, const char *ca_label, const pem_block *const *cas,
-		     int ncas, const char *ca_cluster, tpd_identity **out, char *err)
+                     const pem_block *const *certs, int ncerts, const char *ca_label,
+                     const pem_block *const *cas, int ncas, const char *ca_cluster, tpd_identity **out,
+                     char *err)
 {
 	tpd_identity *id = tpd_new(tpd_identity);
 	EVP_PKEY *pk = NULL;
@@ -465,8 +471,8 @@ tpd_err tpd_identity_parse(const char *name, const char *data, size_t len, tpd_i
 	if (!data)
 		len = 0;
 	if (len > TPD_IDENTITY_MAX_BYTES) {
-		rc = tpd_seterr(err, TPD_ERR_TOO_LARGE, "%s is larger than %d bytes; not an identity file", label,
-				TPD_IDENTITY_MAX_BYTES);
+		rc = tpd_seterr(err, TPD_ERR_TOO_LARGE, "%s is larger than %d bytes; not an identity file",
+		                label, TPD_IDENTITY_MAX_BYTES);
 		goto out;
 	}
 	rc = scan(label, data ? data : "", len, s, err);
@@ -474,51 +480,57 @@ tpd_err tpd_identity_parse(const char *name, const char *data, size_t len, tpd_i
 		goto out;
 	if (s->n == 0) {
 		if (s->nonblank_lines == 0)
-			rc = tpd_seterr(err, TPD_ERR_PARSE,
-					"%s is empty; expected a Teleport identity file (tctl auth sign or tbot "
-					"output)",
-					label);
+			rc = tpd_seterr(
+			    err, TPD_ERR_PARSE,
+			    "%s is empty; expected a Teleport identity file (tctl auth sign or tbot "
+			    "output)",
+			    label);
 		else
-			rc = tpd_seterr(err, TPD_ERR_PARSE,
-					"%s has no PEM blocks; expected a private key, an SSH certificate line, "
-					"a TLS certificate and the cluster's TLS CA certificates",
-					label);
+			rc = tpd_seterr(
+			    err, TPD_ERR_PARSE,
+			    "%s has no PEM blocks; expected a private key, an SSH certificate line, "
+			    "a TLS certificate and the cluster's TLS CA certificates",
+			    label);
 		goto out;
 	}
 	if (!is_key_type(s->blocks[0].type)) {
-		rc = tpd_seterr(err, TPD_ERR_PARSE,
-				"%s: the first PEM block (line %d) is %s, but an identity file starts with the "
-				"private key (wrong order, or not an identity file)",
-				label, s->blocks[0].line, s->blocks[0].type);
+		rc = tpd_seterr(
+		    err, TPD_ERR_PARSE,
+		    "%s: the first PEM block (line %d) is %s, but an identity file starts with the "
+		    "private key (wrong order, or not an identity file)",
+		    label, s->blocks[0].line, s->blocks[0].type);
 		goto out;
 	}
 	for (i = 1; i < s->n; i++) {
 		if (strcmp(s->blocks[i].type, "CERTIFICATE") != 0) {
-			rc = tpd_seterr(err, TPD_ERR_PARSE,
-					"%s: PEM block %d (line %d) is %s; only CERTIFICATE blocks may follow "
-					"the private key",
-					label, i + 1, s->blocks[i].line, s->blocks[i].type);
+			rc =
+			    tpd_seterr(err, TPD_ERR_PARSE,
+			               "%s: PEM block %d (line %d) is %s; only CERTIFICATE blocks may follow "
+			               "the private key",
+			               label, i + 1, s->blocks[i].line, s->blocks[i].type);
 			goto out;
 		}
 	}
 	if (s->n < 2) {
 		rc = tpd_seterr(err, TPD_ERR_PARSE,
-				"%s has a private key but no TLS certificate (a CERTIFICATE block after the "
-				"SSH certificate line)",
-				label);
+		                "%s has a private key but no TLS certificate (a CERTIFICATE block after the "
+		                "SSH certificate line)",
+		                label);
 		goto out;
 	}
 	if (s->n < 3) {
-		rc = tpd_seterr(err, TPD_ERR_PARSE,
-				"%s has no TLS CA certificates (the cluster's Host CA, CERTIFICATE blocks at the "
-				"end); the Auth server cannot be verified",
-				label);
+		rc = tpd_seterr(
+		    err, TPD_ERR_PARSE,
+		    "%s has no TLS CA certificates (the cluster's Host CA, CERTIFICATE blocks at the "
+		    "end); the Auth server cannot be verified",
+		    label);
 		goto out;
 	}
 	certs[0] = &s->blocks[1];
 	for (i = 2; i < s->n; i++)
 		cas[i - 2] = &s->blocks[i];
-	rc = build(name, label, &s->blocks[0], label, certs, 1, label, cas, s->n - 2, s->ca_cluster, out, err);
+	rc =
+	    build(name, label, &s->blocks[0], label, certs, 1, label, cas, s->n - 2, s->ca_cluster, out, err);
 	if (rc)
 		goto out;
 	(*out)->has_ssh = s->ssh_line != 0;
@@ -553,7 +565,7 @@ out:
 
 /* Reads and scans one PEM file of the key/cert/CA triple. */
 static tpd_err load_pem_file(const char *what, const char *path, char **data, size_t *len, scan_result *s,
-			     char **label, char *err)
+                             char **label, char *err)
 {
 	char inner[TPD_ERRLEN];
 	tpd_err rc;
@@ -561,7 +573,8 @@ static tpd_err load_pem_file(const char *what, const char *path, char **data, si
 	*label = xasprintf("%s %s", what, path ? path : "(unset)");
 	if (tpd_str_empty(path))
 		return tpd_seterr(err, TPD_ERR_CONFIG,
-				  "%s is not set; client_key, client_crt and root_cas are all required", what);
+		                  "%s is not set; client_key, client_crt and root_cas are all required",
+		                  what);
 	rc = (tpd_err)tpd_read_file(path, TPD_IDENTITY_MAX_BYTES, data, len, inner);
 	if (rc)
 		return tpd_seterr(err, rc, "%s cannot be read: %s", what, inner);
@@ -570,12 +583,12 @@ static tpd_err load_pem_file(const char *what, const char *path, char **data, si
 		return rc;
 	if (s->n == 0)
 		return tpd_seterr(err, TPD_ERR_PARSE, "%s %s", *label,
-				  *len == 0 || s->nonblank_lines == 0 ? "is empty" : "has no PEM blocks");
+		                  *len == 0 || s->nonblank_lines == 0 ? "is empty" : "has no PEM blocks");
 	return TPD_ERR_OK;
 }
 
-tpd_err tpd_identity_load_tls(const char *key_path, const char *crt_path, const char *cas_path, tpd_identity **out,
-			      char *err)
+tpd_err tpd_identity_load_tls(const char *key_path, const char *crt_path, const char *cas_path,
+                              tpd_identity **out, char *err)
 {
 	scan_result *s = xcalloc(3, sizeof(scan_result));
 	char *data[3] = {NULL, NULL, NULL}, *label[3] = {NULL, NULL, NULL};
@@ -594,24 +607,26 @@ tpd_err tpd_identity_load_tls(const char *key_path, const char *crt_path, const 
 			goto out;
 	}
 	if (s[0].n != 1 || !is_key_type(s[0].blocks[0].type)) {
-		rc = tpd_seterr(err, TPD_ERR_PARSE, "%s must hold exactly one private key PEM block (found %s%s)",
-				label[0], s[0].blocks[0].type, s[0].n > 1 ? " and more" : "");
+		rc = tpd_seterr(err, TPD_ERR_PARSE,
+		                "%s must hold exactly one private key PEM block (found %s%s)", label[0],
+		                s[0].blocks[0].type, s[0].n > 1 ? " and more" : "");
 		goto out;
 	}
 	for (k = 1; k < 3; k++)
 		for (i = 0; i < s[k].n; i++)
 			if (strcmp(s[k].blocks[i].type, "CERTIFICATE") != 0) {
-				rc = tpd_seterr(err, TPD_ERR_PARSE,
-						"%s: PEM block at line %d is %s; expected only CERTIFICATE blocks",
-						label[k], s[k].blocks[i].line, s[k].blocks[i].type);
+				rc = tpd_seterr(
+				    err, TPD_ERR_PARSE,
+				    "%s: PEM block at line %d is %s; expected only CERTIFICATE blocks",
+				    label[k], s[k].blocks[i].line, s[k].blocks[i].type);
 				goto out;
 			}
 	for (i = 0; i < s[1].n; i++)
 		certs[i] = &s[1].blocks[i];
 	for (i = 0; i < s[2].n; i++)
 		cas[i] = &s[2].blocks[i];
-	rc = build(crt_path, label[0], &s[0].blocks[0], label[1], certs, s[1].n, label[2], cas, s[2].n, NULL, out,
-		   err);
+	rc = build(crt_path, label[0], &s[0].blocks[0], label[1], certs, s[1].n, label[2], cas, s[2].n, NULL,
+	           out, err);
 	if (rc)
 		goto out;
 	md = EVP_MD_CTX_new();
@@ -726,15 +741,15 @@ tpd_err tpd_identity_check_time(const tpd_identity *id, int64_t now_unix, char *
 	if (now_unix >= id->not_after) {
 		tpd_format_rfc3339(id->not_after * 1000, when, sizeof(when));
 		return tpd_seterr(err, TPD_ERR_EXPIRED,
-				  "identity %s expired at %s; renew it with tbot or `tctl auth sign`", id->name,
-				  when);
+		                  "identity %s expired at %s; renew it with tbot or `tctl auth sign`",
+		                  id->name, when);
 	}
 	if (now_unix < id->not_before) {
 		tpd_format_rfc3339(id->not_before * 1000, when, sizeof(when));
 		return tpd_seterr(err, TPD_ERR_EXPIRED,
-				  "identity %s is not valid before %s; check the system clock, or renew it "
-				  "with tbot or `tctl auth sign`",
-				  id->name, when);
+		                  "identity %s is not valid before %s; check the system clock, or renew it "
+		                  "with tbot or `tctl auth sign`",
+		                  id->name, when);
 	}
 	return TPD_ERR_OK;
 }

@@ -21,8 +21,8 @@
 
 #include "tpd/util.h"
 
-#define DIR_MASK                                                                                           \
-	(IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB |    \
+#define DIR_MASK                                                                                             \
+	(IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB |      \
 	 IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
 #define FILE_MASK (IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF)
 #define LOST_MASK (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT)
@@ -53,7 +53,7 @@ tpd_err tpd_idwatch_new(const char *file_path, tpd_idwatch **out, char *err)
 	*out = NULL;
 	if (tpd_str_empty(file_path) || tpd_str_endswith(file_path, "/"))
 		return tpd_seterr(err, TPD_ERR_INVAL, "identity watch: \"%s\" is not a file path",
-				  file_path ? file_path : "");
+		                  file_path ? file_path : "");
 	w = tpd_new(tpd_idwatch);
 	w->dir_wd = w->file_wd = -1;
 	w->path = xstrdup(file_path);
@@ -72,8 +72,8 @@ tpd_err tpd_idwatch_new(const char *file_path, tpd_idwatch **out, char *err)
 	}
 	w->dir_wd = inotify_add_watch(w->fd, w->dir, DIR_MASK);
 	if (w->dir_wd < 0) {
-		rc = tpd_seterr(err, TPD_ERR_IO, "cannot watch directory %s of identity %s: %s", w->dir, file_path,
-				strerror(errno));
+		rc = tpd_seterr(err, TPD_ERR_IO, "cannot watch directory %s of identity %s: %s", w->dir,
+		                file_path, strerror(errno));
 		goto out;
 	}
 	w->file_wd = inotify_add_watch(w->fd, w->path, FILE_MASK); /* may not exist yet: -1 */

@@ -39,7 +39,7 @@
 #include "tpd/util.h"
 
 #define DEFAULT_TIMEOUT_MS 30000
-#define PUMP_BUF 16384
+#define PUMP_BUF           16384
 
 struct tpd_tlsdial {
 	SSL_CTX *ctx;
@@ -101,8 +101,8 @@ tpd_err tpd_tlsdial_split_addr(const char *addr, char **host, int *port, char *e
 	} else {
 		colon = strrchr(addr, ':');
 		if (!colon || strchr(addr, ':') != colon)
-			return tpd_seterr(err, TPD_ERR_INVAL, "address \"%s\" has no port (host:port, e.g. %s:3025)",
-					  addr, addr);
+			return tpd_seterr(err, TPD_ERR_INVAL,
+			                  "address \"%s\" has no port (host:port, e.g. %s:3025)", addr, addr);
 		hs = addr;
 		he = colon;
 	}
@@ -157,7 +157,8 @@ static int ms_left(int64_t deadline)
 	return l < 0 ? 0 : (int)l;
 }
 
-static tpd_err tcp_connect(const char *addr, const char *host, int port, int64_t deadline, int *out, char *err)
+static tpd_err tcp_connect(const char *addr, const char *host, int port, int64_t deadline, int *out,
+                           char *err)
 {
 	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL, *ai;
 	char ports[16], why[160] = "no address";
@@ -233,7 +234,8 @@ static tpd_err setup_ctx(SSL_CTX *ctx, const tpd_identity *id, char *err)
 	X509_free(x);
 	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
 		if (SSL_CTX_add0_chain_cert(ctx, x) != 1) {
-			tpd_seterr(err, rc, "identity %s: cannot use the certificate chain", tpd_identity_name(id));
+			tpd_seterr(err, rc, "identity %s: cannot use the certificate chain",
+			           tpd_identity_name(id));
 			goto out;
 		}
 		x = NULL;
@@ -304,15 +306,17 @@ static tpd_err handshake(tpd_tlsdial *t, const char *addr, int64_t deadline, cha
 			unsigned long oe = ERR_peek_last_error();
 			char buf[256] = "connection closed during the handshake";
 			if (vr != X509_V_OK)
-				return tpd_seterr(err, TPD_ERR_PROTOCOL,
-						  "TLS handshake with %s failed: server certificate not trusted (%s); "
-						  "it must be issued by the identity's TLS CA for " TPD_TELEPORT_API_DOMAIN,
-						  addr, X509_verify_cert_error_string(vr));
+				return tpd_seterr(
+				    err, TPD_ERR_PROTOCOL,
+				    "TLS handshake with %s failed: server certificate not trusted (%s); "
+				    "it must be issued by the identity's TLS CA for " TPD_TELEPORT_API_DOMAIN,
+				    addr, X509_verify_cert_error_string(vr));
 			if (oe)
 				ERR_error_string_n(oe, buf, sizeof(buf));
 			else if (e == SSL_ERROR_SYSCALL && errno)
 				snprintf(buf, sizeof(buf), "%s", strerror(errno));
-			return tpd_seterr(err, TPD_ERR_PROTOCOL, "TLS handshake with %s failed: %s", addr, buf);
+			return tpd_seterr(err, TPD_ERR_PROTOCOL, "TLS handshake with %s failed: %s", addr,
+			                  buf);
 		}
 		do
 			pr = poll(&p, 1, ms_left(deadline));
@@ -385,7 +389,8 @@ static void *pump(void *arg)
 				}
 			}
 			if (down_off < down_len) {
-				ssize_t n = send(t->sv1, down + down_off, down_len - down_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+				ssize_t n = send(t->sv1, down + down_off, down_len - down_off,
+				                 MSG_NOSIGNAL | MSG_DONTWAIT);
 				if (n > 0) {
 					down_off += (size_t)n;
 					if (down_off == down_len)
@@ -457,15 +462,17 @@ tpd_err tpd_tlsdial_connect(const tpd_tlsdial_opts *o, tpd_tlsdial **out, int *f
 		cluster = tpd_identity_cluster_name(o->id);
 	if (o->tls_routing || o->cluster_sni) {
 		if (tpd_str_empty(cluster)) {
-			rc = tpd_seterr(err, TPD_ERR_CONFIG,
-					"TLS routing to %s needs the cluster name, but identity %s carries none; set it "
-					"in the configuration",
-					o->addr, tpd_identity_name(o->id));
+			rc = tpd_seterr(
+			    err, TPD_ERR_CONFIG,
+			    "TLS routing to %s needs the cluster name, but identity %s carries none; set it "
+			    "in the configuration",
+			    o->addr, tpd_identity_name(o->id));
 			goto out;
 		}
 		auth_alpn = tpd_tlsdial_auth_alpn(cluster);
 		if (!auth_alpn) {
-			rc = tpd_seterr(err, TPD_ERR_CONFIG, "cluster name \"%s\" is too long for TLS routing", cluster);
+			rc = tpd_seterr(err, TPD_ERR_CONFIG,
+			                "cluster name \"%s\" is too long for TLS routing", cluster);
 			goto out;
 		}
 	}
@@ -510,18 +517,19 @@ tpd_err tpd_tlsdial_connect(const tpd_tlsdial_opts *o, tpd_tlsdial **out, int *f
 		goto out;
 	SSL_get0_alpn_selected(t->ssl, &sel, &sel_len);
 	if (sel_len == 0 || sel_len >= sizeof(t->alpn)) {
-		rc = tpd_seterr(err, TPD_ERR_PROTOCOL,
-				"%s negotiated no application protocol (offered %s%sh2): %s", o->addr,
-				o->tls_routing ? auth_alpn : "", o->tls_routing ? ", " : "",
-				o->tls_routing ? "is it a Teleport Proxy with TLS routing (proxy_listener_mode: "
-						 "multiplex) or an Auth Service?"
-					       : "is it a Teleport Auth Service?");
+		rc = tpd_seterr(
+		    err, TPD_ERR_PROTOCOL, "%s negotiated no application protocol (offered %s%sh2): %s",
+		    o->addr, o->tls_routing ? auth_alpn : "", o->tls_routing ? ", " : "",
+		    o->tls_routing ? "is it a Teleport Proxy with TLS routing (proxy_listener_mode: "
+		                     "multiplex) or an Auth Service?"
+		                   : "is it a Teleport Auth Service?");
 		goto out;
 	}
 	memcpy(t->alpn, sel, sel_len);
 	t->alpn[sel_len] = '\0';
 	if (strcmp(t->alpn, "h2") != 0 && !(auth_alpn && o->tls_routing && strcmp(t->alpn, auth_alpn) == 0)) {
-		rc = tpd_seterr(err, TPD_ERR_PROTOCOL, "%s negotiated an unexpected application protocol", o->addr);
+		rc = tpd_seterr(err, TPD_ERR_PROTOCOL, "%s negotiated an unexpected application protocol",
+		                o->addr);
 		goto out;
 	}
 	t->version = SSL_get_version(t->ssl);

@@ -35,8 +35,8 @@ tpd_err tpd_identity_parse(const char *name, const char *data, size_t len, tpd_i
 /* Reads and parses an identity file (at most TPD_IDENTITY_MAX_BYTES). */
 tpd_err tpd_identity_load_file(const char *path, tpd_identity **out, char *err);
 /* Builds an identity from the client_key / client_crt / root_cas PEM files (all required). */
-tpd_err tpd_identity_load_tls(const char *key_path, const char *crt_path, const char *cas_path, tpd_identity **out,
-			      char *err);
+tpd_err tpd_identity_load_tls(const char *key_path, const char *crt_path, const char *cas_path,
+                              tpd_identity **out, char *err);
 /* Frees (and wipes the key text of) an identity. NULL is a no-op. */
 void tpd_identity_free(tpd_identity *id);
 

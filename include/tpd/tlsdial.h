@@ -30,7 +30,7 @@
 #include "tpd/err.h"
 #include "tpd/identity.h"
 
-#define TPD_TELEPORT_API_DOMAIN "teleport.cluster.local"
+#define TPD_TELEPORT_API_DOMAIN       "teleport.cluster.local"
 #define TPD_TELEPORT_AUTH_ALPN_PREFIX "teleport-auth@"
 
 /* Which connection path an address calls for (like upstream's choice of dialers). */
@@ -41,12 +41,12 @@ typedef enum {
 } tpd_tlspath;
 
 typedef struct {
-	const char *addr;           /* "host:port" or "[v6]:port" */
-	const tpd_identity *id;     /* client cert/key; its TLS CAs are the only trust roots */
-	bool tls_routing;           /* offer teleport-auth@<hex(cluster)>... before h2 */
-	const char *cluster_name;   /* NULL or "" = tpd_identity_cluster_name(id) */
-	bool cluster_sni;           /* SNI <hex(cluster)>.teleport.cluster.local instead of the plain one */
-	int64_t timeout_ms;         /* TCP connect + TLS handshake; 0 = 30 s (upstream DialTimeout) */
+	const char *addr;         /* "host:port" or "[v6]:port" */
+	const tpd_identity *id;   /* client cert/key; its TLS CAs are the only trust roots */
+	bool tls_routing;         /* offer teleport-auth@<hex(cluster)>... before h2 */
+	const char *cluster_name; /* NULL or "" = tpd_identity_cluster_name(id) */
+	bool cluster_sni;         /* SNI <hex(cluster)>.teleport.cluster.local instead of the plain one */
+	int64_t timeout_ms;       /* TCP connect + TLS handshake; 0 = 30 s (upstream DialTimeout) */
 } tpd_tlsdial_opts;
 
 typedef struct tpd_tlsdial tpd_tlsdial;

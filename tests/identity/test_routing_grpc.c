@@ -181,8 +181,8 @@ static int setup(void **state)
 		dup2(pfd[1], 1);
 		close(pfd[0]);
 		close(pfd[1]);
-		execl("/usr/bin/python3", "python3", "tests/fakes/fake_teleport.py", "--port", "0", "--pki-dir", pki,
-		      "--cluster", CLUSTER, (char *)NULL);
+		execl("/usr/bin/python3", "python3", "tests/fakes/fake_teleport.py", "--port", "0",
+		      "--pki-dir", pki, "--cluster", CLUSTER, (char *)NULL);
 		_exit(127);
 	}
 	close(pfd[1]);
@@ -225,8 +225,8 @@ static char *ping(grpc_channel *ch, grpc_status_code *status)
 	grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
 	gpr_timespec dl = gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_seconds(20, GPR_TIMESPAN));
 	grpc_call *call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
-						   grpc_slice_from_static_string("/proto.AuthService/Ping"), NULL, dl,
-						   NULL);
+	                                           grpc_slice_from_static_string("/proto.AuthService/Ping"),
+	                                           NULL, dl, NULL);
 	grpc_slice empty = grpc_empty_slice();
 	grpc_byte_buffer *send = grpc_raw_byte_buffer_create(&empty, 1), *recv = NULL;
 	grpc_metadata_array md_init, md_trail;
@@ -279,7 +279,8 @@ static char *ping(grpc_channel *ch, grpc_status_code *status)
 	grpc_metadata_array_destroy(&md_trail);
 	grpc_call_unref(call);
 	grpc_completion_queue_shutdown(cq);
-	while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type != GRPC_QUEUE_SHUTDOWN)
+	while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+	       GRPC_QUEUE_SHUTDOWN)
 		;
 	grpc_completion_queue_destroy(cq);
 	return cluster;
@@ -312,7 +313,8 @@ static void test_ping_through_alpn_router(void **state)
 	if (tpd_tlsdial_connect(&o, &t, &fd, err))
 		fail_msg("%s", err);
 	assert_true(r.forwarded);
-	assert_string_equal(r.first_alpn, "teleport-auth@726f7574696e672e6578616d706c652e636f6d.teleport.cluster.local");
+	assert_string_equal(r.first_alpn,
+	                    "teleport-auth@726f7574696e672e6578616d706c652e636f6d.teleport.cluster.local");
 	assert_string_equal(r.cluster, CLUSTER);
 	/* The Auth server behind the router picks h2, the only protocol it speaks. */
 	assert_string_equal(tpd_tlsdial_alpn(t), "h2");
@@ -320,8 +322,8 @@ static void test_ping_through_alpn_router(void **state)
 	grpc_init();
 	{
 		grpc_arg arg = {.type = GRPC_ARG_STRING,
-				.key = (char *)GRPC_ARG_DEFAULT_AUTHORITY,
-				.value.string = (char *)TPD_TELEPORT_API_DOMAIN};
+		                .key = (char *)GRPC_ARG_DEFAULT_AUTHORITY,
+		                .value.string = (char *)TPD_TELEPORT_API_DOMAIN};
 		grpc_channel_args args = {.num_args = 1, .args = &arg};
 		grpc_channel_credentials *creds = grpc_insecure_credentials_create();
 		grpc_channel *ch = grpc_channel_create_from_fd("tls-routing", fd, creds, &args);
@@ -347,7 +349,7 @@ static void test_ping_through_alpn_router(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_ping_through_alpn_router),
+	    cmocka_unit_test(test_ping_through_alpn_router),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -22,7 +22,7 @@
 #include "tpd/util.h"
 
 #define CLUSTER "idtest.example.com"
-#define USER "plugin-bot"
+#define USER    "plugin-bot"
 
 static char pki[512];
 
@@ -266,7 +266,8 @@ static void test_cluster_name_sources(void **state)
 	char *key = slurp("server.key"), *crt = slurp("server.crt"), *ca = slurp("ca.crt");
 	char *ckey = slurp("client.key"), *ccrt = slurp("client.crt");
 	const char *other = "@cert-authority other.cluster,*.other.cluster ssh-ed25519 AAAAC3Nz type=host\n";
-	char *d1 = compose(key, crt, other, ca), *d2 = compose(key, crt, NULL, ca), *d3 = compose(ckey, ccrt, other, ca);
+	char *d1 = compose(key, crt, other, ca), *d2 = compose(key, crt, NULL, ca),
+	     *d3 = compose(ckey, ccrt, other, ca);
 	tpd_identity *a = parse_ok("ca-line", d1), *b = parse_ok("none", d2), *c = parse_ok("oid-wins", d3);
 
 	(void)state;
@@ -299,14 +300,16 @@ static void test_expiry_messages(void **state)
 	assert_int_equal(tpd_identity_not_after(id), 1577923200); /* 2020-01-02T00:00:00Z */
 	assert_int_equal(tpd_identity_check_time(id, time(NULL), err), TPD_ERR_EXPIRED);
 	snprintf(want, sizeof(want),
-		 "identity %s expired at 2020-01-02T00:00:00.000Z; renew it with tbot or `tctl auth sign`", path);
+	         "identity %s expired at 2020-01-02T00:00:00.000Z; renew it with tbot or `tctl auth sign`",
+	         path);
 	assert_string_equal(err, want);
 	assert_int_equal(tpd_identity_check_time(id, 1577923199, err), TPD_ERR_OK);
 	assert_int_equal(tpd_identity_check_time(id, 1577923200, err), TPD_ERR_EXPIRED);
 
 	fut = parse_ok("/etc/future-identity", data);
 	assert_int_equal(tpd_identity_check_time(fut, time(NULL), err), TPD_ERR_EXPIRED);
-	assert_non_null(strstr(err, "identity /etc/future-identity is not valid before 2099-01-01T00:00:00.000Z"));
+	assert_non_null(
+	    strstr(err, "identity /etc/future-identity is not valid before 2099-01-01T00:00:00.000Z"));
 	assert_int_equal(tpd_identity_check_time(fut, 4070908800 + 10, err), TPD_ERR_OK);
 	tpd_identity_free(id);
 	tpd_identity_free(fut);
@@ -327,7 +330,9 @@ static void test_bad_files(void **state)
 	(void)state;
 	parse_bad("", 0, "is empty");
 	parse_bad(" \n\n\t\n", 5, "is empty");
-	parse_bad("\x7f" "ELF\x02\x01\x01\0\0\0garbage", 16, "binary data");
+	parse_bad("\x7f"
+	          "ELF\x02\x01\x01\0\0\0garbage",
+	          16, "binary data");
 	parse_bad("hello\nworld\n", 12, "has no PEM blocks");
 
 	/* Truncated in the middle of the certificate block. */
@@ -375,8 +380,9 @@ static void test_bad_files(void **state)
 	parse_bad(d, strlen(d), "is not a valid private key");
 	free(d);
 	/* An encrypted key is refused without prompting on the terminal. */
-	d = xasprintf("-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n%s%s",
-		      crt, ca);
+	d = xasprintf(
+	    "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n%s%s", crt,
+	    ca);
 	parse_bad(d, strlen(d), "is encrypted");
 	free(d);
 	/* A dangling END line. */
@@ -480,17 +486,17 @@ static void test_truncation_and_flips(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_rsa_pkcs1_identity),
-		cmocka_unit_test(test_ec_pkcs8_identity),
-		cmocka_unit_test(test_ec_sec1_identity),
-		cmocka_unit_test(test_rsa_pkcs8_identity_crlf),
-		cmocka_unit_test(test_several_cas_and_fingerprints),
-		cmocka_unit_test(test_cluster_name_sources),
-		cmocka_unit_test(test_expiry_messages),
-		cmocka_unit_test(test_bad_files),
-		cmocka_unit_test(test_missing_file),
-		cmocka_unit_test(test_tls_triple),
-		cmocka_unit_test(test_truncation_and_flips),
+	    cmocka_unit_test(test_rsa_pkcs1_identity),
+	    cmocka_unit_test(test_ec_pkcs8_identity),
+	    cmocka_unit_test(test_ec_sec1_identity),
+	    cmocka_unit_test(test_rsa_pkcs8_identity_crlf),
+	    cmocka_unit_test(test_several_cas_and_fingerprints),
+	    cmocka_unit_test(test_cluster_name_sources),
+	    cmocka_unit_test(test_expiry_messages),
+	    cmocka_unit_test(test_bad_files),
+	    cmocka_unit_test(test_missing_file),
+	    cmocka_unit_test(test_tls_triple),
+	    cmocka_unit_test(test_truncation_and_flips),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -250,10 +250,10 @@ static void test_bad_paths(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_kubelet_rotation, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_plain_directory, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_overflow, setup, teardown),
-		cmocka_unit_test(test_bad_paths),
+	    cmocka_unit_test_setup_teardown(test_kubelet_rotation, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_plain_directory, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_overflow, setup, teardown),
+	    cmocka_unit_test(test_bad_paths),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

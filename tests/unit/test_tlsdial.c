@@ -36,7 +36,7 @@
 #define CLUSTER "idtest.example.com"
 /* hex("idtest.example.com") */
 #define CLUSTER_HEX "6964746573742e6578616d706c652e636f6d"
-#define AUTH_ALPN "teleport-auth@" CLUSTER_HEX ".teleport.cluster.local"
+#define AUTH_ALPN   "teleport-auth@" CLUSTER_HEX ".teleport.cluster.local"
 
 static char pki[512];
 static tpd_identity *ident;
@@ -60,7 +60,7 @@ static char *pkipath(const char *name)
 }
 
 static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
-		       unsigned int inlen, void *arg)
+                       unsigned int inlen, void *arg)
 {
 	server *s = arg;
 	const unsigned char *h2 = NULL, *auth = NULL;
@@ -69,8 +69,8 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
 	(void)ssl;
 	for (unsigned int i = 0; i < inlen; i += 1u + in[i]) {
 		unsigned l = in[i];
-		off += (size_t)snprintf(s->offered + off, sizeof(s->offered) - off, "%s%.*s", off ? "," : "", (int)l,
-					(const char *)in + i + 1);
+		off += (size_t)snprintf(s->offered + off, sizeof(s->offered) - off, "%s%.*s", off ? "," : "",
+		                        (int)l, (const char *)in + i + 1);
 		if (l == 2 && memcmp(in + i + 1, "h2", 2) == 0)
 			h2 = in + i;
 		if (l > 14 && memcmp(in + i + 1, "teleport-auth@", 14) == 0 && !auth)
@@ -119,7 +119,7 @@ static void *server_main(void *arg)
 		snprintf(s->sni, sizeof(s->sni), "%s", sni ? sni : "");
 		if (peer)
 			X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, s->client_cn,
-						  sizeof(s->client_cn));
+			                          sizeof(s->client_cn));
 		if (s->mode != SRV_CLOSE) {
 			for (;;) {
 				int n = SSL_read(ssl, buf, sizeof(buf));
@@ -242,14 +242,15 @@ static int setup(void **state)
 	if (system(cmd) != 0)
 		return -1;
 	/* A server certificate from the right CA but for another name (hostname check). */
-	snprintf(cmd, sizeof(cmd),
-		 "cd '%s' && { [ -f wrongname.crt ] || { "
-		 "printf 'subjectAltName=DNS:wrong.example\\nextendedKeyUsage=serverAuth\\n' >wrongname.ext && "
-		 "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout wrongname.key "
-		 "-out wrongname.csr -subj /CN=wrong.example 2>/dev/null && "
-		 "openssl x509 -req -in wrongname.csr -CA ca.crt -CAkey ca.key -set_serial 4242 -days 3650 "
-		 "-extfile wrongname.ext -out wrongname.crt 2>/dev/null; }; }",
-		 pki);
+	snprintf(
+	    cmd, sizeof(cmd),
+	    "cd '%s' && { [ -f wrongname.crt ] || { "
+	    "printf 'subjectAltName=DNS:wrong.example\\nextendedKeyUsage=serverAuth\\n' >wrongname.ext && "
+	    "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout wrongname.key "
+	    "-out wrongname.csr -subj /CN=wrong.example 2>/dev/null && "
+	    "openssl x509 -req -in wrongname.csr -CA ca.crt -CAkey ca.key -set_serial 4242 -days 3650 "
+	    "-extfile wrongname.ext -out wrongname.crt 2>/dev/null; }; }",
+	    pki);
 	if (system(cmd) != 0)
 		return -1;
 	idp = pkipath("identity");
@@ -294,16 +295,16 @@ static void test_routing_alpn_sni_and_pump(void **state)
 	free(addr);
 }
 
-static void check_offer(srv_mode mode, bool routing, bool cluster_sni, const char *cluster, const char *want_offer,
-			const char *want_sni, const char *want_alpn)
+static void check_offer(srv_mode mode, bool routing, bool cluster_sni, const char *cluster,
+                        const char *want_offer, const char *want_sni, const char *want_alpn)
 {
 	server *s = server_start(mode, "server.crt", "server.key");
 	char *addr = addr_of(s->port), err[TPD_ERRLEN] = "";
 	tpd_tlsdial_opts o = {.addr = addr,
-			      .id = ident,
-			      .tls_routing = routing,
-			      .cluster_sni = cluster_sni,
-			      .cluster_name = cluster};
+	                      .id = ident,
+	                      .tls_routing = routing,
+	                      .cluster_sni = cluster_sni,
+	                      .cluster_name = cluster};
 	tpd_tlsdial *t = NULL;
 	int fd = -1;
 
@@ -336,7 +337,7 @@ static void test_offers(void **state)
 	check_offer(SRV_PICK_AUTH, false, false, NULL, "h2", "teleport.cluster.local", "h2");
 	/* Cluster SNI and a configured cluster name overriding the identity's. */
 	check_offer(SRV_PICK_AUTH, true, true, "other", "teleport-auth@6f74686572.teleport.cluster.local,h2",
-		    "6f74686572.teleport.cluster.local", "teleport-auth@6f74686572.teleport.cluster.local");
+	            "6f74686572.teleport.cluster.local", "teleport-auth@6f74686572.teleport.cluster.local");
 }
 
 static void test_no_alpn_rejected(void **state)
@@ -504,14 +505,14 @@ static void test_pure_helpers(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_pure_helpers),
-		cmocka_unit_test(test_routing_alpn_sni_and_pump),
-		cmocka_unit_test(test_offers),
-		cmocka_unit_test(test_no_alpn_rejected),
-		cmocka_unit_test(test_wrong_ca_rejected),
-		cmocka_unit_test(test_wrong_name_rejected),
-		cmocka_unit_test(test_server_close_and_free_with_grpc_open),
-		cmocka_unit_test(test_timeout_and_refused),
+	    cmocka_unit_test(test_pure_helpers),
+	    cmocka_unit_test(test_routing_alpn_sni_and_pump),
+	    cmocka_unit_test(test_offers),
+	    cmocka_unit_test(test_no_alpn_rejected),
+	    cmocka_unit_test(test_wrong_ca_rejected),
+	    cmocka_unit_test(test_wrong_name_rejected),
+	    cmocka_unit_test(test_server_close_and_free_with_grpc_open),
+	    cmocka_unit_test(test_timeout_and_refused),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
