@@ -10,7 +10,16 @@
  * Connection facts (teleport-wire.md §3): the cluster CA is the only trust root, the target name
  * is teleport.cluster.local, keepalive pings at most every 60 s (grpc-go answers faster pings with
  * GOAWAY too_many_pings), reconnect backoff capped at 2 s like grpc-go's MaxDelay, 4 MiB receive
- * limit. No `version` metadata is sent, so the server's client-version check does not apply. */
+ * limit. No `version` metadata is sent, so the server's client-version check does not apply.
+ *
+ * Two connection paths (teleport-wire.md §3.4): "direct" uses gRPC's own TLS channel (which
+ * reconnects by itself); "tls-routing" dials our own OpenSSL connection with ALPN
+ * teleport-auth@<hex(cluster)>.teleport.cluster.local (src/tlsdial.c) and hands the plaintext end
+ * to grpc_channel_create_from_fd. Such a channel never reconnects, so before each call a dead one
+ * is replaced by a fresh dial (serialised by dmu, outside the main mutex). AUTO picks the path by
+ * address like tpd_tlsdial_choose_path (ports 443/3080, teleport.sh hosts → routing).
+ * TODO: for "direct-first" addresses upstream also tries routing when direct fails; we only do
+ * direct there. */
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -21,6 +30,7 @@
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
+#include <grpc/grpc_posix.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
 #include <grpc/support/log.h>
@@ -35,7 +45,9 @@
 #include "teleport_authservice.pb-c.h"
 #include "teleport_types.pb-c.h"
 
+#include "tpd/identity.h"
 #include "tpd/teleport.h"
+#include "tpd/tlsdial.h"
 #include "tpd/util.h"
 
 #define DEFAULT_ADDR "localhost:3025"
@@ -50,8 +62,10 @@
 
 /* Channel holder; refs and replacement under tpd_teleport.mu. */
 typedef struct chan {
-	grpc_channel *ch;
+	grpc_channel *ch; /* NULL: a routing placeholder not dialled yet */
 	grpc_channel_credentials *creds;
+	tpd_tlsdial *dial; /* routing path only */
+	bool routing;
 	int refs;
 	unsigned gen;
 } chan;
@@ -69,6 +83,10 @@ struct tpd_teleport {
 	pthread_mutex_t mu;
 	chan *cur;
 	unsigned gen;
+	bool routing;        /* path chosen at creation */
+	char *cluster;       /* for the routing ALPN; "" → from the identity */
+	pthread_mutex_t dmu; /* serialises routing dials; guards id */
+	tpd_identity *id;    /* routing path: current credentials */
 
 	pthread_mutex_t wmu;
 	grpc_call *wcall; /* the running watch's call, or NULL */
@@ -309,18 +327,111 @@ static chan *chan_create(tpd_teleport *t, const char *key_pem, const char *cert_
 
 static void chan_destroy(chan *c)
 {
-	grpc_channel_destroy(c->ch);
-	grpc_channel_credentials_release(c->creds);
+	if (c->ch)
+		grpc_channel_destroy(c->ch);
+	if (c->creds)
+		grpc_channel_credentials_release(c->creds);
+	tpd_tlsdial_free(c->dial); /* after the channel: the pump then sees gRPC's EOF */
 	free(c);
 }
 
-static chan *chan_acquire(tpd_teleport *t)
+/* Builds an identity from PEM strings (key, cert, CAs in identity-file order). */
+static tpd_err identity_from_pems(const char *key_pem, const char *cert_pem, const char *ca_pem,
+				  tpd_identity **out, char *err)
+{
+	char *text = xasprintf("%s\n%s\n%s\n", key_pem, cert_pem, ca_pem);
+	tpd_err rc = tpd_identity_parse("teleport credentials", text, strlen(text), out, err);
+	explicit_bzero(text, strlen(text));
+	free(text);
+	return rc;
+}
+
+static chan *chan_placeholder(void)
+{
+	chan *c = tpd_new(chan);
+	c->routing = true;
+	c->refs = 1;
+	return c;
+}
+
+/* Dials the routing path and wraps it in an fd channel. */
+static tpd_err chan_dial(tpd_teleport *t, chan **out, char *err)
+{
+	tpd_tlsdial_opts o = {.addr = t->addr, .id = t->id, .tls_routing = true, .cluster_name = t->cluster,
+			      .timeout_ms = t->call_timeout_ms};
+	tpd_tlsdial *d = NULL;
+	int fd = -1;
+	tpd_err rc = tpd_tlsdial_connect(&o, &d, &fd, err);
+	if (rc)
+		return rc;
+	chan *c = tpd_new(chan);
+	c->routing = true;
+	c->dial = d;
+	c->creds = grpc_insecure_credentials_create();
+	grpc_arg args[] = {
+		{.type = GRPC_ARG_STRING, .key = (char *)GRPC_ARG_DEFAULT_AUTHORITY, .value.string = (char *)TPD_TELEPORT_API_DOMAIN},
+		{.type = GRPC_ARG_INTEGER, .key = (char *)GRPC_ARG_KEEPALIVE_TIME_MS, .value.integer = KEEPALIVE_TIME_MS},
+		{.type = GRPC_ARG_INTEGER, .key = (char *)GRPC_ARG_KEEPALIVE_TIMEOUT_MS, .value.integer = KEEPALIVE_TIMEOUT_MS},
+		{.type = GRPC_ARG_INTEGER, .key = (char *)GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, .value.integer = 1},
+		{.type = GRPC_ARG_INTEGER, .key = (char *)GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, .value.integer = 0},
+		{.type = GRPC_ARG_INTEGER, .key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, .value.integer = TPD_TELEPORT_MAX_MSG},
+	};
+	grpc_channel_args ca = {.num_args = sizeof(args) / sizeof(args[0]), .args = args};
+	c->ch = grpc_channel_create_from_fd("tls-routing", fd, c->creds, &ca);
+	c->refs = 1;
+	tpd_log(t->log, TPD_LOG_INFO, "Connected to Teleport", "addr", t->addr, "path", "tls-routing", "alpn",
+		tpd_tlsdial_alpn(d), NULL);
+	*out = c;
+	return TPD_ERR_OK;
+}
+
+static void chan_release(tpd_teleport *t, chan *c);
+
+static bool chan_usable(const chan *c)
+{
+	return !c->routing || (c->ch && tpd_tlsdial_alive(c->dial));
+}
+
+/* The channel for a new call; on the routing path a dead or missing connection is re-dialled. */
+static tpd_err chan_get(tpd_teleport *t, chan **out, char *err)
 {
 	pthread_mutex_lock(&t->mu);
 	chan *c = t->cur;
-	c->refs++;
+	if (chan_usable(c)) {
+		c->refs++;
+		pthread_mutex_unlock(&t->mu);
+		*out = c;
+		return TPD_ERR_OK;
+	}
 	pthread_mutex_unlock(&t->mu);
-	return c;
+
+	pthread_mutex_lock(&t->dmu);
+	pthread_mutex_lock(&t->mu);
+	c = t->cur;
+	if (chan_usable(c)) { /* another thread re-dialled meanwhile */
+		c->refs++;
+		pthread_mutex_unlock(&t->mu);
+		pthread_mutex_unlock(&t->dmu);
+		*out = c;
+		return TPD_ERR_OK;
+	}
+	pthread_mutex_unlock(&t->mu);
+	chan *n = NULL;
+	tpd_err rc = chan_dial(t, &n, err);
+	if (rc) {
+		pthread_mutex_unlock(&t->dmu);
+		return rc;
+	}
+	pthread_mutex_lock(&t->mu);
+	chan *old = t->cur;
+	n->gen = ++t->gen;
+	n->refs++; /* the caller's */
+	t->cur = n;
+	pthread_mutex_unlock(&t->mu);
+	pthread_mutex_unlock(&t->dmu);
+	chan_release(t, old);
+	*out = n;
+	return TPD_ERR_OK;
 }
 
 static void chan_release(tpd_teleport *t, chan *c)
@@ -368,9 +479,25 @@ tpd_err tpd_teleport_new(const tpd_teleport_opts *o, tpd_teleport **out, char *e
 				      "1 while the Teleport watch stream is open and past INIT.", NULL);
 	pthread_mutex_init(&t->mu, NULL);
 	pthread_mutex_init(&t->wmu, NULL);
-	t->cur = chan_create(t, o->key_pem, o->cert_pem, o->ca_pem);
+	pthread_mutex_init(&t->dmu, NULL);
+	t->cluster = xstrdup(o->cluster_name ? o->cluster_name : "");
+	if (o->path == TPD_TELEPORT_PATH_ROUTING)
+		t->routing = true;
+	else if (o->path == TPD_TELEPORT_PATH_AUTO)
+		t->routing = tpd_tlsdial_choose_path(t->addr) == TPD_TLSPATH_ROUTING_FIRST;
+	if (t->routing) {
+		rc = identity_from_pems(o->key_pem, o->cert_pem, o->ca_pem, &t->id, err);
+		if (rc) {
+			tpd_teleport_free(t);
+			return rc;
+		}
+		t->cur = chan_placeholder(); /* dialled by the first call */
+	} else {
+		t->cur = chan_create(t, o->key_pem, o->cert_pem, o->ca_pem);
+	}
 	t->cur->gen = t->gen = 1;
-	tpd_log(t->log, TPD_LOG_DEBUG, "Teleport client created", "addr", t->addr, NULL);
+	tpd_log(t->log, TPD_LOG_DEBUG, "Teleport client created", "addr", t->addr, "path",
+		tpd_teleport_path_name(t), NULL);
 	*out = t;
 	return TPD_ERR_OK;
 }
@@ -383,6 +510,9 @@ void tpd_teleport_free(tpd_teleport *t)
 		chan_release(t, t->cur);
 	pthread_mutex_destroy(&t->mu);
 	pthread_mutex_destroy(&t->wmu);
+	pthread_mutex_destroy(&t->dmu);
+	tpd_identity_free(t->id);
+	free(t->cluster);
 	free(t->addr);
 	free(t->author);
 	free(t);
@@ -394,13 +524,39 @@ const char *tpd_teleport_addr(const tpd_teleport *t)
 	return t->addr;
 }
 
+const char *tpd_teleport_path_name(const tpd_teleport *t)
+{
+	return t->routing ? "tls-routing" : "direct";
+}
+
 tpd_err tpd_teleport_set_credentials(tpd_teleport *t, const char *key_pem, const char *cert_pem,
 				     const char *ca_pem, char *err)
 {
 	tpd_err rc = check_pems(key_pem, cert_pem, ca_pem, err);
 	if (rc)
 		return rc;
-	chan *c = chan_create(t, key_pem, cert_pem, ca_pem);
+	chan *c;
+	if (t->routing) {
+		tpd_identity *id = NULL;
+		rc = identity_from_pems(key_pem, cert_pem, ca_pem, &id, err);
+		if (rc)
+			return rc;
+		/* The next call dials with the new identity; open calls keep the old connection. */
+		pthread_mutex_lock(&t->dmu);
+		tpd_identity_free(t->id);
+		t->id = id;
+		c = chan_placeholder();
+		pthread_mutex_lock(&t->mu);
+		chan *old = t->cur;
+		c->gen = ++t->gen;
+		t->cur = c;
+		pthread_mutex_unlock(&t->mu);
+		pthread_mutex_unlock(&t->dmu);
+		chan_release(t, old);
+		tpd_log(t->log, TPD_LOG_DEBUG, "Teleport client credentials replaced; the next call re-dials", NULL);
+		return TPD_ERR_OK;
+	}
+	c = chan_create(t, key_pem, cert_pem, ca_pem);
 	pthread_mutex_lock(&t->mu);
 	chan *old = t->cur;
 	c->gen = ++t->gen;
@@ -487,9 +643,13 @@ static void cq_drain_destroy(grpc_completion_queue *cq)
 static tpd_err unary_raw(tpd_teleport *t, const char *method, const uint8_t *req, size_t req_len,
 			 uint8_t **resp, size_t *resp_len, char *err)
 {
-	tpd_err rc = TPD_ERR_OK;
 	int64_t start = tpd_now_ms();
-	chan *c = chan_acquire(t);
+	chan *c = NULL;
+	tpd_err rc = chan_get(t, &c, err);
+	if (rc) {
+		observe(t, method, GRPC_STATUS_UNAVAILABLE, start);
+		return rc;
+	}
 	grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
 	char path[96];
 	snprintf(path, sizeof(path), METHOD_PREFIX "%s", method);
@@ -593,10 +753,14 @@ typedef struct {
 static tpd_err server_stream(tpd_teleport *t, const char *method, const ProtobufCMessage *req,
 			     const stream_spec *sp, char *err)
 {
-	tpd_err rc = TPD_ERR_OK;
 	bool local_end = false; /* we ended it: rc/err already set */
 	int64_t start = tpd_now_ms();
-	chan *c = chan_acquire(t);
+	chan *c = NULL;
+	tpd_err rc = chan_get(t, &c, err);
+	if (rc) {
+		observe(t, method, GRPC_STATUS_UNAVAILABLE, start);
+		return rc;
+	}
 	grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
 	char path[96];
 	snprintf(path, sizeof(path), METHOD_PREFIX "%s", method);

@@ -35,6 +35,14 @@
 
 typedef struct tpd_teleport tpd_teleport;
 
+/* How to reach the Auth Service (teleport-wire.md §3.2-3.4). */
+typedef enum {
+	TPD_TELEPORT_PATH_AUTO = 0, /* by address: ports 443/3080 and teleport.sh hosts → Proxy TLS routing, else direct */
+	TPD_TELEPORT_PATH_DIRECT,   /* gRPC's own mTLS straight to Auth (ALPN h2) */
+	TPD_TELEPORT_PATH_ROUTING,  /* our OpenSSL TLS with ALPN teleport-auth@<hex(cluster)>..., h2,
+				       through a Proxy in TLS-routing mode (src/tlsdial.c) */
+} tpd_teleport_path;
+
 typedef struct {
 	const char *addr;                        /* host:port; NULL or "" → localhost:3025 */
 	const char *key_pem, *cert_pem, *ca_pem; /* client key, client cert, cluster CA(s); copied */
@@ -42,6 +50,8 @@ typedef struct {
 	int64_t watch_init_timeout_ms;           /* INIT must arrive within; <= 0 → 15000 */
 	const char *review_author;               /* Author of submitted reviews; NULL/"" → the
 						    server fills in the caller's user name */
+	tpd_teleport_path path;                  /* default AUTO */
+	const char *cluster_name;                /* for the routing ALPN; NULL → from the cert */
 	tpd_logger *log;                         /* may be NULL */
 	tpd_metrics *metrics;                    /* may be NULL */
 } tpd_teleport_opts;
@@ -56,6 +66,8 @@ tpd_err tpd_teleport_set_credentials(tpd_teleport *t, const char *key_pem, const
 				     const char *ca_pem, char *err);
 /* The target address in use ("localhost:3025" when none was given). */
 const char *tpd_teleport_addr(const tpd_teleport *t);
+/* The connection path in use: "direct" or "tls-routing" (for logs and `check`). */
+const char *tpd_teleport_path_name(const tpd_teleport *t);
 
 typedef struct {
 	char *cluster_name, *server_version, *proxy_public_addr;
