@@ -89,8 +89,8 @@ tpd_err tpd_teleport_list_requests(tpd_teleport *t, tpd_request_cb cb, void *ud,
  * TPD_ERR_NOT_FOUND when there is none. */
 tpd_err tpd_teleport_get_plugin_data(tpd_teleport *t, const char *request_id, tpd_plugin_data *out,
 				     char *err);
-/* Compare-and-swap write of all 9 keys. expect == NULL means "nothing stored yet" (Expect = the
- * 9 keys all empty, as upstream). TPD_ERR_COMPARE_FAILED on mismatch, TPD_ERR_NOT_FOUND if the
+/* Compare-and-swap write of every plugin-data key (upstream's 9 plus pd_resolved). expect == NULL
+ * means "nothing stored yet" (Expect = all keys empty, as upstream; a missing key counts as ""). TPD_ERR_COMPARE_FAILED on mismatch, TPD_ERR_NOT_FOUND if the
  * request is gone. */
 tpd_err tpd_teleport_update_plugin_data(tpd_teleport *t, const char *request_id,
 					const tpd_plugin_data *set, const tpd_plugin_data *expect,
@@ -151,8 +151,8 @@ tpd_err tpd_teleport_decode_event(const uint8_t *buf, size_t len, tpd_event_op *
 				  bool *has_request, char **deleted_id, char *err);
 /* Decodes a proto.PluginDataSeq and extracts the "pagerduty" entry; TPD_ERR_NOT_FOUND if absent. */
 tpd_err tpd_teleport_decode_plugin_data(const uint8_t *buf, size_t len, tpd_plugin_data *out, char *err);
-/* Encodes a types.PluginDataUpdateParams (kind access_request, plugin pagerduty, all 9 keys in
- * Set and Expect). Returns a malloc'ed buffer in *out / *out_len. */
+/* Encodes a types.PluginDataUpdateParams (kind access_request, plugin pagerduty, every key in
+ * Set and Expect; "" in Set deletes the key server-side). Returns a malloc'ed buffer in *out / *out_len. */
 tpd_err tpd_teleport_encode_plugin_update(const char *request_id, const tpd_plugin_data *set,
 					  const tpd_plugin_data *expect, uint8_t **out, size_t *out_len,
 					  char *err);
