@@ -90,8 +90,8 @@ tpd_err tpd_teleport_list_requests(tpd_teleport *t, tpd_request_cb cb, void *ud,
 tpd_err tpd_teleport_get_plugin_data(tpd_teleport *t, const char *request_id, tpd_plugin_data *out,
 				     char *err);
 /* Compare-and-swap write of every plugin-data key (upstream's 9 plus pd_resolved). expect == NULL
- * means "nothing stored yet" (Expect = all keys empty, as upstream; a missing key counts as ""). TPD_ERR_COMPARE_FAILED on mismatch, TPD_ERR_NOT_FOUND if the
- * request is gone. */
+ * means "nothing stored yet" (Expect = all keys empty, as upstream; a missing key counts as "").
+ * TPD_ERR_COMPARE_FAILED on mismatch, TPD_ERR_NOT_FOUND if the request is gone. */
 tpd_err tpd_teleport_update_plugin_data(tpd_teleport *t, const char *request_id,
 					const tpd_plugin_data *set, const tpd_plugin_data *expect,
 					char *err);
