@@ -56,8 +56,8 @@ static tpd_identity *check_credentials(struct report *r, const tpd_config *cfg)
 	if (!tpd_str_empty(cfg->teleport.identity)) {
 		rc = tpd_identity_load_file(cfg->teleport.identity, &id, err);
 	} else if (!tpd_str_empty(cfg->teleport.client_crt)) {
-		rc = tpd_identity_load_tls(cfg->teleport.client_key, cfg->teleport.client_crt, cfg->teleport.root_cas, &id,
-					   err);
+		rc = tpd_identity_load_tls(cfg->teleport.client_key, cfg->teleport.client_crt,
+		                           cfg->teleport.root_cas, &id, err);
 	} else {
 		line(r, false,
 		     "teleport: no credentials configured (set [teleport] identity to a file from "
@@ -99,8 +99,8 @@ static void check_teleport(struct report *r, const tpd_config *cfg, const tpd_id
 		line(r, false, "teleport: ping %s failed: %s (check addr, the network path and the identity)",
 		     tpd_teleport_addr(t), err);
 	else
-		line(r, true, "teleport: connected to %s, cluster %s, server version %s%s", tpd_teleport_addr(t),
-		     ping.cluster_name, ping.server_version,
+		line(r, true, "teleport: connected to %s, cluster %s, server version %s%s",
+		     tpd_teleport_addr(t), ping.cluster_name, ping.server_version,
 		     ping.advanced_workflows ? ", advanced workflows (incidents link to requests)" : "");
 	tpd_ping_info_clear(&ping);
 	tpd_teleport_free(t);
@@ -136,7 +136,8 @@ static void check_pagerduty(struct report *r, const tpd_config *cfg)
 		line(r, false, "pagerduty: user_email %s is not a PagerDuty user (writes would be refused)",
 		     cfg->pagerduty.user_email);
 	else if (rc)
-		line(r, false, "pagerduty: looking up user_email %s failed: %s", cfg->pagerduty.user_email, err);
+		line(r, false, "pagerduty: looking up user_email %s failed: %s", cfg->pagerduty.user_email,
+		     err);
 	else
 		line(r, true, "pagerduty: acting as %s (%s)", user.name, cfg->pagerduty.user_email);
 out:
@@ -158,10 +159,11 @@ int tpd_check_run(const char *config_path, FILE *out)
 	if (cfg->pagerduty.api_key)
 		tpd_logger_add_secret(r.redactor, cfg->pagerduty.api_key);
 	line(&r, true, "config: %s loaded", cfg->path);
-	line(&r, true, "teleport: address %s", tpd_str_empty(cfg->teleport.addr) ? "localhost:3025 (default)"
-										  : cfg->teleport.addr);
+	line(&r, true, "teleport: address %s",
+	     tpd_str_empty(cfg->teleport.addr) ? "localhost:3025 (default)" : cfg->teleport.addr);
 	id = check_credentials(&r, cfg);
-	line(&r, true, "pagerduty: API key read%s%s (%zu characters)", cfg->pagerduty.api_key_file ? " from " : "",
+	line(&r, true, "pagerduty: API key read%s%s (%zu characters)",
+	     cfg->pagerduty.api_key_file ? " from " : "",
 	     cfg->pagerduty.api_key_file ? cfg->pagerduty.api_key_file : " from the config",
 	     strlen(cfg->pagerduty.api_key));
 	line(&r, true, "annotations: notify %s, services %s", cfg->pagerduty.notify_service_annotation,

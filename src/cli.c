@@ -26,21 +26,21 @@
 #define APP_NAME "teleport-pagerduty"
 
 static const char usage_text[] =
-	"usage: " APP_NAME " <command> [<flags>]\n"
-	"\n"
-	"Teleport plugin for access requests approval via PagerDuty.\n"
-	"\n"
-	"Commands:\n"
-	"  help [<command>]   Show help.\n"
-	"  configure          Prints an example .TOML configuration file.\n"
-	"  version            Prints " APP_NAME " version and exits.\n"
-	"  start [<flags>]    Starts a Teleport PagerDuty plugin.\n"
-	"      -c, --config=PATH   TOML (or .yaml/.yml) config file path\n"
-	"                          (default " TPD_DEFAULT_CONFIG_PATH ")\n"
-	"      -d, --debug         Enable verbose logging to stderr\n"
-	"          --pid-file=PATH Write the process id to PATH\n"
-	"  check [<flags>]    Validates the config and the credentials it names, then exits.\n"
-	"      -c, --config=PATH   as for start\n";
+    "usage: " APP_NAME " <command> [<flags>]\n"
+    "\n"
+    "Teleport plugin for access requests approval via PagerDuty.\n"
+    "\n"
+    "Commands:\n"
+    "  help [<command>]   Show help.\n"
+    "  configure          Prints an example .TOML configuration file.\n"
+    "  version            Prints " APP_NAME " version and exits.\n"
+    "  start [<flags>]    Starts a Teleport PagerDuty plugin.\n"
+    "      -c, --config=PATH   TOML (or .yaml/.yml) config file path\n"
+    "                          (default " TPD_DEFAULT_CONFIG_PATH ")\n"
+    "      -d, --debug         Enable verbose logging to stderr\n"
+    "          --pid-file=PATH Write the process id to PATH\n"
+    "  check [<flags>]    Validates the config and the credentials it names, then exits.\n"
+    "      -c, --config=PATH   as for start\n";
 
 static void print_version(FILE *out)
 {
@@ -143,15 +143,16 @@ static void reload_log_settings(tpd_logger *lg, const struct start_flags *f)
 	tpd_config *cfg = NULL;
 
 	if (tpd_config_load(f->config, &cfg, config_warning, lg, err)) {
-		tpd_log(lg, TPD_LOG_ERROR, "Failed to reload the configuration, keeping the current log settings",
-			"error", err, NULL);
+		tpd_log(lg, TPD_LOG_ERROR,
+		        "Failed to reload the configuration, keeping the current log settings", "error", err,
+		        NULL);
 		return;
 	}
 	if (apply_log_settings(lg, cfg, f->debug, err) < 0)
 		tpd_log(lg, TPD_LOG_ERROR, "Failed to apply the reloaded log settings", "error", err, NULL);
 	else
 		tpd_log(lg, TPD_LOG_INFO, "Reloaded log settings", "severity",
-			tpd_log_level_name(tpd_logger_level(lg)), NULL);
+		        tpd_log_level_name(tpd_logger_level(lg)), NULL);
 	tpd_config_free(cfg);
 }
 
@@ -189,8 +190,8 @@ static int cmd_start(int argc, char **argv)
 	}
 	if (f.debug)
 		tpd_log(lg, TPD_LOG_DEBUG, "DEBUG logging enabled", NULL);
-	tpd_log(lg, TPD_LOG_INFO, "Starting Teleport Access PagerDuty Plugin", "version", TPD_VERSION, "commit",
-		TPD_GIT_COMMIT, "config", cfg->path, NULL);
+	tpd_log(lg, TPD_LOG_INFO, "Starting Teleport Access PagerDuty Plugin", "version", TPD_VERSION,
+	        "commit", TPD_GIT_COMMIT, "config", cfg->path, NULL);
 	if (f.pid_file && write_pid_file(f.pid_file, err) < 0) {
 		tpd_log(lg, TPD_LOG_ERROR, "Terminating with fatal error", "error", err, NULL);
 		goto out;
@@ -206,14 +207,15 @@ static int cmd_start(int argc, char **argv)
 		int sig = sigtimedwait(&set, NULL, &tick);
 
 		if (sig == SIGHUP) {
-			tpd_log(lg, TPD_LOG_INFO, "Received SIGHUP, reloading identity and log settings", NULL);
+			tpd_log(lg, TPD_LOG_INFO, "Received SIGHUP, reloading identity and log settings",
+			        NULL);
 			reload_log_settings(lg, &f);
 			tpd_controller_reload(ctl);
 		} else if (sig == SIGTERM || sig == SIGINT) {
 			stops++;
 			if (stops == 1) {
 				tpd_log(lg, TPD_LOG_INFO, "Attempting graceful shutdown", "signal",
-					sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
+				        sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
 				tpd_controller_request_stop(ctl);
 				stop_deadline = tpd_now_ms() + cfg->reconcile.shutdown_timeout_ms;
 			} else if (sig == SIGINT) {

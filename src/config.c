@@ -25,9 +25,9 @@
 #include "tpd/toml.h"
 #include "tpd/util.h"
 
-#define MAX_WARNINGS 64                               /* more are summarised in one line */
-#define API_KEY_FILE_MAX 2000                         /* upstream's lib.ReadPassword buffer */
-#define DURATION_MAX_MS ((int64_t)366 * 24 * 3600 * 1000) /* a year: anything longer is a typo */
+#define MAX_WARNINGS     64                                /* more are summarised in one line */
+#define API_KEY_FILE_MAX 2000                              /* upstream's lib.ReadPassword buffer */
+#define DURATION_MAX_MS  ((int64_t)366 * 24 * 3600 * 1000) /* a year: anything longer is a typo */
 
 typedef enum {
 	K_STR,  /* string */
@@ -43,20 +43,20 @@ enum {
 
 /* What the walk collects besides the config itself. */
 typedef struct {
-	const char *name;              /* file name for messages */
+	const char *name; /* file name for messages */
 	tpd_config_warn_cb warn;
 	void *ud;
 	char *err;
 	const tpd_toml *root;
-	char *auth_server;             /* teleport.auth_server (deprecated) */
-	char *severity;                /* log.severity as written */
-	char *format;                  /* log.format as written */
-	char *ann_notify;              /* [pagerduty.RequestAnnotations] notify_service */
-	char *ann_services;            /* [pagerduty.RequestAnnotations] services */
-	const tpd_toml *ann_table;     /* that table, if given */
-	const char *ann_table_name;    /* the spelling used */
-	char *warnings[MAX_WARNINGS];  /* held back until the API key is known, then redacted */
-	int nwarn;                     /* warnings produced (may exceed MAX_WARNINGS) */
+	char *auth_server;            /* teleport.auth_server (deprecated) */
+	char *severity;               /* log.severity as written */
+	char *format;                 /* log.format as written */
+	char *ann_notify;             /* [pagerduty.RequestAnnotations] notify_service */
+	char *ann_services;           /* [pagerduty.RequestAnnotations] services */
+	const tpd_toml *ann_table;    /* that table, if given */
+	const char *ann_table_name;   /* the spelling used */
+	char *warnings[MAX_WARNINGS]; /* held back until the API key is known, then redacted */
+	int nwarn;                    /* warnings produced (may exceed MAX_WARNINGS) */
 } loader;
 
 typedef struct {
@@ -73,75 +73,76 @@ typedef struct {
 #define LDR(m) F_LOADER, offsetof(loader, m)
 
 static const field fields[] = {
-	{"teleport", "addr", K_STR, CFG(teleport.addr), 0, 0, "addr = \"teleport.example.com:443\""},
-	{"teleport", "auth_server", K_STR, LDR(auth_server), 0, 0, "addr = \"teleport.example.com:3025\""},
-	{"teleport", "identity", K_STR, CFG(teleport.identity), 0, 0,
-	 "identity = \"/var/lib/teleport/plugins/pagerduty/identity\""},
-	{"teleport", "client_key", K_STR, CFG(teleport.client_key), 0, 0,
-	 "client_key = \"/var/lib/teleport/plugins/pagerduty/auth.key\""},
-	{"teleport", "client_crt", K_STR, CFG(teleport.client_crt), 0, 0,
-	 "client_crt = \"/var/lib/teleport/plugins/pagerduty/auth.crt\""},
-	{"teleport", "root_cas", K_STR, CFG(teleport.root_cas), 0, 0,
-	 "root_cas = \"/var/lib/teleport/plugins/pagerduty/auth.cas\""},
-	{"teleport", "refresh_identity", K_BOOL, CFG(teleport.refresh_identity), 0, 0, "refresh_identity = true"},
-	{"teleport", "refresh_identity_interval", K_DUR, CFG(teleport.refresh_identity_interval_ms), 0,
-	 DURATION_MAX_MS, "refresh_identity_interval = \"1m\""},
+    {"teleport", "addr", K_STR, CFG(teleport.addr), 0, 0, "addr = \"teleport.example.com:443\""},
+    {"teleport", "auth_server", K_STR, LDR(auth_server), 0, 0, "addr = \"teleport.example.com:3025\""},
+    {"teleport", "identity", K_STR, CFG(teleport.identity), 0, 0,
+     "identity = \"/var/lib/teleport/plugins/pagerduty/identity\""},
+    {"teleport", "client_key", K_STR, CFG(teleport.client_key), 0, 0,
+     "client_key = \"/var/lib/teleport/plugins/pagerduty/auth.key\""},
+    {"teleport", "client_crt", K_STR, CFG(teleport.client_crt), 0, 0,
+     "client_crt = \"/var/lib/teleport/plugins/pagerduty/auth.crt\""},
+    {"teleport", "root_cas", K_STR, CFG(teleport.root_cas), 0, 0,
+     "root_cas = \"/var/lib/teleport/plugins/pagerduty/auth.cas\""},
+    {"teleport", "refresh_identity", K_BOOL, CFG(teleport.refresh_identity), 0, 0, "refresh_identity = true"},
+    {"teleport", "refresh_identity_interval", K_DUR, CFG(teleport.refresh_identity_interval_ms), 0,
+     DURATION_MAX_MS, "refresh_identity_interval = \"1m\""},
 
-	{"pagerduty", "api_key", K_STR, F_SECRET, offsetof(tpd_config, pagerduty.api_key), 0, 0,
-	 "api_key = \"/var/lib/teleport/plugins/pagerduty/pagerduty_api_key\""},
-	{"pagerduty", "user_email", K_STR, CFG(pagerduty.user_email), 0, 0, "user_email = \"bot@example.com\""},
-	{"pagerduty", "api_endpoint", K_STR, CFG(pagerduty.api_endpoint), 0, 0,
-	 "api_endpoint = \"https://api.pagerduty.com\""},
-	{"pagerduty", "notify_service", K_STR, CFG(pagerduty.notify_service_annotation), 0, 0,
-	 "notify_service = \"pagerduty_notify_service\""},
-	{"pagerduty", "services", K_STR, CFG(pagerduty.services_annotation), 0, 0,
-	 "services = \"pagerduty_services\""},
-	{"pagerduty", "rate_limit_per_minute", K_INT, 0, offsetof(tpd_config, pagerduty.rate_limit_per_minute), 1,
-	 100000, "rate_limit_per_minute = 900"},
-	{"pagerduty", "cache_ttl", K_DUR, CFG(pagerduty.cache_ttl_ms), 1, DURATION_MAX_MS, "cache_ttl = \"5m\""},
-	{"pagerduty", "connect_timeout", K_DUR, CFG(pagerduty.connect_timeout_ms), 1, DURATION_MAX_MS,
-	 "connect_timeout = \"5s\""},
-	{"pagerduty", "request_timeout", K_DUR, CFG(pagerduty.request_timeout_ms), 1, DURATION_MAX_MS,
-	 "request_timeout = \"10s\""},
-	{"pagerduty", "incident_urgency", K_STR, CFG(pagerduty.incident_urgency), 0, 0,
-	 "incident_urgency = \"high\""},
-	{"pagerduty", "incident_priority_id", K_STR, CFG(pagerduty.incident_priority_id), 0, 0,
-	 "incident_priority_id = \"PX1Y2Z3\""},
+    {"pagerduty", "api_key", K_STR, F_SECRET, offsetof(tpd_config, pagerduty.api_key), 0, 0,
+     "api_key = \"/var/lib/teleport/plugins/pagerduty/pagerduty_api_key\""},
+    {"pagerduty", "user_email", K_STR, CFG(pagerduty.user_email), 0, 0, "user_email = \"bot@example.com\""},
+    {"pagerduty", "api_endpoint", K_STR, CFG(pagerduty.api_endpoint), 0, 0,
+     "api_endpoint = \"https://api.pagerduty.com\""},
+    {"pagerduty", "notify_service", K_STR, CFG(pagerduty.notify_service_annotation), 0, 0,
+     "notify_service = \"pagerduty_notify_service\""},
+    {"pagerduty", "services", K_STR, CFG(pagerduty.services_annotation), 0, 0,
+     "services = \"pagerduty_services\""},
+    {"pagerduty", "rate_limit_per_minute", K_INT, 0, offsetof(tpd_config, pagerduty.rate_limit_per_minute), 1,
+     100000, "rate_limit_per_minute = 900"},
+    {"pagerduty", "cache_ttl", K_DUR, CFG(pagerduty.cache_ttl_ms), 1, DURATION_MAX_MS, "cache_ttl = \"5m\""},
+    {"pagerduty", "connect_timeout", K_DUR, CFG(pagerduty.connect_timeout_ms), 1, DURATION_MAX_MS,
+     "connect_timeout = \"5s\""},
+    {"pagerduty", "request_timeout", K_DUR, CFG(pagerduty.request_timeout_ms), 1, DURATION_MAX_MS,
+     "request_timeout = \"10s\""},
+    {"pagerduty", "incident_urgency", K_STR, CFG(pagerduty.incident_urgency), 0, 0,
+     "incident_urgency = \"high\""},
+    {"pagerduty", "incident_priority_id", K_STR, CFG(pagerduty.incident_priority_id), 0, 0,
+     "incident_priority_id = \"PX1Y2Z3\""},
 
-	{"log", "output", K_STR, CFG(log.output), 0, 0, "output = \"stderr\""},
-	{"log", "severity", K_STR, LDR(severity), 0, 0, "severity = \"INFO\""},
-	{"log", "format", K_STR, LDR(format), 0, 0, "format = \"json\""},
+    {"log", "output", K_STR, CFG(log.output), 0, 0, "output = \"stderr\""},
+    {"log", "severity", K_STR, LDR(severity), 0, 0, "severity = \"INFO\""},
+    {"log", "format", K_STR, LDR(format), 0, 0, "format = \"json\""},
 
-	{"status", "listen_addr", K_STR, CFG(status.listen_addr), 0, 0, "listen_addr = \":8081\""},
+    {"status", "listen_addr", K_STR, CFG(status.listen_addr), 0, 0, "listen_addr = \":8081\""},
 
-	{"reconcile", "workers", K_INT, 0, offsetof(tpd_config, reconcile.workers), 1, 64, "workers = 4"},
-	{"reconcile", "resync_interval", K_DUR, CFG(reconcile.resync_interval_ms), 1, DURATION_MAX_MS,
-	 "resync_interval = \"10m\""},
-	{"reconcile", "shutdown_timeout", K_DUR, CFG(reconcile.shutdown_timeout_ms), 1, DURATION_MAX_MS,
-	 "shutdown_timeout = \"15s\""},
+    {"reconcile", "workers", K_INT, 0, offsetof(tpd_config, reconcile.workers), 1, 64, "workers = 4"},
+    {"reconcile", "resync_interval", K_DUR, CFG(reconcile.resync_interval_ms), 1, DURATION_MAX_MS,
+     "resync_interval = \"10m\""},
+    {"reconcile", "shutdown_timeout", K_DUR, CFG(reconcile.shutdown_timeout_ms), 1, DURATION_MAX_MS,
+     "shutdown_timeout = \"15s\""},
 
-	{"leader_election", "enabled", K_BOOL, CFG(leader.enabled), 0, 0, "enabled = true"},
-	{"leader_election", "lease_name", K_STR, CFG(leader.lease_name), 0, 0,
-	 "lease_name = \"teleport-plugin-pagerduty\""},
-	{"leader_election", "lease_namespace", K_STR, CFG(leader.lease_namespace), 0, 0,
-	 "lease_namespace = \"teleport\""},
-	{"leader_election", "lease_duration", K_DUR, CFG(leader.lease_duration_ms), 1, DURATION_MAX_MS,
-	 "lease_duration = \"15s\""},
-	{"leader_election", "renew_deadline", K_DUR, CFG(leader.renew_deadline_ms), 1, DURATION_MAX_MS,
-	 "renew_deadline = \"10s\""},
-	{"leader_election", "retry_period", K_DUR, CFG(leader.retry_period_ms), 1, DURATION_MAX_MS,
-	 "retry_period = \"2s\""},
+    {"leader_election", "enabled", K_BOOL, CFG(leader.enabled), 0, 0, "enabled = true"},
+    {"leader_election", "lease_name", K_STR, CFG(leader.lease_name), 0, 0,
+     "lease_name = \"teleport-plugin-pagerduty\""},
+    {"leader_election", "lease_namespace", K_STR, CFG(leader.lease_namespace), 0, 0,
+     "lease_namespace = \"teleport\""},
+    {"leader_election", "lease_duration", K_DUR, CFG(leader.lease_duration_ms), 1, DURATION_MAX_MS,
+     "lease_duration = \"15s\""},
+    {"leader_election", "renew_deadline", K_DUR, CFG(leader.renew_deadline_ms), 1, DURATION_MAX_MS,
+     "renew_deadline = \"10s\""},
+    {"leader_election", "retry_period", K_DUR, CFG(leader.retry_period_ms), 1, DURATION_MAX_MS,
+     "retry_period = \"2s\""},
 };
 
 #define NFIELDS (sizeof(fields) / sizeof(fields[0]))
 
-static const char *const tables[] = {"teleport", "pagerduty", "log", "status", "reconcile", "leader_election"};
+static const char *const tables[] = {"teleport", "pagerduty", "log",
+                                     "status",   "reconcile", "leader_election"};
 #define NTABLES (sizeof(tables) / sizeof(tables[0]))
 
 /* Upstream's accepted spellings of the annotation table (go-toml v1 tries these for an untagged
  * field): the Go name, lower case, upper case, lower camel case. */
 static const char *const ann_names[] = {"RequestAnnotations", "requestannotations", "REQUESTANNOTATIONS",
-					"requestAnnotations"};
+                                        "requestAnnotations"};
 #define NANN (sizeof(ann_names) / sizeof(ann_names[0]))
 
 /* --- messages ------------------------------------------------------------------------------------ */
@@ -175,8 +176,8 @@ cfg_warn(loader *ld, int line, int col, const char *hint, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
-	snprintf(msg, sizeof(msg), "%s:%d:%d: %s (%s)", ld->name, line < 1 ? 1 : line, col < 1 ? 1 : col, what,
-		 hint);
+	snprintf(msg, sizeof(msg), "%s:%d:%d: %s (%s)", ld->name, line < 1 ? 1 : line, col < 1 ? 1 : col,
+	         what, hint);
 	ld->warnings[ld->nwarn - 1] = xstrdup(msg);
 }
 
@@ -225,8 +226,8 @@ static void flush_warnings(loader *ld, const char *secret)
 	if (ld->nwarn > MAX_WARNINGS && ld->warn) {
 		char msg[256];
 
-		snprintf(msg, sizeof(msg), "%s: %d more warnings not shown (fix the ones above first)", ld->name,
-			 ld->nwarn - MAX_WARNINGS);
+		snprintf(msg, sizeof(msg), "%s: %d more warnings not shown (fix the ones above first)",
+		         ld->name, ld->nwarn - MAX_WARNINGS);
 		ld->warn(ld->ud, msg);
 	}
 }
@@ -292,7 +293,8 @@ static size_t edit_distance(const char *a, const char *b)
 	for (size_t i = 1; i <= la; i++) {
 		cur[0] = i;
 		for (size_t j = 1; j <= lb; j++) {
-			size_t sub = prev[j - 1] + (tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]));
+			size_t sub = prev[j - 1] +
+			             (tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]));
 			size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
 
 			cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
@@ -310,8 +312,9 @@ static void unknown_hint(const char *table, const char *key, char *buf, size_t l
 
 	if (!strcmp(key, "service_id") || !strcmp(key, "auto_approve") || !strcmp(key, "http") ||
 	    !strcmp(key, "service_name")) {
-		snprintf(buf, len, "a setting of the old webhook-based plugin, which no longer has any effect; "
-			 "remove it");
+		snprintf(buf, len,
+		         "a setting of the old webhook-based plugin, which no longer has any effect; "
+		         "remove it");
 		return;
 	}
 	if (!table) {
@@ -335,7 +338,8 @@ static void unknown_hint(const char *table, const char *key, char *buf, size_t l
 				best = fields[i].key;
 			}
 		}
-		if (!strcmp(table, "pagerduty") && bestd > 0 && edit_distance(key, "RequestAnnotations") < bestd)
+		if (!strcmp(table, "pagerduty") && bestd > 0 &&
+		    edit_distance(key, "RequestAnnotations") < bestd)
 			best = "RequestAnnotations";
 	}
 	if (best)
@@ -353,10 +357,10 @@ static void warn_unknown(loader *ld, const char *table, const tpd_toml *t, size_
 	unknown_hint(table, key, hint, sizeof(hint));
 	if (table)
 		cfg_warn(ld, tpd_toml_key_line(t, i), tpd_toml_key_col(t, i), hint,
-			 is_table ? "unknown table [%s.%s]" : "unknown key %s.%s", table, key);
+		         is_table ? "unknown table [%s.%s]" : "unknown key %s.%s", table, key);
 	else
-		cfg_warn(ld, tpd_toml_key_line(t, i), tpd_toml_key_col(t, i), hint, is_table ? "unknown table [%s]"
-			 : "unknown key %s", key);
+		cfg_warn(ld, tpd_toml_key_line(t, i), tpd_toml_key_col(t, i), hint,
+		         is_table ? "unknown table [%s]" : "unknown key %s", key);
 }
 
 /* --- typed reads ----------------------------------------------------------------------------------- */
@@ -378,15 +382,17 @@ static tpd_err read_field(loader *ld, const field *f, const tpd_toml *v, tpd_con
 	case K_STR:
 		if (t != TPD_TOML_STRING)
 			return cfg_err(ld, TPD_ERR_CONFIG, line, col, fix, "%s.%s must be a string, not %s",
-				       f->table, f->key, a_type(t));
+			               f->table, f->key, a_type(t));
 		free(*(char **)dst);
 		*(char **)dst = xstrdup(tpd_toml_str(v));
 		return TPD_ERR_OK;
 	case K_BOOL:
 		if (t != TPD_TOML_BOOL)
-			return cfg_err(ld, TPD_ERR_CONFIG, line, col, t == TPD_TOML_STRING ? "write true or false "
-				       "without quotes" : fix, "%s.%s must be a boolean, not %s", f->table, f->key,
-				       a_type(t));
+			return cfg_err(ld, TPD_ERR_CONFIG, line, col,
+			               t == TPD_TOML_STRING ? "write true or false "
+			                                      "without quotes"
+			                                    : fix,
+			               "%s.%s must be a boolean, not %s", f->table, f->key, a_type(t));
 		*(bool *)dst = tpd_toml_bool(v);
 		return TPD_ERR_OK;
 	case K_INT: {
@@ -394,13 +400,13 @@ static tpd_err read_field(loader *ld, const field *f, const tpd_toml *v, tpd_con
 
 		if (t != TPD_TOML_INT)
 			return cfg_err(ld, TPD_ERR_CONFIG, line, col,
-				       t == TPD_TOML_STRING ? "write the number without quotes" : fix,
-				       "%s.%s must be an integer, not %s", f->table, f->key, a_type(t));
+			               t == TPD_TOML_STRING ? "write the number without quotes" : fix,
+			               "%s.%s must be an integer, not %s", f->table, f->key, a_type(t));
 		i = tpd_toml_int(v);
 		if (i < f->min || i > f->max)
 			return cfg_err(ld, TPD_ERR_CONFIG, line, col, fix,
-				       "%s.%s is %lld, out of range: it must be between %lld and %lld", f->table,
-				       f->key, (long long)i, (long long)f->min, (long long)f->max);
+			               "%s.%s is %lld, out of range: it must be between %lld and %lld",
+			               f->table, f->key, (long long)i, (long long)f->min, (long long)f->max);
 		*(int *)dst = (int)i;
 		return TPD_ERR_OK;
 	}
@@ -409,32 +415,34 @@ static tpd_err read_field(loader *ld, const field *f, const tpd_toml *v, tpd_con
 
 		if (t == TPD_TOML_STRING) {
 			if (!tpd_parse_duration_ms(tpd_toml_str(v), &ms))
-				return cfg_err(ld, TPD_ERR_CONFIG, line, col,
-					       "use a Go duration such as \"90s\", \"1m30s\", \"500ms\" or \"2h\"",
-					       "%s.%s: invalid duration \"%.64s\"", f->table, f->key, tpd_toml_str(v));
+				return cfg_err(
+				    ld, TPD_ERR_CONFIG, line, col,
+				    "use a Go duration such as \"90s\", \"1m30s\", \"500ms\" or \"2h\"",
+				    "%s.%s: invalid duration \"%.64s\"", f->table, f->key, tpd_toml_str(v));
 		} else if (t == TPD_TOML_INT) {
 			/* go-toml v1 decodes an integer into a time.Duration as nanoseconds; do the same
 			 * (rounding up to whole milliseconds) and warn about surprisingly short values. */
 			int64_t ns = tpd_toml_int(v);
 
 			if (ns < 0)
-				return cfg_err(ld, TPD_ERR_CONFIG, line, col, fix, "%s.%s must not be negative",
-					       f->table, f->key);
+				return cfg_err(ld, TPD_ERR_CONFIG, line, col, fix,
+				               "%s.%s must not be negative", f->table, f->key);
 			ms = ns / 1000000 + (ns % 1000000 ? 1 : 0);
 			if (ns > 0 && ns < 1000000000)
 				cfg_warn(ld, line, col, "write a string with a unit, e.g. \"60s\"",
-					 "%s.%s = %lld is read as %lld nanoseconds, as upstream does", f->table,
-					 f->key, (long long)ns, (long long)ns);
+				         "%s.%s = %lld is read as %lld nanoseconds, as upstream does",
+				         f->table, f->key, (long long)ns, (long long)ns);
 		} else {
 			return cfg_err(ld, TPD_ERR_CONFIG, line, col, fix,
-				       "%s.%s must be a duration string, not %s", f->table, f->key, a_type(t));
+			               "%s.%s must be a duration string, not %s", f->table, f->key,
+			               a_type(t));
 		}
 		if (ms < f->min || ms > f->max) {
 			if (f->min > 0 && ms < f->min)
-				return cfg_err(ld, TPD_ERR_CONFIG, line, col, fix, "%s.%s must be greater than zero",
-					       f->table, f->key);
-			return cfg_err(ld, TPD_ERR_CONFIG, line, col, fix, "%s.%s is too long (at most 366 days)",
-				       f->table, f->key);
+				return cfg_err(ld, TPD_ERR_CONFIG, line, col, fix,
+				               "%s.%s must be greater than zero", f->table, f->key);
+			return cfg_err(ld, TPD_ERR_CONFIG, line, col, fix,
+			               "%s.%s is too long (at most 366 days)", f->table, f->key);
 		}
 		*(int64_t *)dst = ms;
 		return TPD_ERR_OK;
@@ -461,36 +469,39 @@ static tpd_err read_annotations(loader *ld, const tpd_toml *pd, size_t i)
 	if (tpd_toml_type_of(t) == TPD_TOML_NULL)
 		return TPD_ERR_OK;
 	if (tpd_toml_type_of(t) != TPD_TOML_TABLE)
-		return cfg_err(ld, TPD_ERR_CONFIG, tpd_toml_line(t), tpd_toml_col(t),
-			       "write [pagerduty.RequestAnnotations] with notify_service = \"...\" and services = "
-			       "\"...\"",
-			       "pagerduty.%s must be a table, not %s", name, a_type(tpd_toml_type_of(t)));
+		return cfg_err(
+		    ld, TPD_ERR_CONFIG, tpd_toml_line(t), tpd_toml_col(t),
+		    "write [pagerduty.RequestAnnotations] with notify_service = \"...\" and services = "
+		    "\"...\"",
+		    "pagerduty.%s must be a table, not %s", name, a_type(tpd_toml_type_of(t)));
 	if (ld->ann_table)
 		return cfg_err(ld, TPD_ERR_CONFIG, tpd_toml_key_line(pd, i), tpd_toml_key_col(pd, i),
-			       "keep only one of them", "both pagerduty.%s and pagerduty.%s are given",
-			       ld->ann_table_name, name);
+		               "keep only one of them", "both pagerduty.%s and pagerduty.%s are given",
+		               ld->ann_table_name, name);
 	ld->ann_table = t;
 	ld->ann_table_name = name;
 	for (size_t k = 0; k < tpd_toml_len(t); k++) {
 		const char *key = tpd_toml_key_at(t, k);
 		const tpd_toml *v = tpd_toml_at(t, k);
 		char **dst = !strcmp(key, "notify_service") ? &ld->ann_notify
-			     : !strcmp(key, "services")      ? &ld->ann_services
-							     : NULL;
+		             : !strcmp(key, "services")     ? &ld->ann_services
+		                                            : NULL;
 
 		if (!dst) {
 			cfg_warn(ld, tpd_toml_key_line(t, k), tpd_toml_key_col(t, k),
-				 "ignored; the accepted keys are notify_service and services", "unknown key pagerduty.%s.%s",
-				 name, key);
+			         "ignored; the accepted keys are notify_service and services",
+			         "unknown key pagerduty.%s.%s", name, key);
 			continue;
 		}
 		if (tpd_toml_type_of(v) == TPD_TOML_NULL)
 			continue;
 		if (tpd_toml_type_of(v) != TPD_TOML_STRING) {
 			snprintf(fix, sizeof(fix), "example: %s = \"%s\"", key,
-				 dst == &ld->ann_notify ? TPD_DEFAULT_NOTIFY_ANNOTATION : TPD_DEFAULT_SERVICES_ANNOTATION);
+			         dst == &ld->ann_notify ? TPD_DEFAULT_NOTIFY_ANNOTATION
+			                                : TPD_DEFAULT_SERVICES_ANNOTATION);
 			return cfg_err(ld, TPD_ERR_CONFIG, tpd_toml_line(v), tpd_toml_col(v), fix,
-				       "pagerduty.%s.%s must be a string, not %s", name, key, a_type(tpd_toml_type_of(v)));
+			               "pagerduty.%s.%s must be a string, not %s", name, key,
+			               a_type(tpd_toml_type_of(v)));
 		}
 		*dst = xstrdup(tpd_toml_str(v));
 	}
@@ -525,8 +536,8 @@ static tpd_err walk(loader *ld, tpd_config *cfg)
 			continue;
 		if (tpd_toml_type_of(t) != TPD_TOML_TABLE)
 			return cfg_err(ld, TPD_ERR_CONFIG, tpd_toml_line(t), tpd_toml_col(t),
-				       "write it as a section: a line [name] followed by key = value lines",
-				       "%s must be a table, not %s", tname, a_type(tpd_toml_type_of(t)));
+			               "write it as a section: a line [name] followed by key = value lines",
+			               "%s must be a table, not %s", tname, a_type(tpd_toml_type_of(t)));
 		for (size_t k = 0; k < tpd_toml_len(t); k++) {
 			const char *key = tpd_toml_key_at(t, k);
 			const tpd_toml *v = tpd_toml_at(t, k);
@@ -582,18 +593,19 @@ static tpd_err check_teleport(loader *ld, tpd_config *cfg)
 	}
 	if (ngiven > 0 && ngiven < 3) {
 		where(ld, "teleport", first, &line, &col);
-		return cfg_err(ld, TPD_ERR_CONFIG, line, col,
-			       "set all three of client_key, client_crt and root_cas, or use identity instead",
-			       "configuration setting(s) %s are provided but setting(s) %s are missing", given,
-			       missing);
+		return cfg_err(
+		    ld, TPD_ERR_CONFIG, line, col,
+		    "set all three of client_key, client_crt and root_cas, or use identity instead",
+		    "configuration setting(s) %s are provided but setting(s) %s are missing", given, missing);
 	}
 	/* 2. identity excludes the key pair */
 	if (!tpd_str_empty(cfg->teleport.identity) && !tpd_str_empty(cfg->teleport.client_crt)) {
 		where(ld, "teleport", "identity", &line, &col);
-		return cfg_err(ld, TPD_ERR_CONFIG, line, col,
-			       "keep either identity or the client_key/client_crt/root_cas triple",
-			       "configuration setting `identity` is mutually exclusive with all the `client_crt`, "
-			       "`client_key` and `root_cas` settings");
+		return cfg_err(
+		    ld, TPD_ERR_CONFIG, line, col,
+		    "keep either identity or the client_key/client_crt/root_cas triple",
+		    "configuration setting `identity` is mutually exclusive with all the `client_crt`, "
+		    "`client_key` and `root_cas` settings");
 	}
 	/* 3. interval 0 → one minute */
 	if (cfg->teleport.refresh_identity_interval_ms == 0)
@@ -602,13 +614,14 @@ static tpd_err check_teleport(loader *ld, tpd_config *cfg)
 	if (cfg->teleport.refresh_identity && tpd_str_empty(cfg->teleport.identity)) {
 		where(ld, "teleport", "refresh_identity", &line, &col);
 		return cfg_err(ld, TPD_ERR_CONFIG, line, col,
-			       "set identity to the identity file's path, or remove refresh_identity",
-			       "`refresh_identity` requires that `identity` be set");
+		               "set identity to the identity file's path, or remove refresh_identity",
+		               "`refresh_identity` requires that `identity` be set");
 	}
 	if (!tpd_str_empty(ld->auth_server)) {
 		where(ld, "teleport", "auth_server", &line, &col);
-		cfg_warn(ld, line, col, "rename auth_server to addr",
-			 "Configuration setting `auth_server` is deprecated, consider to change it to `addr`");
+		cfg_warn(
+		    ld, line, col, "rename auth_server to addr",
+		    "Configuration setting `auth_server` is deprecated, consider to change it to `addr`");
 		if (tpd_str_empty(cfg->teleport.addr)) {
 			free(cfg->teleport.addr);
 			cfg->teleport.addr = xstrdup(ld->auth_server);
@@ -650,19 +663,20 @@ static tpd_err check_endpoint(loader *ld, tpd_config *cfg)
 		https = false;
 	else
 		return cfg_err(ld, TPD_ERR_CONFIG, line, col, fix,
-			       "pagerduty.api_endpoint must start with https://");
+		               "pagerduty.api_endpoint must start with https://");
 	host = u + (https ? 8 : 7);
 	for (p = u; *p; p++)
-		if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == '"' || *p == '<' || *p == '>' || *p == '\\')
+		if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == '"' || *p == '<' || *p == '>' ||
+		    *p == '\\')
 			return cfg_err(ld, TPD_ERR_CONFIG, line, col, fix,
-				       "pagerduty.api_endpoint contains a space or an invalid character");
+			               "pagerduty.api_endpoint contains a space or an invalid character");
 	if (strpbrk(host, "?#"))
 		return cfg_err(ld, TPD_ERR_CONFIG, line, col, fix,
-			       "pagerduty.api_endpoint must not have a query or fragment");
+		               "pagerduty.api_endpoint must not have a query or fragment");
 	hlen = strcspn(host, "/");
 	if (memchr(host, '@', hlen))
 		return cfg_err(ld, TPD_ERR_CONFIG, line, col, "put the API key in pagerduty.api_key instead",
-			       "pagerduty.api_endpoint must not contain credentials");
+		               "pagerduty.api_endpoint must not contain credentials");
 	/* host part: [v6] or a name, then optional :port */
 	{
 		size_t name_len;
@@ -673,11 +687,11 @@ static tpd_err check_endpoint(loader *ld, tpd_config *cfg)
 
 			if (!close)
 				return cfg_err(ld, TPD_ERR_CONFIG, line, col, fix,
-					       "pagerduty.api_endpoint has an unterminated [IPv6] host");
+				               "pagerduty.api_endpoint has an unterminated [IPv6] host");
 			for (const char *q = host + 1; q < close; q++)
 				if (!isxdigit((unsigned char)*q) && *q != ':' && *q != '.')
 					return cfg_err(ld, TPD_ERR_CONFIG, line, col, fix,
-						       "pagerduty.api_endpoint has an invalid IPv6 host");
+					               "pagerduty.api_endpoint has an invalid IPv6 host");
 			name_len = (size_t)(close - host) + 1;
 		} else {
 			name_len = strcspn(host, ":/");
@@ -687,10 +701,11 @@ static tpd_err check_endpoint(loader *ld, tpd_config *cfg)
 				if (!isalnum((unsigned char)host[k]) && host[k] != '-' && host[k] != '.' &&
 				    host[k] != '_')
 					return cfg_err(ld, TPD_ERR_CONFIG, line, col, fix,
-						       "pagerduty.api_endpoint has an invalid host name");
+					               "pagerduty.api_endpoint has an invalid host name");
 		}
 		if (name_len == 0 || (name_len == 2 && host[0] == '['))
-			return cfg_err(ld, TPD_ERR_CONFIG, line, col, fix, "pagerduty.api_endpoint has no host");
+			return cfg_err(ld, TPD_ERR_CONFIG, line, col, fix,
+			               "pagerduty.api_endpoint has no host");
 		port = host + name_len;
 		if (port < host + hlen) {
 			long pn = 0;
@@ -698,27 +713,28 @@ static tpd_err check_endpoint(loader *ld, tpd_config *cfg)
 
 			if (*port != ':')
 				return cfg_err(ld, TPD_ERR_CONFIG, line, col, fix,
-					       "pagerduty.api_endpoint has an invalid host");
+				               "pagerduty.api_endpoint has an invalid host");
 			port++;
 			plen = (size_t)(host + hlen - port);
 			if (plen == 0 || plen > 5)
 				return cfg_err(ld, TPD_ERR_CONFIG, line, col, fix,
-					       "pagerduty.api_endpoint has an invalid port");
+				               "pagerduty.api_endpoint has an invalid port");
 			for (size_t k = 0; k < plen; k++) {
 				if (!isdigit((unsigned char)port[k]))
 					return cfg_err(ld, TPD_ERR_CONFIG, line, col, fix,
-						       "pagerduty.api_endpoint has an invalid port");
+					               "pagerduty.api_endpoint has an invalid port");
 				pn = pn * 10 + (port[k] - '0');
 			}
 			if (pn < 1 || pn > 65535)
 				return cfg_err(ld, TPD_ERR_CONFIG, line, col, fix,
-					       "pagerduty.api_endpoint has a port out of range (1-65535)");
+				               "pagerduty.api_endpoint has a port out of range (1-65535)");
 		}
 		if (!https && !is_loopback(host, name_len))
-			return cfg_err(ld, TPD_ERR_CONFIG, line, col,
-				       "use https://; plain http:// is accepted only for a loopback test server "
-				       "such as http://127.0.0.1:8080",
-				       "pagerduty.api_endpoint must use https://");
+			return cfg_err(
+			    ld, TPD_ERR_CONFIG, line, col,
+			    "use https://; plain http:// is accepted only for a loopback test server "
+			    "such as http://127.0.0.1:8080",
+			    "pagerduty.api_endpoint must use https://");
 	}
 	{
 		size_t n = strlen(u);
@@ -745,17 +761,18 @@ static tpd_err read_api_key_file(loader *ld, tpd_config *cfg)
 	rc = tpd_read_file(cfg->pagerduty.api_key_file, API_KEY_FILE_MAX, &data, &len, ioerr);
 	if (rc == TPD_ERR_TOO_LARGE)
 		return cfg_err(ld, TPD_ERR_CONFIG, line, col, "the file must hold only the API key",
-			       "error reading the API key from %s: larger than %d bytes",
-			       cfg->pagerduty.api_key_file, API_KEY_FILE_MAX);
+		               "error reading the API key from %s: larger than %d bytes",
+		               cfg->pagerduty.api_key_file, API_KEY_FILE_MAX);
 	if (rc)
-		return cfg_err(ld, TPD_ERR_CONFIG, line, col,
-			       "make the file readable by the plugin, or set pagerduty.api_key to the key itself",
-			       "error reading the API key: %s", ioerr);
+		return cfg_err(
+		    ld, TPD_ERR_CONFIG, line, col,
+		    "make the file readable by the plugin, or set pagerduty.api_key to the key itself",
+		    "error reading the API key: %s", ioerr);
 	if (memchr(data, 0, len)) {
 		explicit_bzero(data, len);
 		free(data);
 		return cfg_err(ld, TPD_ERR_CONFIG, line, col, "the file must hold only the API key as text",
-			       "the API key file %s contains a NUL byte", cfg->pagerduty.api_key_file);
+		               "the API key file %s contains a NUL byte", cfg->pagerduty.api_key_file);
 	}
 	tpd_str_trim(data);
 	cfg->pagerduty.api_key = xstrdup(data);
@@ -763,7 +780,7 @@ static tpd_err read_api_key_file(loader *ld, tpd_config *cfg)
 	free(data);
 	if (!cfg->pagerduty.api_key[0])
 		return cfg_err(ld, TPD_ERR_CONFIG, line, col, "write the PagerDuty API key into the file",
-			       "the API key file %s is empty", cfg->pagerduty.api_key_file);
+		               "the API key file %s is empty", cfg->pagerduty.api_key_file);
 	return TPD_ERR_OK;
 }
 
@@ -780,28 +797,32 @@ static tpd_err check_pagerduty(loader *ld, tpd_config *cfg)
 		return rc;
 	if (tpd_str_empty(cfg->pagerduty.api_key)) {
 		where(ld, "pagerduty", "api_key", &line, &col);
-		return cfg_err(ld, TPD_ERR_CONFIG, line, col,
-			       "set api_key in [pagerduty] to the API key, or to the path of a file holding it",
-			       "missing required value pagerduty.api_key");
+		return cfg_err(
+		    ld, TPD_ERR_CONFIG, line, col,
+		    "set api_key in [pagerduty] to the API key, or to the path of a file holding it",
+		    "missing required value pagerduty.api_key");
 	}
 	if (has_ctrl_or_space(cfg->pagerduty.api_key)) {
 		where(ld, "pagerduty", "api_key", &line, &col);
 		return cfg_err(ld, TPD_ERR_CONFIG, line, col, "copy the key again from PagerDuty",
-			       "pagerduty.api_key contains spaces or control characters");
+		               "pagerduty.api_key contains spaces or control characters");
 	}
 	if (tpd_str_empty(cfg->pagerduty.user_email)) {
 		where(ld, "pagerduty", "user_email", &line, &col);
-		return cfg_err(ld, TPD_ERR_CONFIG, line, col,
-			       "set user_email in [pagerduty] to the e-mail of the PagerDuty user the plugin acts as",
-			       "missing required value pagerduty.user_email");
+		return cfg_err(
+		    ld, TPD_ERR_CONFIG, line, col,
+		    "set user_email in [pagerduty] to the e-mail of the PagerDuty user the plugin acts as",
+		    "missing required value pagerduty.user_email");
 	}
 	{
 		const char *e = cfg->pagerduty.user_email, *at = strchr(e, '@');
 
-		if (!at || at == e || !at[1] || strchr(at + 1, '@') || has_ctrl_or_space(e) || strlen(e) > 254) {
+		if (!at || at == e || !at[1] || strchr(at + 1, '@') || has_ctrl_or_space(e) ||
+		    strlen(e) > 254) {
 			where(ld, "pagerduty", "user_email", &line, &col);
-			return cfg_err(ld, TPD_ERR_CONFIG, line, col, "example: user_email = \"bot@example.com\"",
-				       "pagerduty.user_email is not a valid e-mail address");
+			return cfg_err(ld, TPD_ERR_CONFIG, line, col,
+			               "example: user_email = \"bot@example.com\"",
+			               "pagerduty.user_email is not a valid e-mail address");
 		}
 	}
 	/* annotation names: [pagerduty.RequestAnnotations] (upstream) or the keys in [pagerduty] (docs) */
@@ -811,10 +832,10 @@ static tpd_err check_pagerduty(loader *ld, tpd_config *cfg)
 			char *table;
 			const char *key, *def;
 		} ann[2] = {
-			{&cfg->pagerduty.notify_service_annotation, ld->ann_notify, "notify_service",
-			 TPD_DEFAULT_NOTIFY_ANNOTATION},
-			{&cfg->pagerduty.services_annotation, ld->ann_services, "services",
-			 TPD_DEFAULT_SERVICES_ANNOTATION},
+		    {&cfg->pagerduty.notify_service_annotation, ld->ann_notify, "notify_service",
+		     TPD_DEFAULT_NOTIFY_ANNOTATION},
+		    {&cfg->pagerduty.services_annotation, ld->ann_services, "services",
+		     TPD_DEFAULT_SERVICES_ANNOTATION},
 		};
 
 		for (int i = 0; i < 2; i++) {
@@ -823,9 +844,10 @@ static tpd_err check_pagerduty(loader *ld, tpd_config *cfg)
 			if (!tpd_str_empty(ann[i].table)) {
 				if (!tpd_str_empty(*d) && strcmp(*d, ann[i].table)) {
 					where(ld, "pagerduty", ann[i].key, &line, &col);
-					return cfg_err(ld, TPD_ERR_CONFIG, line, col, "keep only one of the two",
-						       "pagerduty.%s and pagerduty.%s.%s disagree", ann[i].key,
-						       ld->ann_table_name, ann[i].key);
+					return cfg_err(ld, TPD_ERR_CONFIG, line, col,
+					               "keep only one of the two",
+					               "pagerduty.%s and pagerduty.%s.%s disagree",
+					               ann[i].key, ld->ann_table_name, ann[i].key);
 				}
 				free(*d);
 				*d = xstrdup(ann[i].table);
@@ -841,9 +863,11 @@ static tpd_err check_pagerduty(loader *ld, tpd_config *cfg)
 					v = tpd_toml_get(ld->ann_table, ann[i].key);
 				line = v ? tpd_toml_line(v) : 1;
 				col = v ? tpd_toml_col(v) : 1;
-				return cfg_err(ld, TPD_ERR_CONFIG, line, col, "use a name such as \"pagerduty_services\"",
-					       "the annotation name for %s contains spaces or control characters",
-					       ann[i].key);
+				return cfg_err(
+				    ld, TPD_ERR_CONFIG, line, col,
+				    "use a name such as \"pagerduty_services\"",
+				    "the annotation name for %s contains spaces or control characters",
+				    ann[i].key);
 			}
 		}
 	}
@@ -853,8 +877,8 @@ static tpd_err check_pagerduty(loader *ld, tpd_config *cfg)
 		if (!tpd_str_empty(u) && strcasecmp(u, "high") && strcasecmp(u, "low")) {
 			where(ld, "pagerduty", "incident_urgency", &line, &col);
 			return cfg_err(ld, TPD_ERR_CONFIG, line, col,
-				       "use \"high\" or \"low\", or \"\" for the service's default",
-				       "pagerduty.incident_urgency must be high or low");
+			               "use \"high\" or \"low\", or \"\" for the service's default",
+			               "pagerduty.incident_urgency must be high or low");
 		}
 		for (; u && *u; u++)
 			*u = (char)tolower((unsigned char)*u);
@@ -868,8 +892,9 @@ static tpd_err check_pagerduty(loader *ld, tpd_config *cfg)
 		if (!ok) {
 			where(ld, "pagerduty", "incident_priority_id", &line, &col);
 			return cfg_err(ld, TPD_ERR_CONFIG, line, col,
-				       "use the id of a PagerDuty priority (letters and digits, e.g. \"P53ZZH5\") or \"\"",
-				       "pagerduty.incident_priority_id is not a valid PagerDuty id");
+			               "use the id of a PagerDuty priority (letters and digits, e.g. "
+			               "\"P53ZZH5\") or \"\"",
+			               "pagerduty.incident_priority_id is not a valid PagerDuty id");
 		}
 	}
 	return TPD_ERR_OK;
@@ -886,15 +911,17 @@ static tpd_err check_log(loader *ld, tpd_config *cfg)
 	for (const char *q = cfg->log.output; *q; q++) {
 		if ((unsigned char)*q < 0x20 || *q == 0x7f) {
 			where(ld, "log", "output", &line, &col);
-			return cfg_err(ld, TPD_ERR_CONFIG, line, col, "use \"stdout\", \"stderr\" or a file path",
-				       "log.output contains a control character");
+			return cfg_err(ld, TPD_ERR_CONFIG, line, col,
+			               "use \"stdout\", \"stderr\" or a file path",
+			               "log.output contains a control character");
 		}
 	}
 	if (!tpd_str_empty(ld->severity) && !tpd_log_level_parse(ld->severity, &cfg->log.severity)) {
 		where(ld, "log", "severity", &line, &col);
-		return cfg_err(ld, TPD_ERR_CONFIG, line, col,
-			       "use one of trace, debug, info, warn (warning), error (err); case does not matter",
-			       "unsupported logger severity: '%.32s'", ld->severity);
+		return cfg_err(
+		    ld, TPD_ERR_CONFIG, line, col,
+		    "use one of trace, debug, info, warn (warning), error (err); case does not matter",
+		    "unsupported logger severity: '%.32s'", ld->severity);
 	}
 	if (!tpd_str_empty(ld->format)) {
 		if (!strcasecmp(ld->format, "text")) {
@@ -904,7 +931,7 @@ static tpd_err check_log(loader *ld, tpd_config *cfg)
 		} else {
 			where(ld, "log", "format", &line, &col);
 			return cfg_err(ld, TPD_ERR_CONFIG, line, col, "use \"text\" (logfmt) or \"json\"",
-				       "unsupported log format: '%.32s'", ld->format);
+			               "unsupported log format: '%.32s'", ld->format);
 		}
 	}
 	return TPD_ERR_OK;
@@ -949,7 +976,8 @@ static bool valid_k8s_name(const char *s, bool label)
 	for (size_t i = 0; i < n; i++) {
 		char c = s[i];
 
-		if (!(islower((unsigned char)c) || isdigit((unsigned char)c) || c == '-' || (!label && c == '.')))
+		if (!(islower((unsigned char)c) || isdigit((unsigned char)c) || c == '-' ||
+		      (!label && c == '.')))
 			return false;
 	}
 	return true;
@@ -961,39 +989,44 @@ static tpd_err check_ours(loader *ld, tpd_config *cfg)
 
 	if (!tpd_str_empty(cfg->status.listen_addr) && !valid_listen_addr(cfg->status.listen_addr)) {
 		where(ld, "status", "listen_addr", &line, &col);
-		return cfg_err(ld, TPD_ERR_CONFIG, line, col,
-			       "use host:port such as \":8081\" or \"127.0.0.1:8081\"; \"\" turns the server off",
-			       "status.listen_addr is not a valid listen address");
+		return cfg_err(
+		    ld, TPD_ERR_CONFIG, line, col,
+		    "use host:port such as \":8081\" or \"127.0.0.1:8081\"; \"\" turns the server off",
+		    "status.listen_addr is not a valid listen address");
 	}
 	if (!valid_k8s_name(cfg->leader.lease_name, false)) {
 		where(ld, "leader_election", "lease_name", &line, &col);
-		return cfg_err(ld, TPD_ERR_CONFIG, line, col,
-			       "use lower-case letters, digits, '-' and '.', e.g. \"teleport-plugin-pagerduty\"",
-			       "leader_election.lease_name is not a valid Kubernetes name");
+		return cfg_err(
+		    ld, TPD_ERR_CONFIG, line, col,
+		    "use lower-case letters, digits, '-' and '.', e.g. \"teleport-plugin-pagerduty\"",
+		    "leader_election.lease_name is not a valid Kubernetes name");
 	}
-	if (!tpd_str_empty(cfg->leader.lease_namespace) && !valid_k8s_name(cfg->leader.lease_namespace, true)) {
+	if (!tpd_str_empty(cfg->leader.lease_namespace) &&
+	    !valid_k8s_name(cfg->leader.lease_namespace, true)) {
 		where(ld, "leader_election", "lease_namespace", &line, &col);
 		return cfg_err(ld, TPD_ERR_CONFIG, line, col,
-			       "use lower-case letters, digits and '-', or \"\" for the pod's namespace",
-			       "leader_election.lease_namespace is not a valid Kubernetes namespace");
+		               "use lower-case letters, digits and '-', or \"\" for the pod's namespace",
+		               "leader_election.lease_namespace is not a valid Kubernetes namespace");
 	}
 	if (cfg->leader.renew_deadline_ms >= cfg->leader.lease_duration_ms) {
-		where(ld, "leader_election", node_of(ld, "leader_election", "renew_deadline") ? "renew_deadline"
-											   : "lease_duration",
+		where(ld, "leader_election",
+		      node_of(ld, "leader_election", "renew_deadline") ? "renew_deadline" : "lease_duration",
 		      &line, &col);
-		return cfg_err(ld, TPD_ERR_CONFIG, line, col,
-			       "make renew_deadline shorter than lease_duration, e.g. 10s and 15s",
-			       "leader_election.renew_deadline (%lldms) must be less than lease_duration (%lldms)",
-			       (long long)cfg->leader.renew_deadline_ms, (long long)cfg->leader.lease_duration_ms);
+		return cfg_err(
+		    ld, TPD_ERR_CONFIG, line, col,
+		    "make renew_deadline shorter than lease_duration, e.g. 10s and 15s",
+		    "leader_election.renew_deadline (%lldms) must be less than lease_duration (%lldms)",
+		    (long long)cfg->leader.renew_deadline_ms, (long long)cfg->leader.lease_duration_ms);
 	}
 	if (cfg->leader.retry_period_ms >= cfg->leader.renew_deadline_ms) {
-		where(ld, "leader_election", node_of(ld, "leader_election", "retry_period") ? "retry_period"
-											  : "renew_deadline",
+		where(ld, "leader_election",
+		      node_of(ld, "leader_election", "retry_period") ? "retry_period" : "renew_deadline",
 		      &line, &col);
-		return cfg_err(ld, TPD_ERR_CONFIG, line, col,
-			       "make retry_period shorter than renew_deadline, e.g. 2s and 10s",
-			       "leader_election.retry_period (%lldms) must be less than renew_deadline (%lldms)",
-			       (long long)cfg->leader.retry_period_ms, (long long)cfg->leader.renew_deadline_ms);
+		return cfg_err(
+		    ld, TPD_ERR_CONFIG, line, col,
+		    "make retry_period shorter than renew_deadline, e.g. 2s and 10s",
+		    "leader_election.retry_period (%lldms) must be less than renew_deadline (%lldms)",
+		    (long long)cfg->leader.retry_period_ms, (long long)cfg->leader.renew_deadline_ms);
 	}
 	return TPD_ERR_OK;
 }
@@ -1041,11 +1074,12 @@ static bool is_yaml_path(const char *path)
 {
 	size_t n = strlen(path);
 
-	return (n >= 5 && !strcasecmp(path + n - 5, ".yaml")) || (n >= 4 && !strcasecmp(path + n - 4, ".yml"));
+	return (n >= 5 && !strcasecmp(path + n - 5, ".yaml")) ||
+	       (n >= 4 && !strcasecmp(path + n - 4, ".yml"));
 }
 
 tpd_err tpd_config_load_mem(const char *name, const char *text, size_t len, bool yaml, tpd_config **out,
-			    tpd_config_warn_cb warn, void *ud, char *err)
+                            tpd_config_warn_cb warn, void *ud, char *err)
 {
 	loader ld;
 	tpd_toml *root = NULL;
@@ -1059,11 +1093,14 @@ tpd_err tpd_config_load_mem(const char *name, const char *text, size_t len, bool
 	ld.ud = ud;
 	ld.err = err;
 	if (len > TPD_CONFIG_MAX_BYTES) {
-		rc = tpd_seterr(err, TPD_ERR_TOO_LARGE, "%s:1:1: the configuration is larger than %d bytes (a "
-				"configuration file is a few kilobytes; check the path)", ld.name, TPD_CONFIG_MAX_BYTES);
+		rc = tpd_seterr(err, TPD_ERR_TOO_LARGE,
+		                "%s:1:1: the configuration is larger than %d bytes (a "
+		                "configuration file is a few kilobytes; check the path)",
+		                ld.name, TPD_CONFIG_MAX_BYTES);
 		goto out;
 	}
-	rc = yaml ? tpd_yaml_parse(ld.name, text, len, &root, err) : tpd_toml_parse(ld.name, text, len, &root, err);
+	rc = yaml ? tpd_yaml_parse(ld.name, text, len, &root, err)
+	          : tpd_toml_parse(ld.name, text, len, &root, err);
 	if (rc)
 		goto out;
 	ld.root = root;
@@ -1087,9 +1124,9 @@ out:
 	{
 		/* before the key file is read, api_key holds its path, which is no secret */
 		const char *secret = cfg && (cfg->pagerduty.api_key_file ||
-					     (cfg->pagerduty.api_key && cfg->pagerduty.api_key[0] != '/'))
-					     ? cfg->pagerduty.api_key
-					     : NULL;
+		                             (cfg->pagerduty.api_key && cfg->pagerduty.api_key[0] != '/'))
+		                         ? cfg->pagerduty.api_key
+		                         : NULL;
 
 		if (rc && err)
 			redact(err, TPD_ERRLEN, secret);
@@ -1107,7 +1144,7 @@ out:
 }
 
 tpd_err tpd_config_load_string(const char *name, const char *text, bool yaml, tpd_config **out,
-			       tpd_config_warn_cb warn, void *ud, char *err)
+                               tpd_config_warn_cb warn, void *ud, char *err)
 {
 	return tpd_config_load_mem(name, text ? text : "", text ? strlen(text) : 0, yaml, out, warn, ud, err);
 }
@@ -1123,11 +1160,15 @@ tpd_err tpd_config_load(const char *path, tpd_config **out, tpd_config_warn_cb w
 		return tpd_seterr(err, TPD_ERR_INVAL, "no configuration file given (pass -c/--config PATH)");
 	rc = tpd_read_file(path, TPD_CONFIG_MAX_BYTES, &text, &len, ioerr);
 	if (rc == TPD_ERR_TOO_LARGE)
-		return tpd_seterr(err, TPD_ERR_TOO_LARGE, "%s: the file is larger than %d bytes (check the "
-				  "path: a configuration file is a few kilobytes)", path, TPD_CONFIG_MAX_BYTES);
+		return tpd_seterr(err, TPD_ERR_TOO_LARGE,
+		                  "%s: the file is larger than %d bytes (check the "
+		                  "path: a configuration file is a few kilobytes)",
+		                  path, TPD_CONFIG_MAX_BYTES);
 	if (rc)
-		return tpd_seterr(err, TPD_ERR_IO, "%s (check the path given with -c/--config; "
-				  "`teleport-pagerduty configure > FILE` writes a sample)", ioerr);
+		return tpd_seterr(err, TPD_ERR_IO,
+		                  "%s (check the path given with -c/--config; "
+		                  "`teleport-pagerduty configure > FILE` writes a sample)",
+		                  ioerr);
 	rc = tpd_config_load_mem(path, text, len, is_yaml_path(path), out, warn, ud, err);
 	free(text);
 	return rc;
@@ -1169,70 +1210,74 @@ void tpd_config_free(tpd_config *c)
 /* --- the sample printed by `teleport-pagerduty configure` ------------------------------------------ */
 
 static const char example[] =
-	"# Sample configuration for teleport-pagerduty (TOML).\n"
-	"[teleport]\n"
-	"# Address of the Teleport Auth Service or Proxy Service.\n"
-	"#\n"
-	"# The Auth Service listens on port 3025; the Proxy Service on 3080, or on 443 behind a load balancer.\n"
-	"# Teleport Cloud tenants use the form \"your-account.teleport.sh:443\".\n"
-	"addr = \"example.com:3025\"\n"
-	"\n"
-	"# Credentials: use one of the two forms below.\n"
-	"#\n"
-	"# An identity file, made with `tctl auth sign --format=file` or written by tbot:\n"
-	"# identity = \"/var/lib/teleport/plugins/pagerduty/auth_id\"    # Identity file\n"
-	"# refresh_identity = true                                     # Re-read the identity file periodically\n"
-	"# refresh_identity_interval = \"1m\"                            # How often to re-read it\n"
-	"#\n"
-	"# Or a TLS key pair, made with `tctl auth sign --format=tls`:\n"
-	"# client_key = \"/var/lib/teleport/plugins/pagerduty/auth.key\" # Teleport TLS private key\n"
-	"# client_crt = \"/var/lib/teleport/plugins/pagerduty/auth.crt\" # Teleport TLS certificate\n"
-	"# root_cas = \"/var/lib/teleport/plugins/pagerduty/auth.cas\"   # Teleport CA certificates\n"
-	"\n"
-	"[pagerduty]\n"
-	"api_key = \"key\"               # PagerDuty API key, or the path of a file holding it (value starting with /)\n"
-	"user_email = \"me@example.com\" # E-mail of the PagerDuty user the plugin acts as (an admin's works too)\n"
-	"\n"
-	"# Optional settings, shown with their defaults. Durations are Go-style strings such as \"90s\" or\n"
-	"# \"1m30s\"; a bare integer counts nanoseconds, as in the upstream plugin.\n"
-	"# api_endpoint = \"https://api.pagerduty.com\" # EU service region: https://api.eu.pagerduty.com\n"
-	"# notify_service = \"pagerduty_notify_service\" # Role annotation naming the service to page\n"
-	"# services = \"pagerduty_services\"             # Role annotation naming services for auto-approval\n"
-	"# rate_limit_per_minute = 900                 # Cap on PagerDuty API calls per minute\n"
-	"# cache_ttl = \"5m\"                            # How long service and on-call lookups are cached\n"
-	"# connect_timeout = \"5s\"                      # TCP+TLS connection set-up\n"
-	"# request_timeout = \"10s\"                     # One whole API request\n"
-	"# incident_urgency = \"\"                       # \"high\" or \"low\"; empty uses the service's setting\n"
-	"# incident_priority_id = \"\"                   # Id of a PagerDuty priority for new incidents\n"
-	"#\n"
-	"# The annotation names may also be given the upstream way, in their own table:\n"
-	"# [pagerduty.RequestAnnotations]\n"
-	"# notify_service = \"pagerduty_notify_service\"\n"
-	"# services = \"pagerduty_services\"\n"
-	"\n"
-	"[log]\n"
-	"output = \"stderr\" # Where logs go: \"stdout\", \"stderr\" or a file such as \"/var/lib/teleport/pagerduty.log\"\n"
-	"severity = \"INFO\" # Least severity logged: \"INFO\", \"ERROR\", \"DEBUG\" or \"WARN\"\n"
-	"# format = \"text\" # \"text\" (logfmt) or \"json\"\n"
-	"\n"
-	"# Health and metrics endpoints (/healthz, /readyz, /metrics).\n"
-	"# [status]\n"
-	"# listen_addr = \":8081\"         # \"\" turns the endpoints off\n"
-	"\n"
-	"# Request processing.\n"
-	"# [reconcile]\n"
-	"# workers = 4                   # Access requests handled in parallel (1-64)\n"
-	"# resync_interval = \"10m\"       # Full re-check of all pending requests\n"
-	"# shutdown_timeout = \"15s\"      # Grace period for in-flight work on SIGTERM\n"
-	"\n"
-	"# Leader election through a Kubernetes Lease, for running several replicas.\n"
-	"# [leader_election]\n"
-	"# enabled = false\n"
-	"# lease_name = \"teleport-plugin-pagerduty\"\n"
-	"# lease_namespace = \"\"          # Empty: the pod's own namespace\n"
-	"# lease_duration = \"15s\"\n"
-	"# renew_deadline = \"10s\"\n"
-	"# retry_period = \"2s\"\n";
+    "# Sample configuration for teleport-pagerduty (TOML).\n"
+    "[teleport]\n"
+    "# Address of the Teleport Auth Service or Proxy Service.\n"
+    "#\n"
+    "# The Auth Service listens on port 3025; the Proxy Service on 3080, or on 443 behind a load balancer.\n"
+    "# Teleport Cloud tenants use the form \"your-account.teleport.sh:443\".\n"
+    "addr = \"example.com:3025\"\n"
+    "\n"
+    "# Credentials: use one of the two forms below.\n"
+    "#\n"
+    "# An identity file, made with `tctl auth sign --format=file` or written by tbot:\n"
+    "# identity = \"/var/lib/teleport/plugins/pagerduty/auth_id\"    # Identity file\n"
+    "# refresh_identity = true                                     # Re-read the identity file periodically\n"
+    "# refresh_identity_interval = \"1m\"                            # How often to re-read it\n"
+    "#\n"
+    "# Or a TLS key pair, made with `tctl auth sign --format=tls`:\n"
+    "# client_key = \"/var/lib/teleport/plugins/pagerduty/auth.key\" # Teleport TLS private key\n"
+    "# client_crt = \"/var/lib/teleport/plugins/pagerduty/auth.crt\" # Teleport TLS certificate\n"
+    "# root_cas = \"/var/lib/teleport/plugins/pagerduty/auth.cas\"   # Teleport CA certificates\n"
+    "\n"
+    "[pagerduty]\n"
+    "api_key = \"key\"               # PagerDuty API key, or the path of a file holding it (value starting "
+    "with /)\n"
+    "user_email = \"me@example.com\" # E-mail of the PagerDuty user the plugin acts as (an admin's works "
+    "too)\n"
+    "\n"
+    "# Optional settings, shown with their defaults. Durations are Go-style strings such as \"90s\" or\n"
+    "# \"1m30s\"; a bare integer counts nanoseconds, as in the upstream plugin.\n"
+    "# api_endpoint = \"https://api.pagerduty.com\" # EU service region: https://api.eu.pagerduty.com\n"
+    "# notify_service = \"pagerduty_notify_service\" # Role annotation naming the service to page\n"
+    "# services = \"pagerduty_services\"             # Role annotation naming services for auto-approval\n"
+    "# rate_limit_per_minute = 900                 # Cap on PagerDuty API calls per minute\n"
+    "# cache_ttl = \"5m\"                            # How long service and on-call lookups are cached\n"
+    "# connect_timeout = \"5s\"                      # TCP+TLS connection set-up\n"
+    "# request_timeout = \"10s\"                     # One whole API request\n"
+    "# incident_urgency = \"\"                       # \"high\" or \"low\"; empty uses the service's "
+    "setting\n"
+    "# incident_priority_id = \"\"                   # Id of a PagerDuty priority for new incidents\n"
+    "#\n"
+    "# The annotation names may also be given the upstream way, in their own table:\n"
+    "# [pagerduty.RequestAnnotations]\n"
+    "# notify_service = \"pagerduty_notify_service\"\n"
+    "# services = \"pagerduty_services\"\n"
+    "\n"
+    "[log]\n"
+    "output = \"stderr\" # Where logs go: \"stdout\", \"stderr\" or a file such as "
+    "\"/var/lib/teleport/pagerduty.log\"\n"
+    "severity = \"INFO\" # Least severity logged: \"INFO\", \"ERROR\", \"DEBUG\" or \"WARN\"\n"
+    "# format = \"text\" # \"text\" (logfmt) or \"json\"\n"
+    "\n"
+    "# Health and metrics endpoints (/healthz, /readyz, /metrics).\n"
+    "# [status]\n"
+    "# listen_addr = \":8081\"         # \"\" turns the endpoints off\n"
+    "\n"
+    "# Request processing.\n"
+    "# [reconcile]\n"
+    "# workers = 4                   # Access requests handled in parallel (1-64)\n"
+    "# resync_interval = \"10m\"       # Full re-check of all pending requests\n"
+    "# shutdown_timeout = \"15s\"      # Grace period for in-flight work on SIGTERM\n"
+    "\n"
+    "# Leader election through a Kubernetes Lease, for running several replicas.\n"
+    "# [leader_election]\n"
+    "# enabled = false\n"
+    "# lease_name = \"teleport-plugin-pagerduty\"\n"
+    "# lease_namespace = \"\"          # Empty: the pod's own namespace\n"
+    "# lease_duration = \"15s\"\n"
+    "# renew_deadline = \"10s\"\n"
+    "# retry_period = \"2s\"\n";
 
 const char *tpd_config_example(void)
 {

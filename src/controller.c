@@ -36,13 +36,13 @@
 #include "tpd/util.h"
 #include "tpd/workqueue.h"
 
-#define MAX_WORKERS 64
-#define MAX_STEPS 24                    /* reconcile steps per key per pass */
-#define INIT_TIMEOUT_MS 10000           /* upstream's initTimeout */
-#define HEALTH_INTERVAL_MS 60000        /* PagerDuty health check while running */
-#define IDENTITY_RETRY_MS 5000          /* re-read a bad rotated identity this often */
-#define LIVENESS_MAX_AGE_MS 60000       /* housekeeper loop must tick within this */
-#define KEY_ORPHAN_PREFIX "orphan/"     /* work-queue key of an orphaned incident */
+#define MAX_WORKERS         64
+#define MAX_STEPS           24        /* reconcile steps per key per pass */
+#define INIT_TIMEOUT_MS     10000     /* upstream's initTimeout */
+#define HEALTH_INTERVAL_MS  60000     /* PagerDuty health check while running */
+#define IDENTITY_RETRY_MS   5000      /* re-read a bad rotated identity this often */
+#define LIVENESS_MAX_AGE_MS 60000     /* housekeeper loop must tick within this */
+#define KEY_ORPHAN_PREFIX   "orphan/" /* work-queue key of an orphaned incident */
 
 struct worker {
 	struct tpd_controller *c;
@@ -63,14 +63,14 @@ struct tpd_controller {
 	tpd_pd *pd;
 	tpd_status *status;
 	char *cluster_name;
-	char *proxy_addr;               /* set when the cluster has advanced workflows (links) */
+	char *proxy_addr; /* set when the cluster has advanced workflows (links) */
 
 	/* Work. */
 	tpd_workqueue *q;
 	pthread_mutex_t cache_mu;
-	tpd_strmap *cache;              /* id → tpd_access_request* */
-	tpd_strmap *orphans;            /* request id → incident id (char*), under cache_mu */
-	bool listed_once;               /* under cache_mu: the first listing after start is done */
+	tpd_strmap *cache;   /* id → tpd_access_request* */
+	tpd_strmap *orphans; /* request id → incident id (char*), under cache_mu */
+	bool listed_once;    /* under cache_mu: the first listing after start is done */
 
 	/* Threads. */
 	pthread_t watcher, housekeeper;
@@ -172,8 +172,8 @@ static tpd_access_request *cache_get(tpd_controller *c, const char *id)
 
 /* Compare-and-swap of plugin data: writes `next` expecting `cur` (NULL = nothing stored). On
  * success cur becomes next. Returns the Teleport error otherwise (COMPARE_FAILED: re-read). */
-static tpd_err pd_write(tpd_controller *c, const char *id, tpd_plugin_data *cur, bool *have, const tpd_plugin_data *next,
-			char *err)
+static tpd_err pd_write(tpd_controller *c, const char *id, tpd_plugin_data *cur, bool *have,
+                        const tpd_plugin_data *next, char *err)
 {
 	tpd_err rc = tpd_teleport_update_plugin_data(c->tp, id, next, *have ? cur : NULL, err);
 
@@ -208,8 +208,8 @@ static tpd_err pd_read(tpd_controller *c, const char *id, tpd_plugin_data *cur, 
 }
 
 /* Writes one field on top of the current data (CAS). */
-static tpd_err pd_set_field(tpd_controller *c, const char *id, tpd_plugin_data *cur, bool *have, const char *k1,
-			    const char *v1, const char *k2, const char *v2, char *err)
+static tpd_err pd_set_field(tpd_controller *c, const char *id, tpd_plugin_data *cur, bool *have,
+                            const char *k1, const char *v1, const char *k2, const char *v2, char *err)
 {
 	tpd_plugin_data next;
 	tpd_err rc;
@@ -231,12 +231,12 @@ static tpd_err pd_set_field(tpd_controller *c, const char *id, tpd_plugin_data *
 struct job {
 	tpd_controller *c;
 	const char *id;
-	tpd_access_request *req;       /* NULL: deleted */
+	tpd_access_request *req; /* NULL: deleted */
 	tpd_plugin_data pd;
 	bool have_pd;
 	bool try_approval;
 	char err[TPD_ERRLEN];
-	const char *reason;            /* metric label of the failure */
+	const char *reason; /* metric label of the failure */
 };
 
 static const char *state_name(const struct job *j)
@@ -278,13 +278,15 @@ static tpd_err act_create_incident(struct job *j, const tpd_action *a)
 	title = tpd_incident_title(j->req);
 	link = tpd_request_link(c->proxy_addr, j->id);
 	details = tpd_incident_details(j->req, link);
-	spec = (tpd_pd_incident_spec){.title = title, .service_id = svc.id, .incident_key = key, .details = details};
+	spec = (tpd_pd_incident_spec){
+	    .title = title, .service_id = svc.id, .incident_key = key, .details = details};
 	rc = tpd_pd_create_incident(c->pd, &spec, &incident, &adopted, j->err);
 	if (rc) {
 		j->reason = "pagerduty";
 		goto out;
 	}
-	rc = pd_set_field(c, j->id, &j->pd, &j->have_pd, "incident_id", incident, "service_id", svc.id, j->err);
+	rc = pd_set_field(c, j->id, &j->pd, &j->have_pd, "incident_id", incident, "service_id", svc.id,
+	                  j->err);
 	if (rc) {
 		j->reason = "teleport";
 		goto out;
@@ -292,9 +294,9 @@ static tpd_err act_create_incident(struct job *j, const tpd_action *a)
 	if (!adopted)
 		tpd_metric_inc(c->m_created);
 	tpd_log(c->lg, TPD_LOG_INFO,
-		adopted ? "Adopted existing PagerDuty incident" : "Successfully created PagerDuty incident",
-		"pd_incident_id", incident, "pd_service_name", a->service_name, "request_id", j->id, "request_state",
-		state_name(j), NULL);
+	        adopted ? "Adopted existing PagerDuty incident" : "Successfully created PagerDuty incident",
+	        "pd_incident_id", incident, "pd_service_name", a->service_name, "request_id", j->id,
+	        "request_state", state_name(j), NULL);
 out:
 	tpd_pd_service_clear(&svc);
 	free(key);
@@ -328,8 +330,9 @@ static tpd_err act_post_notes(struct job *j, const tpd_action *a)
 			j->reason = "teleport";
 			return rc;
 		}
-		tpd_log(c->lg, TPD_LOG_INFO, "Successfully posted a review note", "pd_incident_id", j->pd.incident_id,
-			"request_id", j->id, "review_author", j->req->reviews[i].author, NULL);
+		tpd_log(c->lg, TPD_LOG_INFO, "Successfully posted a review note", "pd_incident_id",
+		        j->pd.incident_id, "request_id", j->id, "review_author", j->req->reviews[i].author,
+		        NULL);
 	}
 	return rc;
 }
@@ -344,7 +347,8 @@ static tpd_err act_resolve(struct job *j, const tpd_action *a)
 
 	if (!a->recover) {
 		/* Intent first (upstream's order), so a PagerDuty failure is retried from it. */
-		rc = pd_set_field(c, j->id, &j->pd, &j->have_pd, "resolution", tag, "resolve_reason", reason, j->err);
+		rc = pd_set_field(c, j->id, &j->pd, &j->have_pd, "resolution", tag, "resolve_reason", reason,
+		                  j->err);
 		if (rc == TPD_ERR_NOT_FOUND) {
 			/* The request (and soon its data) is gone: resolve anyway, nothing to record. */
 			pd_writable = false;
@@ -376,8 +380,8 @@ static tpd_err act_resolve(struct job *j, const tpd_action *a)
 		goto out;
 	}
 	tpd_metric_inc(c->m_resolved, tag);
-	tpd_log(c->lg, TPD_LOG_INFO, "Successfully resolved the incident", "pd_incident_id", incident, "request_id",
-		j->id, "request_state", state_name(j), "pd_resolution", tag, NULL);
+	tpd_log(c->lg, TPD_LOG_INFO, "Successfully resolved the incident", "pd_incident_id", incident,
+	        "request_id", j->id, "request_state", state_name(j), "pd_resolution", tag, NULL);
 mark:
 	rc = TPD_ERR_OK;
 	if (pd_writable) {
@@ -417,9 +421,11 @@ static tpd_err act_adopt(struct job *j, const tpd_action *a)
 		/* No incident was ever opened: record the outcome so nothing is retried. */
 		char *tag = xstrdup(a->tag), *reason = xstrdup(a->reason ? a->reason : "");
 
-		rc = pd_set_field(c, j->id, &j->pd, &j->have_pd, "resolution", tag, "resolve_reason", reason, j->err);
+		rc = pd_set_field(c, j->id, &j->pd, &j->have_pd, "resolution", tag, "resolve_reason", reason,
+		                  j->err);
 		if (!rc)
-			rc = pd_set_field(c, j->id, &j->pd, &j->have_pd, "pd_resolved", "true", NULL, NULL, j->err);
+			rc = pd_set_field(c, j->id, &j->pd, &j->have_pd, "pd_resolved", "true", NULL, NULL,
+			                  j->err);
 		free(tag);
 		free(reason);
 		if (rc == TPD_ERR_NOT_FOUND) {
@@ -435,8 +441,8 @@ static tpd_err act_adopt(struct job *j, const tpd_action *a)
 		j->reason = "pagerduty";
 		goto out;
 	}
-	tpd_log(c->lg, TPD_LOG_INFO, "Found the incident of an interrupted run", "pd_incident_id", incident, "request_id",
-		j->id, NULL);
+	tpd_log(c->lg, TPD_LOG_INFO, "Found the incident of an interrupted run", "pd_incident_id", incident,
+	        "request_id", j->id, NULL);
 	rc = pd_set_field(c, j->id, &j->pd, &j->have_pd, "incident_id", incident, NULL, NULL, j->err);
 	if (rc == TPD_ERR_NOT_FOUND) {
 		tpd_plugin_data_set(&j->pd, "incident_id", incident);
@@ -468,15 +474,16 @@ static tpd_err act_auto_approve(struct job *j, const tpd_action *a)
 	if (!tpd_is_bare_email(email)) {
 		char msg[300];
 
-		snprintf(msg, sizeof(msg), "Skipping the approval: \"%s\" does not look like a valid email", email);
+		snprintf(msg, sizeof(msg), "Skipping the approval: \"%s\" does not look like a valid email",
+		         email);
 		tpd_log(c->lg, TPD_LOG_WARN, msg, "request_id", j->id, NULL);
 		tpd_metric_inc(c->m_approvals, "invalid_email");
 		goto out;
 	}
 	rc = tpd_pd_find_user(c->pd, email, &user, j->err);
 	if (rc == TPD_ERR_NOT_FOUND) {
-		tpd_log(c->lg, TPD_LOG_DEBUG, "Skipping the approval: email is not found", "pd_user_email", email,
-			"request_id", j->id, NULL);
+		tpd_log(c->lg, TPD_LOG_DEBUG, "Skipping the approval: email is not found", "pd_user_email",
+		        email, "request_id", j->id, NULL);
 		tpd_metric_inc(c->m_approvals, "unknown_user");
 		rc = TPD_ERR_OK;
 		goto out;
@@ -529,8 +536,8 @@ static tpd_err act_auto_approve(struct job *j, const tpd_action *a)
 		}
 	}
 	if (!n_names) {
-		tpd_log(c->lg, TPD_LOG_DEBUG, "Skipping the approval: user is not on call", "pd_user_email", email,
-			"pd_user_name", user.name, "request_id", j->id, NULL);
+		tpd_log(c->lg, TPD_LOG_DEBUG, "Skipping the approval: user is not on call", "pd_user_email",
+		        email, "pd_user_name", user.name, "request_id", j->id, NULL);
 		tpd_metric_inc(c->m_approvals, "not_on_call");
 		goto out;
 	}
@@ -557,7 +564,7 @@ static tpd_err act_auto_approve(struct job *j, const tpd_action *a)
 	}
 	tpd_metric_inc(c->m_approvals, "approved");
 	tpd_log(c->lg, TPD_LOG_INFO, "Successfully submitted a request approval", "pd_user_email", email,
-		"pd_user_name", user.name, "request_id", j->id, NULL);
+	        "pd_user_name", user.name, "request_id", j->id, NULL);
 out:
 	for (size_t i = 0; i < n_found; i++)
 		tpd_pd_service_clear(&svcs[i]);
@@ -588,8 +595,9 @@ static tpd_err resolve_orphan(tpd_controller *c, const char *id, char *err)
 		rc = tpd_pd_resolve_incident(c->pd, incident, err);
 	if (!rc) {
 		tpd_metric_inc(c->m_resolved, "expired");
-		tpd_log(c->lg, TPD_LOG_INFO, "Resolved the incident of a request deleted while the plugin was away",
-			"pd_incident_id", incident, "request_id", id, "pd_resolution", "expired", NULL);
+		tpd_log(c->lg, TPD_LOG_INFO,
+		        "Resolved the incident of a request deleted while the plugin was away",
+		        "pd_incident_id", incident, "request_id", id, "pd_resolution", "expired", NULL);
 		pthread_mutex_lock(&c->cache_mu);
 		free(tpd_strmap_del(c->orphans, id));
 		pthread_mutex_unlock(&c->cache_mu);
@@ -600,8 +608,8 @@ static tpd_err resolve_orphan(tpd_controller *c, const char *id, char *err)
 }
 
 /* Reconciles one key until nothing is left to do. */
-static tpd_err reconcile_key(tpd_controller *c, const char *id, unsigned flags, bool *approval_pending, char *err,
-			     const char **reason)
+static tpd_err reconcile_key(tpd_controller *c, const char *id, unsigned flags, bool *approval_pending,
+                             char *err, const char **reason)
 {
 	struct job j = {.c = c, .id = id, .try_approval = (flags & TPD_WQ_EVENT) != 0, .reason = "teleport"};
 	tpd_err rc;
@@ -623,28 +631,42 @@ static tpd_err reconcile_key(tpd_controller *c, const char *id, unsigned flags, 
 
 		tpd_reconcile_next(&c->ropts, &in, &a);
 		if (a.kind == TPD_ACT_NONE) {
-			if (a.why && strcmp(a.why, "nothing to do") && strcmp(a.why, "incident already resolved"))
-				tpd_log(c->lg, TPD_LOG_DEBUG, a.why, "request_id", id, "request_state", state_name(&j),
-					NULL);
+			if (a.why && strcmp(a.why, "nothing to do") &&
+			    strcmp(a.why, "incident already resolved"))
+				tpd_log(c->lg, TPD_LOG_DEBUG, a.why, "request_id", id, "request_state",
+				        state_name(&j), NULL);
 			tpd_action_clear(&a);
 			break;
 		}
 		if (++steps > MAX_STEPS) {
 			tpd_action_clear(&a);
-			rc = tpd_seterr(j.err, TPD_ERR_INTERNAL, "reconcile did not converge after %d steps (last: %s)",
-					MAX_STEPS, tpd_action_name(a.kind));
+			rc = tpd_seterr(j.err, TPD_ERR_INTERNAL,
+			                "reconcile did not converge after %d steps (last: %s)", MAX_STEPS,
+			                tpd_action_name(a.kind));
 			j.reason = "internal";
 			break;
 		}
-		tpd_log(c->lg, TPD_LOG_TRACE, "Reconcile step", "request_id", id, "action", tpd_action_name(a.kind),
-			NULL);
+		tpd_log(c->lg, TPD_LOG_TRACE, "Reconcile step", "request_id", id, "action",
+		        tpd_action_name(a.kind), NULL);
 		switch (a.kind) {
-		case TPD_ACT_CREATE_INCIDENT: rc = act_create_incident(&j, &a); break;
-		case TPD_ACT_POST_REVIEW_NOTES: rc = act_post_notes(&j, &a); break;
-		case TPD_ACT_RESOLVE: rc = act_resolve(&j, &a); break;
-		case TPD_ACT_ADOPT_BY_KEY: rc = act_adopt(&j, &a); break;
-		case TPD_ACT_AUTO_APPROVE: rc = act_auto_approve(&j, &a); break;
-		default: rc = TPD_ERR_OK; break;
+		case TPD_ACT_CREATE_INCIDENT:
+			rc = act_create_incident(&j, &a);
+			break;
+		case TPD_ACT_POST_REVIEW_NOTES:
+			rc = act_post_notes(&j, &a);
+			break;
+		case TPD_ACT_RESOLVE:
+			rc = act_resolve(&j, &a);
+			break;
+		case TPD_ACT_ADOPT_BY_KEY:
+			rc = act_adopt(&j, &a);
+			break;
+		case TPD_ACT_AUTO_APPROVE:
+			rc = act_auto_approve(&j, &a);
+			break;
+		default:
+			rc = TPD_ERR_OK;
+			break;
 		}
 		tpd_action_clear(&a);
 		if (rc == TPD_ERR_COMPARE_FAILED && ++conflicts < 16) {
@@ -695,14 +717,15 @@ static void *worker_main(void *arg)
 			tpd_metric_inc(c->m_reconcile, "cancelled");
 		} else {
 			/* Keep the approval attempt pending if the failure came before it. */
-			int64_t delay = tpd_workqueue_add_rate_limited(c->q, key, approval_pending ? TPD_WQ_EVENT : 0);
+			int64_t delay =
+			    tpd_workqueue_add_rate_limited(c->q, key, approval_pending ? TPD_WQ_EVENT : 0);
 			char retry[32];
 
 			fmt_seconds(delay, retry, sizeof(retry));
 			tpd_metric_inc(c->m_reconcile, "error");
 			tpd_metric_inc(c->m_reconcile_err, reason);
-			tpd_log(c->lg, TPD_LOG_ERROR, "Failed to process request", "request_id", key, "error", err,
-				"error_kind", tpd_errname(rc), "retry_in", retry, NULL);
+			tpd_log(c->lg, TPD_LOG_ERROR, "Failed to process request", "request_id", key, "error",
+			        err, "error_kind", tpd_errname(rc), "retry_in", retry, NULL);
 		}
 		tpd_workqueue_done(c->q, key);
 		free(key);
@@ -730,7 +753,7 @@ static int list_cb(void *ud, const tpd_access_request *r)
 
 struct resync {
 	tpd_controller *c;
-	tpd_strmap *old;        /* previous cache, entries removed as they are matched */
+	tpd_strmap *old; /* previous cache, entries removed as they are matched */
 	bool first;
 	size_t n;
 };
@@ -804,8 +827,8 @@ static int on_event(void *ud, const tpd_event *ev)
 		tpd_metric_set(c->m_watch_connected, 1);
 		if (relist(c, err)) {
 			if (!atomic_load(&c->stop))
-				tpd_log(c->lg, TPD_LOG_ERROR, "Failed to list access requests, reconnecting", "error", err,
-					NULL);
+				tpd_log(c->lg, TPD_LOG_ERROR, "Failed to list access requests, reconnecting",
+				        "error", err, NULL);
 			return 1;
 		}
 		if (!atomic_exchange(&c->watch_synced, true))
@@ -819,8 +842,9 @@ static int on_event(void *ud, const tpd_event *ev)
 		pthread_mutex_lock(&c->cache_mu);
 		free_request(tpd_strmap_put(c->cache, ev->request->id, tpd_access_request_dup(ev->request)));
 		pthread_mutex_unlock(&c->cache_mu);
-		tpd_log(c->lg, TPD_LOG_DEBUG, "Access request event", "request_id", ev->request->id, "request_op", "put",
-			"request_state", tpd_request_state_name(ev->request->state), NULL);
+		tpd_log(c->lg, TPD_LOG_DEBUG, "Access request event", "request_id", ev->request->id,
+		        "request_op", "put", "request_state", tpd_request_state_name(ev->request->state),
+		        NULL);
 		tpd_workqueue_add(c->q, ev->request->id, TPD_WQ_EVENT);
 		break;
 	case TPD_EV_DELETE:
@@ -829,8 +853,8 @@ static int on_event(void *ud, const tpd_event *ev)
 		pthread_mutex_lock(&c->cache_mu);
 		free_request(tpd_strmap_del(c->cache, ev->deleted_id));
 		pthread_mutex_unlock(&c->cache_mu);
-		tpd_log(c->lg, TPD_LOG_DEBUG, "Access request event", "request_id", ev->deleted_id, "request_op", "delete",
-			NULL);
+		tpd_log(c->lg, TPD_LOG_DEBUG, "Access request event", "request_id", ev->deleted_id,
+		        "request_op", "delete", NULL);
 		tpd_workqueue_add(c->q, ev->deleted_id, TPD_WQ_EVENT);
 		break;
 	}
@@ -855,10 +879,13 @@ static void *watcher_main(void *arg)
 		if (rc == TPD_ERR_ACCESS_DENIED) {
 			char msg[TPD_ERRLEN + 128];
 
-			/* Retrying cannot fix a role without access_request list/read: stop, like upstream. */
-			snprintf(msg, sizeof(msg),
-				 "watching access requests was denied (grant the plugin's role list and read on "
-				 "access_request): %s", err);
+			/* Retrying cannot fix a role without access_request list/read: stop, like upstream.
+			 */
+			snprintf(
+			    msg, sizeof(msg),
+			    "watching access requests was denied (grant the plugin's role list and read on "
+			    "access_request): %s",
+			    err);
 			fail(c, msg);
 			break;
 		}
@@ -869,9 +896,9 @@ static void *watcher_main(void *arg)
 		fmt_seconds(backoff, retry, sizeof(retry));
 		tpd_metric_inc(c->m_reconnects);
 		tpd_log(c->lg, rc ? TPD_LOG_ERROR : TPD_LOG_WARN,
-			rc ? "Connection problem detected, attempting to reconnect"
-			   : "Watcher stream closed, attempting to reconnect",
-			"error", rc ? err : "", "retry_in", retry, NULL);
+		        rc ? "Connection problem detected, attempting to reconnect"
+		           : "Watcher stream closed, attempting to reconnect",
+		        "error", rc ? err : "", "retry_in", retry, NULL);
 		if (wait_or_stop(c, backoff))
 			break;
 	}
@@ -887,11 +914,11 @@ static tpd_err load_identity(const tpd_config *cfg, tpd_identity **out, char *er
 	if (!tpd_str_empty(cfg->teleport.identity))
 		return tpd_identity_load_file(cfg->teleport.identity, out, err);
 	if (!tpd_str_empty(cfg->teleport.client_crt))
-		return tpd_identity_load_tls(cfg->teleport.client_key, cfg->teleport.client_crt, cfg->teleport.root_cas,
-					     out, err);
+		return tpd_identity_load_tls(cfg->teleport.client_key, cfg->teleport.client_crt,
+		                             cfg->teleport.root_cas, out, err);
 	return tpd_seterr(err, TPD_ERR_CONFIG,
-			  "no credentials configured: set [teleport] identity (a file from `tctl auth sign "
-			  "--format=file` or tbot) or client_key, client_crt and root_cas");
+	                  "no credentials configured: set [teleport] identity (a file from `tctl auth sign "
+	                  "--format=file` or tbot) or client_key, client_crt and root_cas");
 }
 
 static void note_identity(tpd_controller *c, const tpd_identity *id)
@@ -910,8 +937,9 @@ static bool reload_identity(tpd_controller *c, bool forced)
 
 	if (load_identity(c->cfg, &id, err)) {
 		tpd_metric_inc(c->m_id_reloads, "error");
-		tpd_log(c->lg, TPD_LOG_ERROR, "Failed to reload identity file from disk, keeping the current one", "error",
-			err, NULL);
+		tpd_log(c->lg, TPD_LOG_ERROR,
+		        "Failed to reload identity file from disk, keeping the current one", "error", err,
+		        NULL);
 		return false;
 	}
 	if (!memcmp(tpd_identity_fingerprint(id), tpd_identity_fingerprint(c->identity), 32)) {
@@ -922,14 +950,16 @@ static bool reload_identity(tpd_controller *c, bool forced)
 	}
 	if (tpd_identity_check_time(id, tpd_wall_ms() / 1000, err)) {
 		tpd_metric_inc(c->m_id_reloads, "error");
-		tpd_log(c->lg, TPD_LOG_ERROR, "The new identity is not valid, keeping the current one", "error", err, NULL);
+		tpd_log(c->lg, TPD_LOG_ERROR, "The new identity is not valid, keeping the current one",
+		        "error", err, NULL);
 		tpd_identity_free(id);
 		return false;
 	}
 	if (tpd_teleport_set_credentials(c->tp, tpd_identity_key_pem(id), tpd_identity_cert_pem(id),
-					 tpd_identity_ca_pem(id), err)) {
+	                                 tpd_identity_ca_pem(id), err)) {
 		tpd_metric_inc(c->m_id_reloads, "error");
-		tpd_log(c->lg, TPD_LOG_ERROR, "Failed to use the new identity, keeping the current one", "error", err, NULL);
+		tpd_log(c->lg, TPD_LOG_ERROR, "Failed to use the new identity, keeping the current one",
+		        "error", err, NULL);
 		tpd_identity_free(id);
 		return false;
 	}
@@ -941,7 +971,8 @@ static bool reload_identity(tpd_controller *c, bool forced)
 	atomic_store(&c->identity_valid, true);
 	tpd_metric_inc(c->m_id_reloads, "success");
 	tpd_format_rfc3339(tpd_identity_not_after(id) * 1000, expiry, sizeof(expiry));
-	tpd_log(c->lg, TPD_LOG_INFO, "Reloaded identity", "expires", expiry, "serial", tpd_identity_serial(id), NULL);
+	tpd_log(c->lg, TPD_LOG_INFO, "Reloaded identity", "expires", expiry, "serial",
+	        tpd_identity_serial(id), NULL);
 	return true;
 }
 
@@ -984,13 +1015,14 @@ static void scan_orphans(tpd_controller *c)
 	if (!atomic_load(&c->watch_synced))
 		return;
 	if (tpd_pd_list_open_incidents(c->pd, TPD_INCIDENT_KEY_PREFIX, orphan_cb, &s, err)) {
-		tpd_log(c->lg, TPD_LOG_WARN, "Failed to scan PagerDuty for orphaned incidents, will retry at the next resync",
-			"error", err, NULL);
+		tpd_log(c->lg, TPD_LOG_WARN,
+		        "Failed to scan PagerDuty for orphaned incidents, will retry at the next resync",
+		        "error", err, NULL);
 		return;
 	}
 	snprintf(n, sizeof(n), "%zu", s.found);
-	tpd_log(c->lg, s.found ? TPD_LOG_INFO : TPD_LOG_DEBUG, "Scanned PagerDuty for orphaned incidents", "found", n,
-		NULL);
+	tpd_log(c->lg, s.found ? TPD_LOG_INFO : TPD_LOG_DEBUG, "Scanned PagerDuty for orphaned incidents",
+	        "found", n, NULL);
 }
 
 static void *housekeeper_main(void *arg)
@@ -999,8 +1031,9 @@ static void *housekeeper_main(void *arg)
 	int64_t now = tpd_now_ms();
 	int64_t next_resync = now + c->cfg->reconcile.resync_interval_ms;
 	int64_t next_health = now + HEALTH_INTERVAL_MS;
-	int64_t refresh = c->cfg->teleport.refresh_identity_interval_ms > 0 ? c->cfg->teleport.refresh_identity_interval_ms
-									     : 60000;
+	int64_t refresh = c->cfg->teleport.refresh_identity_interval_ms > 0
+	                      ? c->cfg->teleport.refresh_identity_interval_ms
+	                      : 60000;
 	int64_t next_poll = now + refresh;
 	int64_t retry_identity = 0;
 
@@ -1030,7 +1063,8 @@ static void *housekeeper_main(void *arg)
 		/* Identity expiry while running makes us unready (tbot should have rotated it). */
 		if (atomic_load(&c->identity_not_after) <= tpd_wall_ms() / 1000) {
 			if (atomic_exchange(&c->identity_valid, false))
-				tpd_log(c->lg, TPD_LOG_ERROR, "The identity has expired; waiting for a renewed one", NULL);
+				tpd_log(c->lg, TPD_LOG_ERROR,
+				        "The identity has expired; waiting for a renewed one", NULL);
 		}
 		if (now >= next_resync || atomic_exchange(&c->resync_requested, false)) {
 			next_resync = now + c->cfg->reconcile.resync_interval_ms;
@@ -1049,8 +1083,9 @@ static void *housekeeper_main(void *arg)
 			next_health = now + HEALTH_INTERVAL_MS;
 			if (ok != atomic_exchange(&c->pd_healthy, ok))
 				tpd_log(c->lg, ok ? TPD_LOG_INFO : TPD_LOG_ERROR,
-					ok ? "PagerDuty API health check passed again" : "PagerDuty API health check failed",
-					"error", ok ? "" : err, NULL);
+				        ok ? "PagerDuty API health check passed again"
+				           : "PagerDuty API health check failed",
+				        "error", ok ? "" : err, NULL);
 		}
 	}
 	atomic_fetch_sub(&c->live_threads, 1);
@@ -1077,7 +1112,7 @@ static bool check_identity(void *ud, char *reason, size_t len)
 	if (atomic_load(&c->identity_valid))
 		return true;
 	snprintf(reason, len, "Teleport identity expired at unix time %" PRIdFAST64,
-		 atomic_load(&c->identity_not_after));
+	         atomic_load(&c->identity_not_after));
 	return false;
 }
 
@@ -1098,8 +1133,8 @@ static bool check_loops(void *ud, char *reason, size_t len)
 
 	if (age <= LIVENESS_MAX_AGE_MS && atomic_load(&c->live_threads) == c->n_workers + 2)
 		return true;
-	snprintf(reason, len, "controller loop stalled (last tick %lld ms ago, %d of %d threads alive)", (long long)age,
-		 atomic_load(&c->live_threads), c->n_workers + 2);
+	snprintf(reason, len, "controller loop stalled (last tick %lld ms ago, %d of %d threads alive)",
+	         (long long)age, atomic_load(&c->live_threads), c->n_workers + 2);
 	return false;
 }
 
@@ -1112,10 +1147,11 @@ tpd_err tpd_controller_new(const tpd_config *cfg, tpd_logger *lg, tpd_controller
 
 	*out = NULL;
 	if (cfg->leader.enabled)
-		return tpd_seterr(err, TPD_ERR_CONFIG,
-				  "%s: leader_election.enabled: leader election is not supported by this build yet "
-				  "(run one replica and set enabled = false)",
-				  cfg->path ? cfg->path : "config");
+		return tpd_seterr(
+		    err, TPD_ERR_CONFIG,
+		    "%s: leader_election.enabled: leader election is not supported by this build yet "
+		    "(run one replica and set enabled = false)",
+		    cfg->path ? cfg->path : "config");
 	c = tpd_new(tpd_controller);
 	c->cfg = cfg;
 	c->lg = lg;
@@ -1140,25 +1176,25 @@ tpd_err tpd_controller_new(const tpd_config *cfg, tpd_logger *lg, tpd_controller
 		pthread_condattr_destroy(&ca);
 	}
 	c->m_reconcile = tpd_metrics_counter(c->metrics, "teleport_pagerduty_reconcile_total",
-					     "Reconcile passes by result.", "result");
+	                                     "Reconcile passes by result.", "result");
 	c->m_reconcile_err = tpd_metrics_counter(c->metrics, "teleport_pagerduty_reconcile_errors_total",
-						 "Failed reconcile passes by cause.", "reason");
+	                                         "Failed reconcile passes by cause.", "reason");
 	c->m_created = tpd_metrics_counter(c->metrics, "teleport_pagerduty_incidents_created_total",
-					   "PagerDuty incidents created.", NULL);
+	                                   "PagerDuty incidents created.", NULL);
 	c->m_resolved = tpd_metrics_counter(c->metrics, "teleport_pagerduty_incidents_resolved_total",
-					    "PagerDuty incidents resolved, by resolution.", "resolution");
+	                                    "PagerDuty incidents resolved, by resolution.", "resolution");
 	c->m_notes = tpd_metrics_counter(c->metrics, "teleport_pagerduty_notes_posted_total",
-					 "Notes posted on PagerDuty incidents.", NULL);
+	                                 "Notes posted on PagerDuty incidents.", NULL);
 	c->m_approvals = tpd_metrics_counter(c->metrics, "teleport_pagerduty_auto_approvals_total",
-					     "Auto-approval decisions, by result.", "result");
+	                                     "Auto-approval decisions, by result.", "result");
 	c->m_reconnects = tpd_metrics_counter(c->metrics, "teleport_pagerduty_watch_reconnects_total",
-					      "Teleport watch stream reconnections.", NULL);
+	                                      "Teleport watch stream reconnections.", NULL);
 	c->m_watch_connected = tpd_metrics_gauge(c->metrics, "teleport_pagerduty_watch_connected",
-						 "1 while the Teleport watch stream is up.", NULL);
+	                                         "1 while the Teleport watch stream is up.", NULL);
 	c->m_id_expiry = tpd_metrics_gauge(c->metrics, "teleport_pagerduty_identity_expiry_timestamp_seconds",
-					   "Expiry of the Teleport identity in use (unix seconds).", NULL);
+	                                   "Expiry of the Teleport identity in use (unix seconds).", NULL);
 	c->m_id_reloads = tpd_metrics_counter(c->metrics, "teleport_pagerduty_identity_reloads_total",
-					      "Identity reloads, by result.", "result");
+	                                      "Identity reloads, by result.", "result");
 	tpd_metrics_add_standard(c->metrics, TPD_VERSION, TPD_GIT_COMMIT);
 	*out = c;
 	return TPD_ERR_OK;
@@ -1185,7 +1221,8 @@ static tpd_err init_teleport(tpd_controller *c, char *err)
 		char inner[TPD_ERRLEN];
 
 		snprintf(inner, sizeof(inner), "%s", err);
-		tpd_seterr(err, rc, "Unable to get Teleport server version from %s: %s", tpd_teleport_addr(c->tp), inner);
+		tpd_seterr(err, rc, "Unable to get Teleport server version from %s: %s",
+		           tpd_teleport_addr(c->tp), inner);
 		tpd_ping_info_clear(&ping);
 		return rc;
 	}
@@ -1193,7 +1230,7 @@ static tpd_err init_teleport(tpd_controller *c, char *err)
 	if (ping.advanced_workflows && !tpd_str_empty(ping.proxy_public_addr))
 		c->proxy_addr = xstrdup(ping.proxy_public_addr);
 	tpd_log(c->lg, TPD_LOG_INFO, "Connected to Teleport", "addr", tpd_teleport_addr(c->tp), "cluster",
-		ping.cluster_name, "server_version", ping.server_version, NULL);
+	        ping.cluster_name, "server_version", ping.server_version, NULL);
 	tpd_ping_info_clear(&ping);
 	return TPD_ERR_OK;
 }
@@ -1216,8 +1253,9 @@ tpd_err tpd_controller_start(tpd_controller *c, char *err)
 	atomic_store(&c->identity_valid, true);
 	if (!tpd_str_empty(cfg->teleport.identity)) {
 		if (tpd_idwatch_new(cfg->teleport.identity, &c->idwatch, inner))
-			tpd_log(c->lg, TPD_LOG_WARN, "Cannot watch the identity file for changes, polling only", "error",
-				inner, NULL);
+			tpd_log(c->lg, TPD_LOG_WARN,
+			        "Cannot watch the identity file for changes, polling only", "error", inner,
+			        NULL);
 	}
 
 	to.addr = cfg->teleport.addr;
@@ -1251,8 +1289,9 @@ tpd_err tpd_controller_start(tpd_controller *c, char *err)
 	tpd_log(c->lg, TPD_LOG_DEBUG, "Starting PagerDuty API health check...", NULL);
 	rc = tpd_pd_health(c->pd, inner);
 	if (rc)
-		return tpd_seterr(err, rc, "api health check failed. check your credentials and endpoint settings: %s",
-				  inner);
+		return tpd_seterr(err, rc,
+		                  "api health check failed. check your credentials and endpoint settings: %s",
+		                  inner);
 	tpd_log(c->lg, TPD_LOG_DEBUG, "PagerDuty API health check finished ok", NULL);
 	atomic_store(&c->pd_healthy, true);
 
@@ -1285,7 +1324,8 @@ tpd_err tpd_controller_start(tpd_controller *c, char *err)
 		snprintf(workers, sizeof(workers), "%d", c->n_workers);
 		if (c->status)
 			snprintf(port, sizeof(port), "%d", tpd_status_port(c->status));
-		tpd_log(c->lg, TPD_LOG_INFO, "Controller started", "workers", workers, "status_port", port, NULL);
+		tpd_log(c->lg, TPD_LOG_INFO, "Controller started", "workers", workers, "status_port", port,
+		        NULL);
 	}
 	return TPD_ERR_OK;
 }

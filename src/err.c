@@ -6,13 +6,13 @@
 
 static const char *const err_texts[] = {
 #define TPD_ERR_TEXT(name, text) text,
-	TPD_ERR_MAP(TPD_ERR_TEXT)
+    TPD_ERR_MAP(TPD_ERR_TEXT)
 #undef TPD_ERR_TEXT
 };
 
 static const char *const err_names[] = {
 #define TPD_ERR_NAME(name, text) #name,
-	TPD_ERR_MAP(TPD_ERR_NAME)
+    TPD_ERR_MAP(TPD_ERR_NAME)
 #undef TPD_ERR_NAME
 };
 

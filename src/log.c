@@ -17,7 +17,7 @@
 #include "tpd/util.h"
 
 #define LOG_MAX_SECRETS 16
-#define LOG_LINE_MAX (64 * 1024)
+#define LOG_LINE_MAX    (64 * 1024)
 
 struct tpd_logger {
 	pthread_mutex_t mu;
@@ -69,7 +69,8 @@ int tpd_logger_set_output(tpd_logger *lg, const char *output, char *err)
 	} else {
 		fd = open(output, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 		if (fd < 0) {
-			tpd_seterr(err, TPD_ERR_IO, "failed to create the log file %s: %s", output, strerror(errno));
+			tpd_seterr(err, TPD_ERR_IO, "failed to create the log file %s: %s", output,
+			           strerror(errno));
 			return -1;
 		}
 		own = true;
@@ -139,9 +140,9 @@ bool tpd_log_level_parse(const char *s, tpd_log_level *out)
 		const char *name;
 		tpd_log_level level;
 	} names[] = {
-		{"trace", TPD_LOG_TRACE}, {"debug", TPD_LOG_DEBUG}, {"info", TPD_LOG_INFO},
-		{"warn", TPD_LOG_WARN},   {"warning", TPD_LOG_WARN}, {"err", TPD_LOG_ERROR},
-		{"error", TPD_LOG_ERROR},
+	    {"trace", TPD_LOG_TRACE}, {"debug", TPD_LOG_DEBUG},  {"info", TPD_LOG_INFO},
+	    {"warn", TPD_LOG_WARN},   {"warning", TPD_LOG_WARN}, {"err", TPD_LOG_ERROR},
+	    {"error", TPD_LOG_ERROR},
 	};
 
 	for (size_t i = 0; s && i < sizeof(names) / sizeof(names[0]); i++) {
@@ -164,8 +165,8 @@ const char *tpd_log_level_name(tpd_log_level level)
 
 static bool key_is_secret(const char *k)
 {
-	static const char *const words[] = {"api_key", "apikey", "token", "authorization", "password",
-					    "private_key", "secret"};
+	static const char *const words[] = {"api_key",  "apikey",      "token", "authorization",
+	                                    "password", "private_key", "secret"};
 
 	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
 		if (strcasestr(k, words[i]))
@@ -202,7 +203,8 @@ static char *redact_locked(const tpd_logger *lg, const char *s)
 			const char *eol = strstr(p, "-----\n");
 			const char *hdr_end = strstr(p + 10, "-----");
 
-			if (hdr_end && (size_t)(hdr_end - p) < 80 && memmem(p, (size_t)(hdr_end - p), "PRIVATE KEY", 11)) {
+			if (hdr_end && (size_t)(hdr_end - p) < 80 &&
+			    memmem(p, (size_t)(hdr_end - p), "PRIVATE KEY", 11)) {
 				const char *end = strstr(hdr_end + 5, "-----END");
 				const char *stop;
 
@@ -244,11 +246,21 @@ static void put_json_string(tpd_buf *b, const char *s)
 	tpd_buf_puts(b, "\"");
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
 		switch (*p) {
-		case '"': tpd_buf_puts(b, "\\\""); break;
-		case '\\': tpd_buf_puts(b, "\\\\"); break;
-		case '\n': tpd_buf_puts(b, "\\n"); break;
-		case '\r': tpd_buf_puts(b, "\\r"); break;
-		case '\t': tpd_buf_puts(b, "\\t"); break;
+		case '"':
+			tpd_buf_puts(b, "\\\"");
+			break;
+		case '\\':
+			tpd_buf_puts(b, "\\\\");
+			break;
+		case '\n':
+			tpd_buf_puts(b, "\\n");
+			break;
+		case '\r':
+			tpd_buf_puts(b, "\\r");
+			break;
+		case '\t':
+			tpd_buf_puts(b, "\\t");
+			break;
 		default:
 			if (*p < 0x20)
 				tpd_buf_printf(b, "\\u%04x", *p);
@@ -346,9 +358,11 @@ void tpd_log(tpd_logger *lg, tpd_log_level level, const char *msg, ...)
 	if (b.len > LOG_LINE_MAX) {
 		/* The line hit the cap: say so rather than drop it. */
 		tpd_buf_reset(&b);
-		tpd_buf_printf(&b, json ? "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"log line too long, dropped\"}"
-					: "ts=%s level=%s msg=\"log line too long, dropped\"",
-			       ts, tpd_log_level_name(level));
+		tpd_buf_printf(&b,
+		               json
+		                   ? "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"log line too long, dropped\"}"
+		                   : "ts=%s level=%s msg=\"log line too long, dropped\"",
+		               ts, tpd_log_level_name(level));
 	}
 
 	pthread_mutex_lock(&lg->mu);

@@ -29,7 +29,7 @@ typedef enum {
 } metric_kind;
 
 typedef struct {
-	char **values;     /* n_labels strings */
+	char **values; /* n_labels strings */
 	uint64_t hash;
 	double value;      /* counter / gauge */
 	uint64_t *buckets; /* histogram: n_bounds + 1 counts, not cumulative; last is +Inf */
@@ -253,7 +253,7 @@ static series *series_alloc(const tpd_metric *f)
 }
 
 static tpd_metric *do_register(tpd_metrics *m, metric_kind kind, const char *name, const char *help,
-			       const char *label_spec, const double *buckets, size_t n_buckets)
+                               const char *label_spec, const double *buckets, size_t n_buckets)
 {
 	tpd_metric *f = NULL;
 	char **labels = NULL;
@@ -330,7 +330,7 @@ tpd_metric *tpd_metrics_gauge(tpd_metrics *m, const char *name, const char *help
 }
 
 tpd_metric *tpd_metrics_histogram(tpd_metrics *m, const char *name, const char *help, const char *labels,
-				  const double *buckets, size_t n_buckets)
+                                  const double *buckets, size_t n_buckets)
 {
 	return do_register(m, KIND_HISTOGRAM, name, help, labels, buckets, n_buckets);
 }
@@ -591,7 +591,7 @@ static bool put_escaped(tpd_buf *b, const char *s, bool quote)
 
 /* name{labels[,le="x"]} value\n */
 static bool put_sample(tpd_buf *b, const tpd_metric *f, const series *s, const char *suffix, const char *le,
-		       double v)
+                       double v)
 {
 	char num[40];
 	bool any = false;
@@ -599,13 +599,14 @@ static bool put_sample(tpd_buf *b, const tpd_metric *f, const series *s, const c
 	if (!tpd_buf_puts(b, f->name) || !tpd_buf_puts(b, suffix))
 		return false;
 	for (size_t i = 0; i < f->n_labels; i++) {
-		if (!tpd_buf_puts(b, i == 0 ? "{" : ",") || !tpd_buf_puts(b, f->labels[i]) || !tpd_buf_puts(b, "=\"") ||
-		    !put_escaped(b, s->values[i], true) || !tpd_buf_puts(b, "\""))
+		if (!tpd_buf_puts(b, i == 0 ? "{" : ",") || !tpd_buf_puts(b, f->labels[i]) ||
+		    !tpd_buf_puts(b, "=\"") || !put_escaped(b, s->values[i], true) || !tpd_buf_puts(b, "\""))
 			return false;
 		any = true;
 	}
 	if (le) {
-		if (!tpd_buf_puts(b, any ? ",le=\"" : "{le=\"") || !tpd_buf_puts(b, le) || !tpd_buf_puts(b, "\""))
+		if (!tpd_buf_puts(b, any ? ",le=\"" : "{le=\"") || !tpd_buf_puts(b, le) ||
+		    !tpd_buf_puts(b, "\""))
 			return false;
 		any = true;
 	}
@@ -644,7 +645,8 @@ static bool render_family(tpd_buf *b, const tpd_metric *f)
 			if (!put_sample(b, f, s, "_bucket", le, (double)cum))
 				return false;
 		}
-		if (!put_sample(b, f, s, "_sum", NULL, s->sum) || !put_sample(b, f, s, "_count", NULL, (double)s->count))
+		if (!put_sample(b, f, s, "_sum", NULL, s->sum) ||
+		    !put_sample(b, f, s, "_count", NULL, (double)s->count))
 			return false;
 	}
 	return true;
@@ -707,7 +709,7 @@ static bool read_small(const char *path, char *buf, size_t len)
 /* Fields of /proc/self/stat after the command name: field k (1-based, as in proc(5)) is at index
  * k - 3 of the tokens that follow the last ')'. */
 static bool proc_stat_fields(char *buf, size_t len, unsigned long long *utime, unsigned long long *stime,
-			     unsigned long long *starttime, unsigned long long *vsize)
+                             unsigned long long *starttime, unsigned long long *vsize)
 {
 	char *p, *save = NULL;
 	int field = 3;
@@ -801,31 +803,34 @@ void tpd_metrics_add_process_collector(tpd_metrics *m)
 		ps->start_time = boot_time() + (double)start / (double)ps->clk_tck;
 	else
 		ps->start_time = (double)tpd_wall_ms() / 1000.0;
-	ps->cpu = tpd_metrics_counter(m, "process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
-				      NULL);
-	ps->rss = tpd_metrics_gauge(m, "process_resident_memory_bytes", "Resident memory size in bytes.", NULL);
-	ps->vsize = tpd_metrics_gauge(m, "process_virtual_memory_bytes", "Virtual memory size in bytes.", NULL);
+	ps->cpu = tpd_metrics_counter(m, "process_cpu_seconds_total",
+	                              "Total user and system CPU time spent in seconds.", NULL);
+	ps->rss =
+	    tpd_metrics_gauge(m, "process_resident_memory_bytes", "Resident memory size in bytes.", NULL);
+	ps->vsize =
+	    tpd_metrics_gauge(m, "process_virtual_memory_bytes", "Virtual memory size in bytes.", NULL);
 	ps->fds = tpd_metrics_gauge(m, "process_open_fds", "Number of open file descriptors.", NULL);
-	ps->max_fds = tpd_metrics_gauge(m, "process_max_fds", "Maximum number of open file descriptors.", NULL);
+	ps->max_fds =
+	    tpd_metrics_gauge(m, "process_max_fds", "Maximum number of open file descriptors.", NULL);
 	ps->start = tpd_metrics_gauge(m, "process_start_time_seconds",
-				      "Start time of the process since unix epoch in seconds.", NULL);
+	                              "Start time of the process since unix epoch in seconds.", NULL);
 	tpd_metrics_add_collector(m, process_collect, ps);
 }
 
 void tpd_metrics_set_build_info(tpd_metrics *m, const char *version, const char *commit)
 {
-	tpd_metric *f = tpd_metrics_gauge(m, TPD_METRICS_PREFIX "build_info",
-					  "A metric with a constant '1' value labelled by version and commit.",
-					  "version,commit");
+	tpd_metric *f = tpd_metrics_gauge(
+	    m, TPD_METRICS_PREFIX "build_info",
+	    "A metric with a constant '1' value labelled by version and commit.", "version,commit");
 
 	tpd_metric_set(f, 1, tpd_str_empty(version) ? "unknown" : version,
-		       tpd_str_empty(commit) ? "unknown" : commit);
+	               tpd_str_empty(commit) ? "unknown" : commit);
 }
 
 void tpd_metrics_set_start_time(tpd_metrics *m, double unix_seconds)
 {
 	tpd_metric *f = tpd_metrics_gauge(m, TPD_METRICS_PREFIX "start_time_seconds",
-					  "Time the plugin started, in seconds since the Unix epoch.", NULL);
+	                                  "Time the plugin started, in seconds since the Unix epoch.", NULL);
 
 	tpd_metric_set(f, unix_seconds);
 }
@@ -845,9 +850,9 @@ void tpd_metrics_add_standard(tpd_metrics *m, const char *version, const char *c
 	tpd_metrics_set_build_info(m, version, commit);
 	tpd_metrics_set_start_time(m, (double)(tpd_wall_ms() / 1000));
 	tpd_metrics_add_process_collector(m);
-	f = tpd_metrics_counter(m, TPD_METRICS_PREFIX "metrics_series_dropped_total",
-				"Label combinations not recorded because their metric family was at its series limit.",
-				NULL);
+	f = tpd_metrics_counter(
+	    m, TPD_METRICS_PREFIX "metrics_series_dropped_total",
+	    "Label combinations not recorded because their metric family was at its series limit.", NULL);
 	pthread_mutex_lock(&m->mu);
 	bool first = m->dropped_family == NULL;
 	m->dropped_family = f;

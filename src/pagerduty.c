@@ -23,13 +23,13 @@
 #include "tpd/ratelimit.h"
 #include "tpd/ttlcache.h"
 
-#define POOL_MAX 16
-#define RETRY_BASE_MS 250
-#define RETRY_CAP_MS 10000
-#define ONCALL_TTL_MAX_MS 10000
+#define POOL_MAX            16
+#define RETRY_BASE_MS       250
+#define RETRY_CAP_MS        10000
+#define ONCALL_TTL_MAX_MS   10000
 #define NEGATIVE_TTL_MAX_MS 30000
-#define PAGE_LIMIT 100
-#define MAX_OFFSET 10000 /* PagerDuty refuses offset + limit > 10000 */
+#define PAGE_LIMIT          100
+#define MAX_OFFSET          10000 /* PagerDuty refuses offset + limit > 10000 */
 
 struct tpd_pd {
 	char *endpoint; /* no trailing slash */
@@ -425,7 +425,7 @@ static tpd_err curl_transport(void *ud, const tpd_pd_http_req *req, tpd_pd_http_
 		rc = x.too_large ? TPD_ERR_TOO_LARGE : TPD_ERR_UNAVAILABLE;
 		if (x.too_large)
 			snprintf(resp->transport_err, sizeof(resp->transport_err),
-				 "response body larger than %u bytes", TPD_PD_MAX_BODY);
+			         "response body larger than %u bytes", TPD_PD_MAX_BODY);
 		break;
 	case CURLE_ABORTED_BY_CALLBACK:
 		rc = TPD_ERR_CANCELLED;
@@ -450,11 +450,11 @@ out:
 /* ---- one attempt, then the retry loop -------------------------------------------------------- */
 
 typedef struct {
-	const char *call;   /* metric label / log field */
+	const char *call; /* metric label / log field */
 	const char *method;
-	const char *path;   /* path + query, starting with '/' */
-	const char *body;   /* NULL for GET */
-	bool from;          /* send From */
+	const char *path; /* path + query, starting with '/' */
+	const char *body; /* NULL for GET */
+	bool from;        /* send From */
 	/* Called before every retry that follows an ambiguous failure of a write; returning true
 	 * ends the call with TPD_ERR_OK (the write turned out to have happened). */
 	bool (*before_retry)(void *ud);
@@ -493,15 +493,16 @@ static tpd_err pd_attempt(tpd_pd *pd, const pd_req *r, tpd_pd_http_resp *resp)
 	headers[nh++] = pd->ua_header;
 	if (r->from)
 		headers[nh++] = pd->from_header;
-	req = (tpd_pd_http_req){.method = r->method, .url = url, .headers = headers, .n_headers = nh, .body = r->body};
+	req = (tpd_pd_http_req){
+	    .method = r->method, .url = url, .headers = headers, .n_headers = nh, .body = r->body};
 	tpd_buf_init(&resp->body, TPD_PD_MAX_BODY);
 	resp->status = 0;
 	resp->rl_remaining = resp->rl_reset_s = resp->rl_limit = resp->retry_after_s = -1;
 	resp->permanent = false;
 	resp->transport_err[0] = '\0';
 	if (tpd_logger_enabled(pd->log, TPD_LOG_TRACE))
-		tpd_log(pd->log, TPD_LOG_TRACE, "PagerDuty request", "call", r->call, "method", r->method, "url", url,
-			"body", r->body, NULL);
+		tpd_log(pd->log, TPD_LOG_TRACE, "PagerDuty request", "call", r->call, "method", r->method,
+		        "url", url, "body", r->body, NULL);
 	if (pd->hooks.transport)
 		rc = pd->hooks.transport(pd->hooks.transport_ud, &req, resp);
 	else
@@ -514,10 +515,11 @@ static tpd_err pd_attempt(tpd_pd *pd, const pd_req *r, tpd_pd_http_resp *resp)
 		tpd_ratelimit_observe(pd->rl, t1, resp->rl_remaining, resp->rl_reset_s);
 	if (tpd_logger_enabled(pd->log, TPD_LOG_TRACE)) {
 		char excerpt[1024];
-		snprintf(excerpt, sizeof(excerpt), "%.*s", (int)(resp->body.len < 1000 ? resp->body.len : 1000),
-			 resp->body.data ? resp->body.data : "");
-		tpd_log(pd->log, TPD_LOG_TRACE, "PagerDuty response", "call", r->call, "status", code, "body", excerpt,
-			"error", resp->transport_err, NULL);
+		snprintf(excerpt, sizeof(excerpt), "%.*s",
+		         (int)(resp->body.len < 1000 ? resp->body.len : 1000),
+		         resp->body.data ? resp->body.data : "");
+		tpd_log(pd->log, TPD_LOG_TRACE, "PagerDuty response", "call", r->call, "status", code, "body",
+		        excerpt, "error", resp->transport_err, NULL);
 	}
 	free(url);
 	return rc;
@@ -530,10 +532,11 @@ static void warn_auth_once(tpd_pd *pd, long status, const char *msg)
 	if (atomic_exchange(flag, true))
 		return;
 	tpd_log(pd->log, TPD_LOG_ERROR,
-		status == 401 ? "PagerDuty rejected the API key: check pagerduty.api_key"
-			      : "PagerDuty refused the request: is pagerduty.api_key a read-only key, or does "
-				"pagerduty.user_email lack permissions?",
-		"error", msg, NULL);
+	        status == 401
+	            ? "PagerDuty rejected the API key: check pagerduty.api_key"
+	            : "PagerDuty refused the request: is pagerduty.api_key a read-only key, or does "
+	              "pagerduty.user_email lack permissions?",
+	        "error", msg, NULL);
 }
 
 static bool is_write(const pd_req *r)
@@ -556,17 +559,18 @@ static tpd_err pd_call(tpd_pd *pd, const pd_req *r, pd_res *res, char *err)
 	for (;;) {
 		int64_t t = now_ms(pd);
 		if (atomic_load(&pd->stopping)) {
-			rc = tpd_seterr(err, TPD_ERR_CANCELLED, "PagerDuty %s %s: cancelled (shutting down)", r->method,
-					r->call);
+			rc = tpd_seterr(err, TPD_ERR_CANCELLED, "PagerDuty %s %s: cancelled (shutting down)",
+			                r->method, r->call);
 			goto out;
 		}
 		if (!tpd_ratelimit_reserve(pd->rl, t, deadline - t, &wait)) {
 			tpd_metric_inc(pd->m_rl);
-			rc = tpd_seterr(err, TPD_ERR_RATE_LIMITED,
-					"PagerDuty %s: client-side rate limit (%s) leaves no time within the %lld ms "
-					"retry budget%s%s",
-					r->call, "rate_limit_per_minute", (long long)pd->max_retry, msg[0] ? "; last: " : "",
-					msg);
+			rc = tpd_seterr(
+			    err, TPD_ERR_RATE_LIMITED,
+			    "PagerDuty %s: client-side rate limit (%s) leaves no time within the %lld ms "
+			    "retry budget%s%s",
+			    r->call, "rate_limit_per_minute", (long long)pd->max_retry,
+			    msg[0] ? "; last: " : "", msg);
 			goto out;
 		}
 		if (wait > 0 && !pd_sleep(pd, wait))
@@ -586,9 +590,10 @@ static tpd_err pd_call(tpd_pd *pd, const pd_req *r, pd_res *res, char *err)
 				if (!res->json) {
 					if (is_write(r))
 						res->ambiguous = true;
-					rc = tpd_seterr(err, TPD_ERR_PROTOCOL,
-							"PagerDuty %s: HTTP %ld with a body that is not JSON (%zu bytes)",
-							r->call, resp.status, resp.body.len);
+					rc = tpd_seterr(
+					    err, TPD_ERR_PROTOCOL,
+					    "PagerDuty %s: HTTP %ld with a body that is not JSON (%zu bytes)",
+					    r->call, resp.status, resp.body.len);
 					goto out;
 				}
 			}
@@ -596,7 +601,8 @@ static tpd_err pd_call(tpd_pd *pd, const pd_req *r, pd_res *res, char *err)
 			goto out;
 		}
 		if (trc == TPD_ERR_CANCELLED) {
-			rc = tpd_seterr(err, TPD_ERR_CANCELLED, "PagerDuty %s: cancelled (shutting down)", r->call);
+			rc = tpd_seterr(err, TPD_ERR_CANCELLED, "PagerDuty %s: cancelled (shutting down)",
+			                r->call);
 			goto out;
 		}
 		if (trc != TPD_ERR_OK) {
@@ -605,17 +611,18 @@ static tpd_err pd_call(tpd_pd *pd, const pd_req *r, pd_res *res, char *err)
 			if (is_write(r))
 				res->ambiguous = true;
 			if (resp.permanent || trc == TPD_ERR_TOO_LARGE || trc == TPD_ERR_NOMEM) {
-				rc = tpd_seterr(err, trc == TPD_ERR_TOO_LARGE ? TPD_ERR_TOO_LARGE : TPD_ERR_UNAVAILABLE,
-						"PagerDuty %s: %s", r->call, msg);
+				rc = tpd_seterr(
+				    err, trc == TPD_ERR_TOO_LARGE ? TPD_ERR_TOO_LARGE : TPD_ERR_UNAVAILABLE,
+				    "PagerDuty %s: %s", r->call, msg);
 				goto out;
 			}
 		} else {
-			tpd_err mapped = tpd_pd_parse_error(resp.status, resp.body.data, resp.body.len, &res->pd_code,
-							    msg, sizeof(msg));
+			tpd_err mapped = tpd_pd_parse_error(resp.status, resp.body.data, resp.body.len,
+			                                    &res->pd_code, msg, sizeof(msg));
 			if (!tpd_pd_status_retryable(resp.status)) {
 				if (resp.status == 400)
 					res->duplicate_key =
-						tpd_pd_is_duplicate_key_error(resp.body.data, resp.body.len);
+					    tpd_pd_is_duplicate_key_error(resp.body.data, resp.body.len);
 				if (resp.status == 401 || resp.status == 403)
 					warn_auth_once(pd, resp.status, msg);
 				rc = tpd_seterr(err, mapped, "PagerDuty %s: %s", r->call, msg);
@@ -632,23 +639,24 @@ static tpd_err pd_call(tpd_pd *pd, const pd_req *r, pd_res *res, char *err)
 		}
 		/* Retryable failure: wait, unless the budget does not allow it. */
 		wait = tpd_pd_retry_delay_ms(res->status, resp.rl_reset_s, resp.retry_after_s, RETRY_BASE_MS,
-					     RETRY_CAP_MS, prev);
+		                             RETRY_CAP_MS, prev);
 		prev = wait;
 		t = now_ms(pd);
 		if (res->status == 429 && (resp.rl_reset_s >= 0 || resp.retry_after_s >= 0))
 			tpd_ratelimit_pause_until(pd->rl, t + wait);
 		if (t + wait > deadline) {
-			rc = tpd_seterr(err, last, "PagerDuty %s: giving up after %d attempt%s in %lld ms: %s", r->call,
-					attempts, attempts == 1 ? "" : "s", (long long)(t - (deadline - pd->max_retry)),
-					msg);
+			rc =
+			    tpd_seterr(err, last, "PagerDuty %s: giving up after %d attempt%s in %lld ms: %s",
+			               r->call, attempts, attempts == 1 ? "" : "s",
+			               (long long)(t - (deadline - pd->max_retry)), msg);
 			goto out;
 		}
 		{
 			char st[16], in[24];
 			status_label(res->status, trc, st, sizeof(st));
 			snprintf(in, sizeof(in), "%lld", (long long)wait);
-			tpd_log(pd->log, TPD_LOG_DEBUG, "PagerDuty request failed, retrying", "call", r->call, "status",
-				st, "retry_in_ms", in, "error", msg, NULL);
+			tpd_log(pd->log, TPD_LOG_DEBUG, "PagerDuty request failed, retrying", "call", r->call,
+			        "status", st, "retry_in_ms", in, "error", msg, NULL);
 		}
 		if (!pd_sleep(pd, wait))
 			continue;
@@ -682,12 +690,14 @@ tpd_err tpd_pd_new(const tpd_pd_opts *o, tpd_pd **out, char *err)
 
 	*out = NULL;
 	if (!o || tpd_str_empty(o->api_key)) {
-		rc = tpd_seterr(err, TPD_ERR_CONFIG, "pagerduty.api_key is empty (set it to an API key or a file path)");
+		rc = tpd_seterr(err, TPD_ERR_CONFIG,
+		                "pagerduty.api_key is empty (set it to an API key or a file path)");
 		goto out;
 	}
 	if (has_ctl(o->api_key)) {
-		rc = tpd_seterr(err, TPD_ERR_CONFIG,
-				"pagerduty.api_key contains control characters (a trailing newline in the key file?)");
+		rc = tpd_seterr(
+		    err, TPD_ERR_CONFIG,
+		    "pagerduty.api_key contains control characters (a trailing newline in the key file?)");
 		goto out;
 	}
 	if (has_ctl(o->user_email)) {
@@ -696,12 +706,14 @@ tpd_err tpd_pd_new(const tpd_pd_opts *o, tpd_pd **out, char *err)
 	}
 	ep = tpd_str_empty(o->api_endpoint) ? "https://api.pagerduty.com" : o->api_endpoint;
 	if (!tpd_str_startswith(ep, "https://") && !tpd_str_startswith(ep, "http://")) {
-		rc = tpd_seterr(err, TPD_ERR_CONFIG, "pagerduty.api_endpoint %s must start with https://", ep);
+		rc =
+		    tpd_seterr(err, TPD_ERR_CONFIG, "pagerduty.api_endpoint %s must start with https://", ep);
 		goto out;
 	}
 	if (!tpd_str_empty(o->incident_urgency) && !tpd_streq(o->incident_urgency, "high") &&
 	    !tpd_streq(o->incident_urgency, "low")) {
-		rc = tpd_seterr(err, TPD_ERR_CONFIG, "pagerduty.incident_urgency must be \"high\", \"low\" or empty");
+		rc = tpd_seterr(err, TPD_ERR_CONFIG,
+		                "pagerduty.incident_urgency must be \"high\", \"low\" or empty");
 		goto out;
 	}
 	pd = tpd_new(tpd_pd);
@@ -714,8 +726,8 @@ tpd_err tpd_pd_new(const tpd_pd_opts *o, tpd_pd **out, char *err)
 	pd->auth_header = xasprintf("Authorization: Token token=%s", o->api_key);
 	pd->from_header = xasprintf("From: %s", pd->user_email);
 	pd->ua_header = xasprintf("User-Agent: teleport-pagerduty/%s (%s)",
-				  tpd_str_empty(o->user_agent_version) ? "dev" : o->user_agent_version,
-				  curl_version_info(CURLVERSION_NOW)->version);
+	                          tpd_str_empty(o->user_agent_version) ? "dev" : o->user_agent_version,
+	                          curl_version_info(CURLVERSION_NOW)->version);
 	pd->urgency = tpd_str_empty(o->incident_urgency) ? NULL : xstrdup(o->incident_urgency);
 	pd->priority_id = tpd_str_empty(o->incident_priority_id) ? NULL : xstrdup(o->incident_priority_id);
 	if (!tpd_str_empty(o->ca_file)) {
@@ -768,22 +780,24 @@ tpd_err tpd_pd_new(const tpd_pd_opts *o, tpd_pd **out, char *err)
 	curl_share_setopt(pd->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
 	curl_share_setopt(pd->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
 	if (o->metrics) {
-		pd->m_req = tpd_metrics_counter(o->metrics, "teleport_pagerduty_pagerduty_requests_total",
-						"PagerDuty API requests by call and HTTP status (or error/timeout).",
-						"call,code");
-		pd->m_dur = tpd_metrics_histogram(o->metrics, "teleport_pagerduty_pagerduty_request_duration_seconds",
-						  "PagerDuty API request duration.", "call", NULL, 0);
-		pd->m_rl = tpd_metrics_counter(o->metrics, "teleport_pagerduty_pagerduty_rate_limited_total",
-					       "PagerDuty requests answered 429 or held back by the client-side limit.",
-					       NULL);
+		pd->m_req = tpd_metrics_counter(
+		    o->metrics, "teleport_pagerduty_pagerduty_requests_total",
+		    "PagerDuty API requests by call and HTTP status (or error/timeout).", "call,code");
+		pd->m_dur =
+		    tpd_metrics_histogram(o->metrics, "teleport_pagerduty_pagerduty_request_duration_seconds",
+		                          "PagerDuty API request duration.", "call", NULL, 0);
+		pd->m_rl = tpd_metrics_counter(
+		    o->metrics, "teleport_pagerduty_pagerduty_rate_limited_total",
+		    "PagerDuty requests answered 429 or held back by the client-side limit.", NULL);
 		pd->m_hit = tpd_metrics_counter(o->metrics, "teleport_pagerduty_pagerduty_cache_hits_total",
-						"PagerDuty lookups answered from cache.", "cache");
-		pd->m_miss = tpd_metrics_counter(o->metrics, "teleport_pagerduty_pagerduty_cache_misses_total",
-						 "PagerDuty lookups that went to the API.", "cache");
+		                                "PagerDuty lookups answered from cache.", "cache");
+		pd->m_miss =
+		    tpd_metrics_counter(o->metrics, "teleport_pagerduty_pagerduty_cache_misses_total",
+		                        "PagerDuty lookups that went to the API.", "cache");
 	}
 	if (tpd_str_startswith(pd->endpoint, "http://"))
 		tpd_log(pd->log, TPD_LOG_WARN, "pagerduty.api_endpoint is plain http: only for local tests",
-			"endpoint", pd->endpoint, NULL);
+		        "endpoint", pd->endpoint, NULL);
 	*out = pd;
 	pd = NULL;
 out:
@@ -857,7 +871,7 @@ tpd_err tpd_pd_health(tpd_pd *pd, char *err)
 typedef bool (*item_fn)(void *ud, json_object *item);
 
 static tpd_err list_pages(tpd_pd *pd, const char *call, const char *path, const char *extra, const char *key,
-			  item_fn fn, void *ud, bool *stopped, char *err)
+                          item_fn fn, void *ud, bool *stopped, char *err)
 {
 	tpd_err rc = TPD_ERR_OK;
 	size_t offset = 0;
@@ -874,7 +888,8 @@ static tpd_err list_pages(tpd_pd *pd, const char *call, const char *path, const 
 			goto out;
 		json_object *arr = jobj(res.json, key, json_type_array);
 		if (!arr) {
-			rc = tpd_seterr(err, TPD_ERR_PROTOCOL, "PagerDuty %s: answer has no \"%s\" array", call, key);
+			rc = tpd_seterr(err, TPD_ERR_PROTOCOL, "PagerDuty %s: answer has no \"%s\" array",
+			                call, key);
 			goto out;
 		}
 		size_t n = json_object_array_length(arr);
@@ -892,8 +907,9 @@ static tpd_err list_pages(tpd_pd *pd, const char *call, const char *path, const 
 			goto out;
 		offset += n;
 		if (offset + PAGE_LIMIT > MAX_OFFSET) {
-			tpd_log(pd->log, TPD_LOG_WARN, "PagerDuty returned more results than can be paged (10000)",
-				"call", call, NULL);
+			tpd_log(pd->log, TPD_LOG_WARN,
+			        "PagerDuty returned more results than can be paged (10000)", "call", call,
+			        NULL);
 			goto out;
 		}
 		json_object_put(res.json);
@@ -962,8 +978,9 @@ tpd_err tpd_pd_find_service(tpd_pd *pd, const char *name, tpd_pd_service *out, c
 	}
 	if (!found) {
 		tpd_ttlcache_put(pd->svc_cache, key, NULL, now_ms(pd), pd->negative_ttl);
-		rc = tpd_seterr(err, TPD_ERR_NOT_FOUND, "PagerDuty service %s not found (%zu services matched the query)",
-				name, c.seen);
+		rc = tpd_seterr(err, TPD_ERR_NOT_FOUND,
+		                "PagerDuty service %s not found (%zu services matched the query)", name,
+		                c.seen);
 		goto out;
 	}
 	tpd_ttlcache_put(pd->svc_cache, key, out, now_ms(pd), pd->cache_ttl);
@@ -1025,8 +1042,8 @@ tpd_err tpd_pd_find_user(tpd_pd *pd, const char *email, tpd_pd_user *out, char *
 	}
 	if (!found) {
 		tpd_ttlcache_put(pd->user_cache, key, NULL, now_ms(pd), pd->negative_ttl);
-		rc = tpd_seterr(err, TPD_ERR_NOT_FOUND, "PagerDuty user %s not found (%zu users matched the query)",
-				email, c.seen);
+		rc = tpd_seterr(err, TPD_ERR_NOT_FOUND,
+		                "PagerDuty user %s not found (%zu users matched the query)", email, c.seen);
 		goto out;
 	}
 	tpd_ttlcache_put(pd->user_cache, key, out, now_ms(pd), pd->cache_ttl);
@@ -1042,9 +1059,9 @@ typedef struct {
 	const char *user_id;
 	const char *const *ids;
 	size_t n;
-	bool *on;      /* per index into ids */
-	bool *ask;     /* which indices were asked */
-	size_t left;   /* asked and not yet matched */
+	bool *on;    /* per index into ids */
+	bool *ask;   /* which indices were asked */
+	size_t left; /* asked and not yet matched */
 	size_t seen, matched;
 } oncall_ctx;
 
@@ -1071,7 +1088,7 @@ static bool match_oncall(void *ud, json_object *it)
 }
 
 tpd_err tpd_pd_oncall(tpd_pd *pd, const char *user_id, const char *const *policy_ids, size_t n, bool *on_call,
-		      char *err)
+                      char *err)
 {
 	oncall_ctx c = {.user_id = user_id, .ids = policy_ids, .n = n, .on = on_call};
 	tpd_err rc = TPD_ERR_OK;
@@ -1115,13 +1132,16 @@ tpd_err tpd_pd_oncall(tpd_pd *pd, const char *user_id, const char *const *policy
 		if (rc != TPD_ERR_OK)
 			goto out;
 		if (c.seen && !c.matched)
-			tpd_log(pd->log, TPD_LOG_WARN, "PagerDuty returned some oncalls array but none of them matched "
-				"the query", "pd_user_id", user_id, NULL);
+			tpd_log(pd->log, TPD_LOG_WARN,
+			        "PagerDuty returned some oncalls array but none of them matched "
+			        "the query",
+			        "pd_user_id", user_id, NULL);
 		for (size_t i = 0; i < n; i++) {
 			if (!c.ask[i])
 				continue;
 			char *key = xasprintf("%s\x1f%s", user_id, policy_ids[i]);
-			tpd_ttlcache_put(pd->oncall_cache, key, on_call[i] ? "1" : "0", now_ms(pd), pd->oncall_ttl);
+			tpd_ttlcache_put(pd->oncall_cache, key, on_call[i] ? "1" : "0", now_ms(pd),
+			                 pd->oncall_ttl);
 			free(key);
 		}
 	}
@@ -1176,7 +1196,7 @@ static bool match_key(void *ud, json_object *it)
 }
 
 tpd_err tpd_pd_find_incident_by_key(tpd_pd *pd, const char *incident_key, char **incident_id, char **status,
-				    char *err)
+                                    char *err)
 {
 	key_ctx c = {.key = incident_key};
 	char *q = NULL, *extra = NULL;
@@ -1195,7 +1215,8 @@ tpd_err tpd_pd_find_incident_by_key(tpd_pd *pd, const char *incident_key, char *
 	if (rc != TPD_ERR_OK)
 		goto out;
 	if (!c.id) {
-		rc = tpd_seterr(err, TPD_ERR_NOT_FOUND, "PagerDuty incident with key %s not found", incident_key);
+		rc = tpd_seterr(err, TPD_ERR_NOT_FOUND, "PagerDuty incident with key %s not found",
+		                incident_key);
 		goto out;
 	}
 	*incident_id = c.id;
@@ -1238,7 +1259,7 @@ static bool adopt_existing(void *ud)
 }
 
 tpd_err tpd_pd_create_incident(tpd_pd *pd, const tpd_pd_incident_spec *s, char **incident_id, bool *adopted,
-			       char *err)
+                               char *err)
 {
 	char *body = NULL;
 	adopt_ctx a = {.pd = pd, .key = s ? s->incident_key : NULL};
@@ -1279,11 +1300,12 @@ tpd_err tpd_pd_create_incident(tpd_pd *pd, const tpd_pd_incident_spec *s, char *
 			goto out;
 		}
 		res.ambiguous = true;
-		rc = tpd_seterr(err, TPD_ERR_PROTOCOL, "PagerDuty create_incident: HTTP %ld answer has no incident.id",
-				res.status);
+		rc = tpd_seterr(err, TPD_ERR_PROTOCOL,
+		                "PagerDuty create_incident: HTTP %ld answer has no incident.id", res.status);
 	}
 	/* PagerDuty says the key is taken (or we cannot tell whether the create happened): adopt. */
-	if (!tpd_str_empty(s->incident_key) && (res.duplicate_key || (res.ambiguous && rc != TPD_ERR_CANCELLED))) {
+	if (!tpd_str_empty(s->incident_key) &&
+	    (res.duplicate_key || (res.ambiguous && rc != TPD_ERR_CANCELLED))) {
 		char e2[TPD_ERRLEN];
 		tpd_err frc = tpd_pd_find_incident_by_key(pd, s->incident_key, incident_id, NULL, e2);
 		if (frc == TPD_ERR_OK) {
@@ -1293,9 +1315,10 @@ tpd_err tpd_pd_create_incident(tpd_pd *pd, const tpd_pd_incident_spec *s, char *
 			goto out;
 		}
 		if (res.duplicate_key)
-			rc = tpd_seterr(err, TPD_ERR_EXISTS,
-					"PagerDuty reports an open incident with key %s but it cannot be found: %s",
-					s->incident_key, e2);
+			rc = tpd_seterr(
+			    err, TPD_ERR_EXISTS,
+			    "PagerDuty reports an open incident with key %s but it cannot be found: %s",
+			    s->incident_key, e2);
 	}
 out:
 	json_object_put(res.json);
@@ -1381,11 +1404,11 @@ static bool each_open(void *ud, json_object *it)
 }
 
 tpd_err tpd_pd_list_open_incidents(tpd_pd *pd, const char *key_prefix, tpd_pd_incident_cb cb, void *ud,
-				   char *err)
+                                   char *err)
 {
 	list_ctx c = {.prefix = key_prefix, .cb = cb, .ud = ud};
 
 	return list_pages(pd, "list_incidents", "/incidents",
-			  "&date_range=all&statuses%5B%5D=triggered&statuses%5B%5D=acknowledged", "incidents", each_open,
-			  &c, NULL, err);
+	                  "&date_range=all&statuses%5B%5D=triggered&statuses%5B%5D=acknowledged", "incidents",
+	                  each_open, &c, NULL, err);
 }

@@ -13,7 +13,8 @@
 
 static char *to_string_free(json_object *o)
 {
-	char *s = xstrdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	char *s = xstrdup(
+	    json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 
 	json_object_put(o);
 	return s;
@@ -166,8 +167,8 @@ tpd_err tpd_pd_parse_error(long status, const char *body, size_t len, int *pd_co
 		tpd_buf_puts(&b, " (API key rejected)");
 	else if (status == 403)
 		tpd_buf_puts(&b, " (read-only API key?)");
-	if (root && json_object_is_type(root, json_type_object) && json_object_object_get_ex(root, "error", &e) &&
-	    json_object_is_type(e, json_type_object)) {
+	if (root && json_object_is_type(root, json_type_object) &&
+	    json_object_object_get_ex(root, "error", &e) && json_object_is_type(e, json_type_object)) {
 		if (json_object_object_get_ex(e, "message", &v) && json_object_is_type(v, json_type_string)) {
 			tpd_buf_puts(&b, ": ");
 			sanitized(&b, json_object_get_string(v), (size_t)json_object_get_string_len(v), 200);
@@ -187,7 +188,8 @@ tpd_err tpd_pd_parse_error(long status, const char *body, size_t len, int *pd_co
 				if (!json_object_is_type(it, json_type_string))
 					continue;
 				tpd_buf_puts(&b, shown ? "; " : ": ");
-				sanitized(&b, json_object_get_string(it), (size_t)json_object_get_string_len(it), 200);
+				sanitized(&b, json_object_get_string(it),
+				          (size_t)json_object_get_string_len(it), 200);
 				shown++;
 			}
 		}
@@ -208,7 +210,8 @@ bool tpd_pd_is_duplicate_key_error(const char *body, size_t len)
 	json_object *root = tpd_pd_parse_json(body, len), *e, *errs;
 	bool dup = false;
 
-	if (!root || !json_object_object_get_ex(root, "error", &e) || !json_object_is_type(e, json_type_object))
+	if (!root || !json_object_object_get_ex(root, "error", &e) ||
+	    !json_object_is_type(e, json_type_object))
 		goto out;
 	if (!json_object_object_get_ex(e, "errors", &errs) || !json_object_is_type(errs, json_type_array))
 		goto out;
@@ -232,7 +235,7 @@ bool tpd_pd_status_retryable(long status)
 }
 
 int64_t tpd_pd_retry_delay_ms(long status, int64_t rl_reset_s, int64_t retry_after_s, int64_t base_ms,
-			      int64_t cap_ms, int64_t prev_ms)
+                              int64_t cap_ms, int64_t prev_ms)
 {
 	int64_t d = tpd_backoff_decorr(base_ms, cap_ms, prev_ms), hint = -1;
 

@@ -22,7 +22,7 @@ struct tpd_ratelimit {
 	int64_t paused_until; /* hard pause from a 429 / remaining == 0 */
 	int64_t spacing_ms;   /* soft spacing while the server says we are nearly out */
 	int64_t spacing_until;
-	int64_t next_slot;    /* earliest send time under the soft spacing */
+	int64_t next_slot; /* earliest send time under the soft spacing */
 };
 
 tpd_ratelimit *tpd_ratelimit_new(int rate_per_minute, int burst)

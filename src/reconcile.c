@@ -17,12 +17,18 @@
 const char *tpd_action_name(tpd_action_kind k)
 {
 	switch (k) {
-	case TPD_ACT_NONE: return "none";
-	case TPD_ACT_CREATE_INCIDENT: return "create_incident";
-	case TPD_ACT_POST_REVIEW_NOTES: return "post_review_notes";
-	case TPD_ACT_RESOLVE: return "resolve_incident";
-	case TPD_ACT_ADOPT_BY_KEY: return "adopt_incident_by_key";
-	case TPD_ACT_AUTO_APPROVE: return "auto_approve";
+	case TPD_ACT_NONE:
+		return "none";
+	case TPD_ACT_CREATE_INCIDENT:
+		return "create_incident";
+	case TPD_ACT_POST_REVIEW_NOTES:
+		return "post_review_notes";
+	case TPD_ACT_RESOLVE:
+		return "resolve_incident";
+	case TPD_ACT_ADOPT_BY_KEY:
+		return "adopt_incident_by_key";
+	case TPD_ACT_AUTO_APPROVE:
+		return "auto_approve";
 	}
 	return "unknown";
 }
@@ -30,10 +36,14 @@ const char *tpd_action_name(tpd_action_kind k)
 const char *tpd_resolution_tag(tpd_request_state s)
 {
 	switch (s) {
-	case TPD_STATE_APPROVED: return "approved";
-	case TPD_STATE_DENIED: return "denied";
-	case TPD_STATE_PROMOTED: return "promoted";
-	default: return NULL;
+	case TPD_STATE_APPROVED:
+		return "approved";
+	case TPD_STATE_DENIED:
+		return "denied";
+	case TPD_STATE_PROMOTED:
+		return "promoted";
+	default:
+		return NULL;
 	}
 }
 
@@ -361,8 +371,8 @@ char *tpd_review_note(const tpd_review *v)
 
 	tpd_buf_init(&b, 0);
 	format_created(v->created, when, sizeof(when));
-	tpd_buf_printf(&b, "%s reviewed the request at %s.\nResolution: %s.\n", v->author ? v->author : "", when,
-		       tpd_request_state_name(v->proposed_state));
+	tpd_buf_printf(&b, "%s reviewed the request at %s.\nResolution: %s.\n", v->author ? v->author : "",
+	               when, tpd_request_state_name(v->proposed_state));
 	if (!tpd_str_empty(v->reason))
 		tpd_buf_printf(&b, "Reason: %s.", v->reason);
 	return tpd_buf_steal(&b);
@@ -379,13 +389,14 @@ char *tpd_resolution_note(const char *tag, const char *reason)
 	return tpd_buf_steal(&b);
 }
 
-char *tpd_approval_reason(const char *user_name, const char *user_email, const char *const *services, size_t n)
+char *tpd_approval_reason(const char *user_name, const char *user_email, const char *const *services,
+                          size_t n)
 {
 	tpd_buf b;
 
 	tpd_buf_init(&b, 0);
-	tpd_buf_printf(&b, "Access requested by user %s (%s) who is on call in service(s) ", user_name ? user_name : "",
-		       user_email ? user_email : "");
+	tpd_buf_printf(&b, "Access requested by user %s (%s) who is on call in service(s) ",
+	               user_name ? user_name : "", user_email ? user_email : "");
 	for (size_t i = 0; i < n; i++)
 		tpd_buf_printf(&b, "%s%s", i ? "," : "", services[i]);
 	return tpd_buf_steal(&b);

@@ -31,10 +31,10 @@
 #include "tpd/status.h"
 #include "tpd/util.h"
 
-#define REASON_MAX 256
-#define HEADER_ROOM 512
-#define CHUNK 16384
-#define METRICS_MAX (32u << 20)
+#define REASON_MAX      256
+#define HEADER_ROOM     512
+#define CHUNK           16384
+#define METRICS_MAX     (32u << 20)
 #define CHECKS_BODY_MAX (256u << 10)
 
 typedef struct {
@@ -87,44 +87,50 @@ tpd_err tpd_status_parse_addr(const char *addr, char *host, size_t host_len, int
 		const char *close = strchr(addr, ']');
 
 		if (!close || close[1] != ':')
-			return tpd_seterr(err, TPD_ERR_CONFIG, "bad status listen address \"%s\": %s", addr, fix);
+			return tpd_seterr(err, TPD_ERR_CONFIG, "bad status listen address \"%s\": %s", addr,
+			                  fix);
 		h = addr + 1;
 		hlen = (size_t)(close - h);
 		p = close + 2;
 		if (hlen == 0)
-			return tpd_seterr(err, TPD_ERR_CONFIG, "bad status listen address \"%s\": empty IPv6 address; %s",
-					  addr, fix);
+			return tpd_seterr(err, TPD_ERR_CONFIG,
+			                  "bad status listen address \"%s\": empty IPv6 address; %s", addr,
+			                  fix);
 	} else {
 		colon = strrchr(addr, ':');
 		if (!colon)
-			return tpd_seterr(err, TPD_ERR_CONFIG, "bad status listen address \"%s\": no port; %s", addr, fix);
-		if (memchr(addr, ':', (size_t)(colon - addr)))
 			return tpd_seterr(err, TPD_ERR_CONFIG,
-					  "bad status listen address \"%s\": IPv6 addresses need brackets; %s", addr, fix);
+			                  "bad status listen address \"%s\": no port; %s", addr, fix);
+		if (memchr(addr, ':', (size_t)(colon - addr)))
+			return tpd_seterr(
+			    err, TPD_ERR_CONFIG,
+			    "bad status listen address \"%s\": IPv6 addresses need brackets; %s", addr, fix);
 		h = addr;
 		hlen = (size_t)(colon - addr);
 		p = colon + 1;
 	}
 	if (*p == '\0' || strlen(p) > 5)
-		return tpd_seterr(err, TPD_ERR_CONFIG, "bad status listen address \"%s\": port must be 0-65535; %s", addr,
-				  fix);
+		return tpd_seterr(err, TPD_ERR_CONFIG,
+		                  "bad status listen address \"%s\": port must be 0-65535; %s", addr, fix);
 	for (const char *q = p; *q; q++) {
 		if (*q < '0' || *q > '9')
 			return tpd_seterr(err, TPD_ERR_CONFIG,
-					  "bad status listen address \"%s\": port must be 0-65535; %s", addr, fix);
+			                  "bad status listen address \"%s\": port must be 0-65535; %s", addr,
+			                  fix);
 		v = v * 10 + (*q - '0');
 	}
 	if (v > 65535)
-		return tpd_seterr(err, TPD_ERR_CONFIG, "bad status listen address \"%s\": port must be 0-65535; %s", addr,
-				  fix);
+		return tpd_seterr(err, TPD_ERR_CONFIG,
+		                  "bad status listen address \"%s\": port must be 0-65535; %s", addr, fix);
 	if (hlen + 1 > host_len)
-		return tpd_seterr(err, TPD_ERR_CONFIG, "bad status listen address \"%s\": host name too long", addr);
+		return tpd_seterr(err, TPD_ERR_CONFIG, "bad status listen address \"%s\": host name too long",
+		                  addr);
 	for (size_t i = 0; i < hlen; i++) {
 		unsigned char c = (unsigned char)h[i];
 
 		if (c <= ' ' || c >= 127 || c == '/' || c == '[' || c == ']')
-			return tpd_seterr(err, TPD_ERR_CONFIG, "bad status listen address \"%s\": bad host; %s", addr,
-					  fix);
+			return tpd_seterr(err, TPD_ERR_CONFIG,
+			                  "bad status listen address \"%s\": bad host; %s", addr, fix);
 	}
 	memcpy(host, h, hlen);
 	host[hlen] = '\0';
@@ -134,8 +140,8 @@ tpd_err tpd_status_parse_addr(const char *addr, char *host, size_t host_len, int
 
 /* Resolves host to a numeric address (numeric_len >= INET6_ADDRSTRLEN) and its family. An empty
  * host means all interfaces: "" and AF_INET6 when the kernel has IPv6 (dual stack), else AF_INET. */
-static tpd_err resolve_host(const char *addr, const char *host, char *numeric, size_t numeric_len, int *family,
-			    char *err)
+static tpd_err resolve_host(const char *addr, const char *host, char *numeric, size_t numeric_len,
+                            int *family, char *err)
 {
 	struct addrinfo hints = {0}, *res = NULL;
 	int rc;
@@ -153,15 +159,18 @@ static tpd_err resolve_host(const char *addr, const char *host, char *numeric, s
 	hints.ai_flags = AI_PASSIVE;
 	rc = getaddrinfo(host, NULL, &hints, &res);
 	if (rc != 0 || !res)
-		return tpd_seterr(err, TPD_ERR_CONFIG,
-				  "status listen address \"%s\": cannot resolve host \"%s\" (%s); use an IP address "
-				  "of this machine or leave the host out to listen on all interfaces",
-				  addr, host, gai_strerror(rc));
+		return tpd_seterr(
+		    err, TPD_ERR_CONFIG,
+		    "status listen address \"%s\": cannot resolve host \"%s\" (%s); use an IP address "
+		    "of this machine or leave the host out to listen on all interfaces",
+		    addr, host, gai_strerror(rc));
 	*family = res->ai_family;
-	rc = getnameinfo(res->ai_addr, res->ai_addrlen, numeric, (socklen_t)numeric_len, NULL, 0, NI_NUMERICHOST);
+	rc = getnameinfo(res->ai_addr, res->ai_addrlen, numeric, (socklen_t)numeric_len, NULL, 0,
+	                 NI_NUMERICHOST);
 	freeaddrinfo(res);
 	if (rc != 0)
-		return tpd_seterr(err, TPD_ERR_CONFIG, "status listen address \"%s\": %s", addr, gai_strerror(rc));
+		return tpd_seterr(err, TPD_ERR_CONFIG, "status listen address \"%s\": %s", addr,
+		                  gai_strerror(rc));
 	return TPD_ERR_OK;
 }
 
@@ -181,7 +190,8 @@ static tpd_err probe_bind(const char *addr, const char *numeric, int family, int
 		s6->sin6_port = htons((uint16_t)port);
 		s6->sin6_addr = in6addr_any;
 		if (numeric[0] && inet_pton(AF_INET6, numeric, &s6->sin6_addr) != 1)
-			return tpd_seterr(err, TPD_ERR_CONFIG, "status listen address \"%s\": bad IPv6 address", addr);
+			return tpd_seterr(err, TPD_ERR_CONFIG,
+			                  "status listen address \"%s\": bad IPv6 address", addr);
 		sl = sizeof(*s6);
 	} else {
 		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
@@ -190,36 +200,40 @@ static tpd_err probe_bind(const char *addr, const char *numeric, int family, int
 		s4->sin_port = htons((uint16_t)port);
 		s4->sin_addr.s_addr = htonl(INADDR_ANY);
 		if (numeric[0] && inet_pton(AF_INET, numeric, &s4->sin_addr) != 1)
-			return tpd_seterr(err, TPD_ERR_CONFIG, "status listen address \"%s\": bad IPv4 address", addr);
+			return tpd_seterr(err, TPD_ERR_CONFIG,
+			                  "status listen address \"%s\": bad IPv4 address", addr);
 		sl = sizeof(*s4);
 	}
 	fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
-		e = tpd_seterr(err, TPD_ERR_IO, "status listen address \"%s\": cannot create a socket: %s", addr,
-			       strerror(errno));
+		e = tpd_seterr(err, TPD_ERR_IO, "status listen address \"%s\": cannot create a socket: %s",
+		               addr, strerror(errno));
 		goto out;
 	}
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(fd, (struct sockaddr *)&ss, sl) == 0)
 		goto out;
 	if (errno == EADDRINUSE)
-		e = tpd_seterr(err, TPD_ERR_EXISTS,
-			       "status listen address \"%s\": port %d is already in use by another process; stop it "
-			       "or set [status] listen_addr to a free port",
-			       addr, port);
+		e = tpd_seterr(
+		    err, TPD_ERR_EXISTS,
+		    "status listen address \"%s\": port %d is already in use by another process; stop it "
+		    "or set [status] listen_addr to a free port",
+		    addr, port);
 	else if (errno == EACCES)
-		e = tpd_seterr(err, TPD_ERR_ACCESS_DENIED,
-			       "status listen address \"%s\": no permission to bind port %d; use a port above 1023 "
-			       "or grant CAP_NET_BIND_SERVICE",
-			       addr, port);
+		e = tpd_seterr(
+		    err, TPD_ERR_ACCESS_DENIED,
+		    "status listen address \"%s\": no permission to bind port %d; use a port above 1023 "
+		    "or grant CAP_NET_BIND_SERVICE",
+		    addr, port);
 	else if (errno == EADDRNOTAVAIL)
-		e = tpd_seterr(err, TPD_ERR_CONFIG,
-			       "status listen address \"%s\": %s is not an address of this machine; use one of its "
-			       "addresses or \":%d\" for all interfaces",
-			       addr, numeric, port);
+		e = tpd_seterr(
+		    err, TPD_ERR_CONFIG,
+		    "status listen address \"%s\": %s is not an address of this machine; use one of its "
+		    "addresses or \":%d\" for all interfaces",
+		    addr, numeric, port);
 	else
 		e = tpd_seterr(err, TPD_ERR_IO, "status listen address \"%s\": bind failed: %s", addr,
-			       strerror(errno));
+		               strerror(errno));
 out:
 	if (fd >= 0)
 		close(fd);
@@ -326,8 +340,8 @@ static const char *handler_name(const char *path)
 
 /* Builds the response into ps->buf (headers via lws helpers, then the body) and returns 0, or -1
  * when the headers could not be built (the connection is then closed). */
-static int build_response(struct lws *wsi, pss *ps, int code, const char *ctype, const tpd_buf *body, bool head,
-			  bool close_after)
+static int build_response(struct lws *wsi, pss *ps, int code, const char *ctype, const tpd_buf *body,
+                          bool head, bool close_after)
 {
 	size_t blen = body->len;
 	unsigned char *start, *p, *end;
@@ -342,19 +356,19 @@ static int build_response(struct lws *wsi, pss *ps, int code, const char *ctype,
 	snprintf(lenbuf, sizeof(lenbuf), "%zu", blen);
 	if (lws_add_http_header_status(wsi, (unsigned int)code, &p, end) ||
 	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, (const unsigned char *)ctype,
-					 (int)strlen(ctype), &p, end) ||
+	                                 (int)strlen(ctype), &p, end) ||
 	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, (const unsigned char *)lenbuf,
-					 (int)strlen(lenbuf), &p, end) ||
+	                                 (int)strlen(lenbuf), &p, end) ||
 	    lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
-					(const unsigned char *)"no-store", 8, &p, end) ||
+	                                (const unsigned char *)"no-store", 8, &p, end) ||
 	    lws_add_http_header_by_name(wsi, (const unsigned char *)"x-content-type-options:",
-					(const unsigned char *)"nosniff", 7, &p, end))
+	                                (const unsigned char *)"nosniff", 7, &p, end))
 		return -1;
 	if (code == 405 && lws_add_http_header_by_name(wsi, (const unsigned char *)"allow:",
-						       (const unsigned char *)"GET, HEAD", 9, &p, end))
+	                                               (const unsigned char *)"GET, HEAD", 9, &p, end))
 		return -1;
-	if (close_after && lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close", 5,
-							&p, end))
+	if (close_after && lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
+	                                                (const unsigned char *)"close", 5, &p, end))
 		return -1;
 	if (lws_finalize_http_header(wsi, &p, end))
 		return -1;
@@ -440,11 +454,12 @@ static int reject_upgrade(struct lws *wsi)
 	tpd_metric_inc(s ? s->requests : NULL, "other", "400");
 	if (lws_add_http_header_status(wsi, 400, &p, end) ||
 	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
-					 (const unsigned char *)"text/plain; charset=utf-8", 25, &p, end) ||
+	                                 (const unsigned char *)"text/plain; charset=utf-8", 25, &p, end) ||
 	    lws_add_http_header_content_length(wsi, sizeof(body) - 1, &p, end) ||
 	    lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
-					(const unsigned char *)"no-store", 8, &p, end) ||
-	    lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close", 5, &p, end) ||
+	                                (const unsigned char *)"no-store", 8, &p, end) ||
+	    lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close", 5, &p,
+	                                 end) ||
 	    lws_finalize_http_header(wsi, &p, end))
 		return -1;
 	memcpy(p, body, sizeof(body) - 1);
@@ -489,8 +504,8 @@ static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
 		if (!last)
 			n = CHUNK;
 		/* The LWS_PRE bytes before each chunk are headroom or bytes already sent. */
-		if (lws_write(wsi, ps->buf + LWS_PRE + ps->off, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) <
-		    (int)n)
+		if (lws_write(wsi, ps->buf + LWS_PRE + ps->off, n,
+		              last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) < (int)n)
 			return -1;
 		ps->off += n;
 		if (!last) {
@@ -519,10 +534,10 @@ static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
 /* lws messages that any client can trigger at will: logging them would hand an attacker a way to
  * flood the log, so they are dropped (the connection is closed all the same). */
 static const char *const client_noise[] = {
-	"Ran out of header data space",
-	"lws_read_h1: read failed",
-	"Unknown method",
-	"hit fd limit",
+    "Ran out of header data space",
+    "lws_read_h1: read failed",
+    "Unknown method",
+    "hit fd limit",
 };
 
 /* lws logs (errors and warnings only) as logfmt lines on stderr; lws offers no per-context hook
@@ -560,7 +575,7 @@ static void lws_emit(int level, const char *line)
 /* --- lifecycle --------------------------------------------------------------------------------- */
 
 tpd_err tpd_status_new_with_limits(const char *listen_addr, const tpd_status_limits *limits, tpd_metrics *m,
-				   tpd_logger *lg, tpd_status **out, char *err)
+                                   tpd_logger *lg, tpd_status **out, char *err)
 {
 	struct lws_context_creation_info info;
 	struct rlimit rl;
@@ -604,7 +619,8 @@ tpd_err tpd_status_new_with_limits(const char *listen_addr, const tpd_status_lim
 	if (e)
 		goto out;
 	s->requests = tpd_metrics_counter(m, TPD_METRICS_PREFIX "status_requests_total",
-					  "HTTP requests served by the status server, by handler and code.", "handler,code");
+	                                  "HTTP requests served by the status server, by handler and code.",
+	                                  "handler,code");
 
 	s->protocols[0] = (struct lws_protocols){"http", cb_http, sizeof(pss), 0, 0, NULL, 0};
 	memset(&s->protocols[1], 0, sizeof(s->protocols[1]));
@@ -618,8 +634,8 @@ tpd_err tpd_status_new_with_limits(const char *listen_addr, const tpd_status_lim
 	info.options = family == AF_INET ? LWS_SERVER_OPTION_DISABLE_IPV6 : 0;
 	info.fd_limit_per_thread = s->limits.max_connections + 2; /* plus the listener and the cancel pipe */
 	info.max_http_header_data = (unsigned short)s->limits.max_header_bytes;
-	info.max_http_header_pool = (unsigned short)(s->limits.max_connections > 65535 ? 65535
-											: s->limits.max_connections);
+	info.max_http_header_pool =
+	    (unsigned short)(s->limits.max_connections > 65535 ? 65535 : s->limits.max_connections);
 	info.timeout_secs = s->limits.header_timeout_s;
 	info.timeout_secs_ah_idle = s->limits.header_timeout_s;
 	info.keepalive_timeout = (int)s->limits.idle_timeout_s;
@@ -629,19 +645,21 @@ tpd_err tpd_status_new_with_limits(const char *listen_addr, const tpd_status_lim
 	lws_set_log_level(LLL_ERR | LLL_WARN, lws_emit);
 	s->ctx = lws_create_context(&info);
 	if (!s->ctx) {
-		e = tpd_seterr(err, TPD_ERR_IO,
-			       "status listen address \"%s\": could not start the HTTP server (see the libwebsockets "
-			       "error above); check that the port is free",
-			       listen_addr);
+		e = tpd_seterr(
+		    err, TPD_ERR_IO,
+		    "status listen address \"%s\": could not start the HTTP server (see the libwebsockets "
+		    "error above); check that the port is free",
+		    listen_addr);
 		goto out;
 	}
 	s->vhost = lws_get_vhost_by_name(s->ctx, info.vhost_name);
 	s->port = s->vhost ? lws_get_vhost_listen_port(s->vhost) : -1;
 	if (s->port <= 0) {
-		e = tpd_seterr(err, TPD_ERR_IO,
-			       "status listen address \"%s\": the HTTP server is not listening (port in use?); set "
-			       "[status] listen_addr to a free port",
-			       listen_addr);
+		e = tpd_seterr(
+		    err, TPD_ERR_IO,
+		    "status listen address \"%s\": the HTTP server is not listening (port in use?); set "
+		    "[status] listen_addr to a free port",
+		    listen_addr);
 		goto out;
 	}
 	*out = s;
@@ -690,7 +708,8 @@ tpd_err tpd_status_start(tpd_status *s, char *err)
 		return TPD_ERR_OK;
 	rc = pthread_create(&s->thread, NULL, status_thread, s);
 	if (rc != 0)
-		return tpd_seterr(err, TPD_ERR_INTERNAL, "status server: cannot start thread: %s", strerror(rc));
+		return tpd_seterr(err, TPD_ERR_INTERNAL, "status server: cannot start thread: %s",
+		                  strerror(rc));
 	s->started = true;
 	snprintf(portbuf, sizeof(portbuf), "%d", s->port);
 	tpd_log(s->lg, TPD_LOG_INFO, "Status server listening", "addr", s->display, "port", portbuf, NULL);
@@ -753,6 +772,7 @@ bool tpd_status_heartbeat_check(void *ud, char *reason, size_t len)
 	age = (long long)tpd_now_ms() - atomic_load(&hb->last_ms);
 	if (age <= hb->max_age_ms)
 		return true;
-	snprintf(reason, len, "no heartbeat for %llds (limit %llds)", age / 1000, (hb->max_age_ms + 999) / 1000);
+	snprintf(reason, len, "no heartbeat for %llds (limit %llds)", age / 1000,
+	         (hb->max_age_ms + 999) / 1000);
 	return false;
 }

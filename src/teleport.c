@@ -50,15 +50,15 @@
 #include "tpd/tlsdial.h"
 #include "tpd/util.h"
 
-#define DEFAULT_ADDR "localhost:3025"
+#define DEFAULT_ADDR            "localhost:3025"
 #define DEFAULT_CALL_TIMEOUT_MS 10000
 #define DEFAULT_INIT_TIMEOUT_MS 15000
-#define KEEPALIVE_TIME_MS 60000 /* never lower: Teleport's enforcement minimum */
-#define KEEPALIVE_TIMEOUT_MS 20000
-#define LIST_PAGE_SIZE 256
-#define LIST_MAX_PAGES 100000
-#define MAX_PEM 262144
-#define METHOD_PREFIX "/proto.AuthService/"
+#define KEEPALIVE_TIME_MS       60000 /* never lower: Teleport's enforcement minimum */
+#define KEEPALIVE_TIMEOUT_MS    20000
+#define LIST_PAGE_SIZE          256
+#define LIST_MAX_PAGES          100000
+#define MAX_PEM                 262144
+#define METHOD_PREFIX           "/proto.AuthService/"
 
 /* Channel holder; refs and replacement under tpd_teleport.mu. */
 typedef struct chan {
@@ -91,16 +91,17 @@ struct tpd_teleport {
 	pthread_mutex_t wmu;
 	grpc_call *wcall; /* the running watch's call, or NULL */
 	bool wactive;
-	bool wstop;       /* sticky */
-	int wreason;      /* why the running watch was cancelled */
+	bool wstop;  /* sticky */
+	int wreason; /* why the running watch was cancelled */
 };
 
 /* --- small helpers ------------------------------------------------------------------------- */
 
 static const char *const code_names[] = {
-	"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
-	"ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",
-	"OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED",
+    "OK",        "CANCELLED",       "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
+    "NOT_FOUND", "ALREADY_EXISTS",  "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+    "ABORTED",   "OUT_OF_RANGE",    "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
+    "DATA_LOSS", "UNAUTHENTICATED",
 };
 
 const char *tpd_teleport_code_name(int grpc_code)
@@ -212,11 +213,12 @@ tpd_err tpd_teleport_check_version(const char *server_version, char *err)
 	int c;
 	if (!tpd_semver_cmp(server_version, TPD_TELEPORT_MIN_SERVER_VERSION, &c))
 		return tpd_seterr(err, TPD_ERR_PARSE, "cannot parse Teleport server version \"%.64s\"",
-				  server_version ? server_version : "");
+		                  server_version ? server_version : "");
 	if (c < 0)
-		return tpd_seterr(err, TPD_ERR_CONFIG,
-				  "Teleport server version %.64s is less than %s; upgrade the cluster to %s or newer",
-				  server_version, TPD_TELEPORT_MIN_SERVER_VERSION, TPD_TELEPORT_MIN_SERVER_VERSION);
+		return tpd_seterr(
+		    err, TPD_ERR_CONFIG,
+		    "Teleport server version %.64s is less than %s; upgrade the cluster to %s or newer",
+		    server_version, TPD_TELEPORT_MIN_SERVER_VERSION, TPD_TELEPORT_MIN_SERVER_VERSION);
 	return TPD_ERR_OK;
 }
 
@@ -255,25 +257,30 @@ static tpd_err check_pems(const char *key_pem, const char *cert_pem, const char 
 	X509 *crt = NULL, *ca = NULL;
 
 	if (tpd_str_empty(key_pem) || tpd_str_empty(cert_pem) || tpd_str_empty(ca_pem)) {
-		rc = tpd_seterr(err, TPD_ERR_INVAL, "Teleport credentials need a client key, a client certificate and the cluster CA");
+		rc = tpd_seterr(
+		    err, TPD_ERR_INVAL,
+		    "Teleport credentials need a client key, a client certificate and the cluster CA");
 		goto out;
 	}
 	if (strlen(key_pem) > MAX_PEM || strlen(cert_pem) > MAX_PEM || strlen(ca_pem) > MAX_PEM) {
-		rc = tpd_seterr(err, TPD_ERR_TOO_LARGE, "Teleport credentials are larger than %d bytes", MAX_PEM);
+		rc = tpd_seterr(err, TPD_ERR_TOO_LARGE, "Teleport credentials are larger than %d bytes",
+		                MAX_PEM);
 		goto out;
 	}
 	b = BIO_new_mem_buf(key_pem, -1);
 	key = b ? PEM_read_bio_PrivateKey(b, NULL, no_password, NULL) : NULL;
 	BIO_free(b);
 	if (!key) {
-		rc = tpd_seterr(err, TPD_ERR_PARSE, "the client private key is not a readable unencrypted PEM key");
+		rc = tpd_seterr(err, TPD_ERR_PARSE,
+		                "the client private key is not a readable unencrypted PEM key");
 		goto out;
 	}
 	b = BIO_new_mem_buf(cert_pem, -1);
 	crt = b ? PEM_read_bio_X509(b, NULL, no_password, NULL) : NULL;
 	BIO_free(b);
 	if (!crt) {
-		rc = tpd_seterr(err, TPD_ERR_PARSE, "the client certificate is not a readable PEM certificate");
+		rc = tpd_seterr(err, TPD_ERR_PARSE,
+		                "the client certificate is not a readable PEM certificate");
 		goto out;
 	}
 	if (X509_check_private_key(crt, key) != 1) {
@@ -304,20 +311,36 @@ static chan *chan_create(tpd_teleport *t, const char *key_pem, const char *cert_
 	char ua[64];
 	snprintf(ua, sizeof(ua), "teleport-pagerduty/%s", TPD_VERSION);
 	grpc_arg args[] = {
-		{.type = GRPC_ARG_STRING, .key = (char *)GRPC_SSL_TARGET_NAME_OVERRIDE_ARG,
-		 .value.string = (char *)TPD_TELEPORT_API_DOMAIN},
-		{.type = GRPC_ARG_INTEGER, .key = (char *)GRPC_ARG_KEEPALIVE_TIME_MS, .value.integer = KEEPALIVE_TIME_MS},
-		{.type = GRPC_ARG_INTEGER, .key = (char *)GRPC_ARG_KEEPALIVE_TIMEOUT_MS, .value.integer = KEEPALIVE_TIMEOUT_MS},
-		{.type = GRPC_ARG_INTEGER, .key = (char *)GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, .value.integer = 1},
-		{.type = GRPC_ARG_INTEGER, .key = (char *)GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, .value.integer = 0},
-		{.type = GRPC_ARG_INTEGER, .key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
-		 .value.integer = TPD_TELEPORT_MAX_MSG},
-		{.type = GRPC_ARG_INTEGER, .key = (char *)GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, .value.integer = 100},
-		{.type = GRPC_ARG_INTEGER, .key = (char *)GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, .value.integer = 2000},
-		{.type = GRPC_ARG_INTEGER, .key = (char *)GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, .value.integer = 10000},
-		/* A fresh connection per channel, so rotated credentials are really presented. */
-		{.type = GRPC_ARG_INTEGER, .key = (char *)GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, .value.integer = 1},
-		{.type = GRPC_ARG_STRING, .key = (char *)GRPC_ARG_PRIMARY_USER_AGENT_STRING, .value.string = ua},
+	    {.type = GRPC_ARG_STRING,
+	     .key = (char *)GRPC_SSL_TARGET_NAME_OVERRIDE_ARG,
+	     .value.string = (char *)TPD_TELEPORT_API_DOMAIN},
+	    {.type = GRPC_ARG_INTEGER,
+	     .key = (char *)GRPC_ARG_KEEPALIVE_TIME_MS,
+	     .value.integer = KEEPALIVE_TIME_MS},
+	    {.type = GRPC_ARG_INTEGER,
+	     .key = (char *)GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+	     .value.integer = KEEPALIVE_TIMEOUT_MS},
+	    {.type = GRPC_ARG_INTEGER,
+	     .key = (char *)GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS,
+	     .value.integer = 1},
+	    {.type = GRPC_ARG_INTEGER,
+	     .key = (char *)GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA,
+	     .value.integer = 0},
+	    {.type = GRPC_ARG_INTEGER,
+	     .key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+	     .value.integer = TPD_TELEPORT_MAX_MSG},
+	    {.type = GRPC_ARG_INTEGER,
+	     .key = (char *)GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
+	     .value.integer = 100},
+	    {.type = GRPC_ARG_INTEGER,
+	     .key = (char *)GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
+	     .value.integer = 2000},
+	    {.type = GRPC_ARG_INTEGER,
+	     .key = (char *)GRPC_ARG_MIN_RECONNECT_BACKOFF_MS,
+	     .value.integer = 10000},
+	    /* A fresh connection per channel, so rotated credentials are really presented. */
+	    {.type = GRPC_ARG_INTEGER, .key = (char *)GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, .value.integer = 1},
+	    {.type = GRPC_ARG_STRING, .key = (char *)GRPC_ARG_PRIMARY_USER_AGENT_STRING, .value.string = ua},
 	};
 	grpc_channel_args ca = {.num_args = sizeof(args) / sizeof(args[0]), .args = args};
 	c->ch = grpc_channel_create(t->addr, c->creds, &ca);
@@ -337,7 +360,7 @@ static void chan_destroy(chan *c)
 
 /* Builds an identity from PEM strings (key, cert, CAs in identity-file order). */
 static tpd_err identity_from_pems(const char *key_pem, const char *cert_pem, const char *ca_pem,
-				  tpd_identity **out, char *err)
+                                  tpd_identity **out, char *err)
 {
 	char *text = xasprintf("%s\n%s\n%s\n", key_pem, cert_pem, ca_pem);
 	tpd_err rc = tpd_identity_parse("teleport credentials", text, strlen(text), out, err);
@@ -357,8 +380,11 @@ static chan *chan_placeholder(void)
 /* Dials the routing path and wraps it in an fd channel. */
 static tpd_err chan_dial(tpd_teleport *t, chan **out, char *err)
 {
-	tpd_tlsdial_opts o = {.addr = t->addr, .id = t->id, .tls_routing = true, .cluster_name = t->cluster,
-			      .timeout_ms = t->call_timeout_ms};
+	tpd_tlsdial_opts o = {.addr = t->addr,
+	                      .id = t->id,
+	                      .tls_routing = true,
+	                      .cluster_name = t->cluster,
+	                      .timeout_ms = t->call_timeout_ms};
 	tpd_tlsdial *d = NULL;
 	int fd = -1;
 	tpd_err rc = tpd_tlsdial_connect(&o, &d, &fd, err);
@@ -369,18 +395,30 @@ static tpd_err chan_dial(tpd_teleport *t, chan **out, char *err)
 	c->dial = d;
 	c->creds = grpc_insecure_credentials_create();
 	grpc_arg args[] = {
-		{.type = GRPC_ARG_STRING, .key = (char *)GRPC_ARG_DEFAULT_AUTHORITY, .value.string = (char *)TPD_TELEPORT_API_DOMAIN},
-		{.type = GRPC_ARG_INTEGER, .key = (char *)GRPC_ARG_KEEPALIVE_TIME_MS, .value.integer = KEEPALIVE_TIME_MS},
-		{.type = GRPC_ARG_INTEGER, .key = (char *)GRPC_ARG_KEEPALIVE_TIMEOUT_MS, .value.integer = KEEPALIVE_TIMEOUT_MS},
-		{.type = GRPC_ARG_INTEGER, .key = (char *)GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, .value.integer = 1},
-		{.type = GRPC_ARG_INTEGER, .key = (char *)GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, .value.integer = 0},
-		{.type = GRPC_ARG_INTEGER, .key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, .value.integer = TPD_TELEPORT_MAX_MSG},
+	    {.type = GRPC_ARG_STRING,
+	     .key = (char *)GRPC_ARG_DEFAULT_AUTHORITY,
+	     .value.string = (char *)TPD_TELEPORT_API_DOMAIN},
+	    {.type = GRPC_ARG_INTEGER,
+	     .key = (char *)GRPC_ARG_KEEPALIVE_TIME_MS,
+	     .value.integer = KEEPALIVE_TIME_MS},
+	    {.type = GRPC_ARG_INTEGER,
+	     .key = (char *)GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+	     .value.integer = KEEPALIVE_TIMEOUT_MS},
+	    {.type = GRPC_ARG_INTEGER,
+	     .key = (char *)GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS,
+	     .value.integer = 1},
+	    {.type = GRPC_ARG_INTEGER,
+	     .key = (char *)GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA,
+	     .value.integer = 0},
+	    {.type = GRPC_ARG_INTEGER,
+	     .key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+	     .value.integer = TPD_TELEPORT_MAX_MSG},
 	};
 	grpc_channel_args ca = {.num_args = sizeof(args) / sizeof(args[0]), .args = args};
 	c->ch = grpc_channel_create_from_fd("tls-routing", fd, c->creds, &ca);
 	c->refs = 1;
 	tpd_log(t->log, TPD_LOG_INFO, "Connected to Teleport", "addr", t->addr, "path", "tls-routing", "alpn",
-		tpd_tlsdial_alpn(d), NULL);
+	        tpd_tlsdial_alpn(d), NULL);
 	*out = c;
 	return TPD_ERR_OK;
 }
@@ -466,17 +504,19 @@ tpd_err tpd_teleport_new(const tpd_teleport_opts *o, tpd_teleport **out, char *e
 	tpd_teleport *t = tpd_new(tpd_teleport);
 	t->addr = xstrdup(tpd_str_empty(o->addr) ? DEFAULT_ADDR : o->addr);
 	t->call_timeout_ms = o->call_timeout_ms > 0 ? o->call_timeout_ms : DEFAULT_CALL_TIMEOUT_MS;
-	t->init_timeout_ms = o->watch_init_timeout_ms > 0 ? o->watch_init_timeout_ms : DEFAULT_INIT_TIMEOUT_MS;
+	t->init_timeout_ms =
+	    o->watch_init_timeout_ms > 0 ? o->watch_init_timeout_ms : DEFAULT_INIT_TIMEOUT_MS;
 	t->author = xstrdup(o->review_author ? o->review_author : "");
 	t->log = o->log;
 	t->m_req = tpd_metrics_counter(o->metrics, "teleport_pagerduty_grpc_requests_total",
-				       "Teleport gRPC calls by method and status code.", "method,code");
+	                               "Teleport gRPC calls by method and status code.", "method,code");
 	t->m_dur = tpd_metrics_histogram(o->metrics, "teleport_pagerduty_grpc_request_duration_seconds",
-					 "Duration of Teleport gRPC calls (streams: until they end).", "method", NULL, 0);
+	                                 "Duration of Teleport gRPC calls (streams: until they end).",
+	                                 "method", NULL, 0);
 	t->m_ev = tpd_metrics_counter(o->metrics, "teleport_pagerduty_watch_events_total",
-				      "Teleport watch events received, by operation.", "op");
+	                              "Teleport watch events received, by operation.", "op");
 	t->m_conn = tpd_metrics_gauge(o->metrics, "teleport_pagerduty_watch_connected",
-				      "1 while the Teleport watch stream is open and past INIT.", NULL);
+	                              "1 while the Teleport watch stream is open and past INIT.", NULL);
 	pthread_mutex_init(&t->mu, NULL);
 	pthread_mutex_init(&t->wmu, NULL);
 	pthread_mutex_init(&t->dmu, NULL);
@@ -497,7 +537,7 @@ tpd_err tpd_teleport_new(const tpd_teleport_opts *o, tpd_teleport **out, char *e
 	}
 	t->cur->gen = t->gen = 1;
 	tpd_log(t->log, TPD_LOG_DEBUG, "Teleport client created", "addr", t->addr, "path",
-		tpd_teleport_path_name(t), NULL);
+	        tpd_teleport_path_name(t), NULL);
 	*out = t;
 	return TPD_ERR_OK;
 }
@@ -530,7 +570,7 @@ const char *tpd_teleport_path_name(const tpd_teleport *t)
 }
 
 tpd_err tpd_teleport_set_credentials(tpd_teleport *t, const char *key_pem, const char *cert_pem,
-				     const char *ca_pem, char *err)
+                                     const char *ca_pem, char *err)
 {
 	tpd_err rc = check_pems(key_pem, cert_pem, ca_pem, err);
 	if (rc)
@@ -553,7 +593,8 @@ tpd_err tpd_teleport_set_credentials(tpd_teleport *t, const char *key_pem, const
 		pthread_mutex_unlock(&t->mu);
 		pthread_mutex_unlock(&t->dmu);
 		chan_release(t, old);
-		tpd_log(t->log, TPD_LOG_DEBUG, "Teleport client credentials replaced; the next call re-dials", NULL);
+		tpd_log(t->log, TPD_LOG_DEBUG, "Teleport client credentials replaced; the next call re-dials",
+		        NULL);
 		return TPD_ERR_OK;
 	}
 	c = chan_create(t, key_pem, cert_pem, ca_pem);
@@ -567,7 +608,7 @@ tpd_err tpd_teleport_set_credentials(tpd_teleport *t, const char *key_pem, const
 	char g[24];
 	snprintf(g, sizeof(g), "%u", gen);
 	tpd_log(t->log, TPD_LOG_DEBUG, "Teleport client credentials replaced; new calls use a new channel",
-		"channel_generation", g, NULL);
+	        "channel_generation", g, NULL);
 	return TPD_ERR_OK;
 }
 
@@ -627,13 +668,14 @@ static tpd_err status_error(const char *method, int code, const char *details, c
 {
 	tpd_err e = tpd_teleport_status_err(code, details);
 	return tpd_seterr(err, e, "Teleport %s: %s: %s", method, tpd_teleport_code_name(code),
-			  tpd_str_empty(details) ? "(no details)" : details);
+	                  tpd_str_empty(details) ? "(no details)" : details);
 }
 
 static void cq_drain_destroy(grpc_completion_queue *cq)
 {
 	grpc_completion_queue_shutdown(cq);
-	while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type != GRPC_QUEUE_SHUTDOWN)
+	while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+	       GRPC_QUEUE_SHUTDOWN)
 		;
 	grpc_completion_queue_destroy(cq);
 }
@@ -641,7 +683,7 @@ static void cq_drain_destroy(grpc_completion_queue *cq)
 /* One unary call with a serialised request. On success resp and resp_len hold the response bytes
  * (caller frees). */
 static tpd_err unary_raw(tpd_teleport *t, const char *method, const uint8_t *req, size_t req_len,
-			 uint8_t **resp, size_t *resp_len, char *err)
+                         uint8_t **resp, size_t *resp_len, char *err)
 {
 	int64_t start = tpd_now_ms();
 	chan *c = NULL;
@@ -655,7 +697,7 @@ static tpd_err unary_raw(tpd_teleport *t, const char *method, const uint8_t *req
 	snprintf(path, sizeof(path), METHOD_PREFIX "%s", method);
 	grpc_slice pslice = grpc_slice_from_copied_string(path);
 	grpc_call *call = grpc_channel_create_call(c->ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, pslice, NULL,
-						   deadline_in(t->call_timeout_ms), NULL);
+	                                           deadline_in(t->call_timeout_ms), NULL);
 	grpc_slice_unref(pslice);
 
 	grpc_slice rs = grpc_slice_from_copied_buffer((const char *)req, req_len);
@@ -686,7 +728,8 @@ static tpd_err unary_raw(tpd_teleport *t, const char *method, const uint8_t *req
 
 	grpc_call_error ce = grpc_call_start_batch(call, ops, 6, (void *)1, NULL);
 	if (ce != GRPC_CALL_OK) {
-		rc = tpd_seterr(err, TPD_ERR_INTERNAL, "Teleport %s: cannot start call (%d)", method, (int)ce);
+		rc =
+		    tpd_seterr(err, TPD_ERR_INTERNAL, "Teleport %s: cannot start call (%d)", method, (int)ce);
 		status = GRPC_STATUS_INTERNAL;
 		goto out;
 	}
@@ -699,11 +742,12 @@ static tpd_err unary_raw(tpd_teleport *t, const char *method, const uint8_t *req
 		rc = status_error(method, status, dtext, err);
 		if (error_string)
 			tpd_log(t->log, TPD_LOG_DEBUG, "Teleport call failed", "method", method, "grpc_code",
-				tpd_teleport_code_name(status), "error", error_string, NULL);
+			        tpd_teleport_code_name(status), "error", error_string, NULL);
 		goto out;
 	}
 	if (!recv) {
-		rc = tpd_seterr(err, TPD_ERR_PROTOCOL, "Teleport %s: OK status without a response message", method);
+		rc = tpd_seterr(err, TPD_ERR_PROTOCOL, "Teleport %s: OK status without a response message",
+		                method);
 		goto out;
 	}
 	*resp = from_bb(recv, resp_len);
@@ -727,7 +771,7 @@ out:
 
 /* One unary call with a protobuf-c request message. */
 static tpd_err unary(tpd_teleport *t, const char *method, const ProtobufCMessage *req, uint8_t **resp,
-		     size_t *resp_len, char *err)
+                     size_t *resp_len, char *err)
 {
 	size_t n = protobuf_c_message_get_packed_size(req);
 	uint8_t *b = xmalloc(n ? n : 1);
@@ -751,7 +795,7 @@ typedef struct {
 } stream_spec;
 
 static tpd_err server_stream(tpd_teleport *t, const char *method, const ProtobufCMessage *req,
-			     const stream_spec *sp, char *err)
+                             const stream_spec *sp, char *err)
 {
 	bool local_end = false; /* we ended it: rc/err already set */
 	int64_t start = tpd_now_ms();
@@ -765,8 +809,10 @@ static tpd_err server_stream(tpd_teleport *t, const char *method, const Protobuf
 	char path[96];
 	snprintf(path, sizeof(path), METHOD_PREFIX "%s", method);
 	grpc_slice pslice = grpc_slice_from_copied_string(path);
-	gpr_timespec dl = sp->timeout_ms > 0 ? deadline_in(sp->timeout_ms) : gpr_inf_future(GPR_CLOCK_MONOTONIC);
-	grpc_call *call = grpc_channel_create_call(c->ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, pslice, NULL, dl, NULL);
+	gpr_timespec dl =
+	    sp->timeout_ms > 0 ? deadline_in(sp->timeout_ms) : gpr_inf_future(GPR_CLOCK_MONOTONIC);
+	grpc_call *call =
+	    grpc_channel_create_call(c->ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, pslice, NULL, dl, NULL);
 	grpc_slice_unref(pslice);
 
 	grpc_byte_buffer *send = to_bb(req), *recv = NULL;
@@ -783,7 +829,8 @@ static tpd_err server_stream(tpd_teleport *t, const char *method, const Protobuf
 		pthread_mutex_lock(&t->wmu);
 		if (t->wactive) {
 			pthread_mutex_unlock(&t->wmu);
-			rc = tpd_seterr(err, TPD_ERR_INVAL, "a Teleport watch is already running on this client");
+			rc = tpd_seterr(err, TPD_ERR_INVAL,
+			                "a Teleport watch is already running on this client");
 			local_end = true;
 			grpc_call_cancel(call, NULL);
 			goto out;
@@ -849,7 +896,9 @@ static tpd_err server_stream(tpd_teleport *t, const char *method, const Protobuf
 			uint8_t *b = from_bb(recv, &n);
 			grpc_byte_buffer_destroy(recv);
 			recv = NULL;
-			int r = local_end ? 1 : sp->on_msg(sp->ud, b ? b : (const uint8_t *)"", b ? n : 0, &rc, err);
+			int r = local_end
+			            ? 1
+			            : sp->on_msg(sp->ud, b ? b : (const uint8_t *)"", b ? n : 0, &rc, err);
 			free(b);
 			if (r != 0 && !local_end) {
 				local_end = true;
@@ -860,7 +909,8 @@ static tpd_err server_stream(tpd_teleport *t, const char *method, const Protobuf
 				}
 				grpc_call_cancel(call, NULL);
 			}
-			if (!local_end && grpc_call_start_batch(call, &rd_op, 1, (void *)3, NULL) == GRPC_CALL_OK)
+			if (!local_end &&
+			    grpc_call_start_batch(call, &rd_op, 1, (void *)3, NULL) == GRPC_CALL_OK)
 				pending++;
 		}
 	}
@@ -876,7 +926,8 @@ static tpd_err server_stream(tpd_teleport *t, const char *method, const Protobuf
 			rc = tpd_seterr(err, TPD_ERR_CANCELLED, "Teleport watch stopped");
 		} else if (!local_end && why == WATCH_RECONNECT) {
 			local_end = true;
-			rc = tpd_seterr(err, TPD_ERR_UNAVAILABLE, "Teleport watch restarted on request (reconnecting)");
+			rc = tpd_seterr(err, TPD_ERR_UNAVAILABLE,
+			                "Teleport watch restarted on request (reconnecting)");
 		}
 	}
 	if (!local_end) {
@@ -885,11 +936,13 @@ static tpd_err server_stream(tpd_teleport *t, const char *method, const Protobuf
 		if (status != GRPC_STATUS_OK) {
 			rc = status_error(method, status, dtext, err);
 			if (error_string)
-				tpd_log(t->log, TPD_LOG_DEBUG, "Teleport stream failed", "method", method, "grpc_code",
-					tpd_teleport_code_name(status), "error", error_string, NULL);
+				tpd_log(t->log, TPD_LOG_DEBUG, "Teleport stream failed", "method", method,
+				        "grpc_code", tpd_teleport_code_name(status), "error", error_string,
+				        NULL);
 		} else if (sp->watch) {
 			/* A watch never ends by itself: EOF is a broken stream (upstream reconnects). */
-			rc = tpd_seterr(err, TPD_ERR_UNAVAILABLE, "Teleport watch stream closed by the server");
+			rc = tpd_seterr(err, TPD_ERR_UNAVAILABLE,
+			                "Teleport watch stream closed by the server");
 		}
 	}
 out:
@@ -918,8 +971,10 @@ tpd_err tpd_teleport_ping(tpd_teleport *t, tpd_ping_info *out, char *err)
 	size_t n = 0;
 	tpd_err rc = unary(t, "Ping", &req.base, &b, &n, err);
 	if (rc == TPD_ERR_UNIMPLEMENTED)
-		return tpd_seterr(err, TPD_ERR_CONFIG, "Teleport server does not implement Ping: server version must be at least %s",
-				  TPD_TELEPORT_MIN_SERVER_VERSION);
+		return tpd_seterr(
+		    err, TPD_ERR_CONFIG,
+		    "Teleport server does not implement Ping: server version must be at least %s",
+		    TPD_TELEPORT_MIN_SERVER_VERSION);
 	if (rc)
 		return rc;
 	Proto__PingResponse *p = proto__ping_response__unpack(NULL, n, b);
@@ -962,7 +1017,8 @@ static tpd_err list_v2(tpd_teleport *t, list_ctx *lc, char *err)
 {
 	Types__AccessRequestFilter f = TYPES__ACCESS_REQUEST_FILTER__INIT;
 	int64_t to = t->call_timeout_ms * 6;
-	stream_spec sp = {.watch = false, .timeout_ms = to < 60000 ? 60000 : to, .on_msg = list_stream_msg, .ud = lc};
+	stream_spec sp = {
+	    .watch = false, .timeout_ms = to < 60000 ? 60000 : to, .on_msg = list_stream_msg, .ud = lc};
 	return server_stream(t, "GetAccessRequestsV2", &f.base, &sp, err);
 }
 
@@ -973,7 +1029,8 @@ tpd_err tpd_teleport_list_requests(tpd_teleport *t, tpd_request_cb cb, void *ud,
 	tpd_err rc = TPD_ERR_OK;
 	for (int page = 0;; page++) {
 		if (page >= LIST_MAX_PAGES) {
-			rc = tpd_seterr(err, TPD_ERR_PROTOCOL, "Teleport ListAccessRequests: more than %d pages", LIST_MAX_PAGES);
+			rc = tpd_seterr(err, TPD_ERR_PROTOCOL,
+			                "Teleport ListAccessRequests: more than %d pages", LIST_MAX_PAGES);
 			goto out;
 		}
 		Types__AccessRequestFilter f = TYPES__ACCESS_REQUEST_FILTER__INIT;
@@ -985,8 +1042,9 @@ tpd_err tpd_teleport_list_requests(tpd_teleport *t, tpd_request_cb cb, void *ud,
 		size_t n = 0;
 		rc = unary(t, "ListAccessRequests", &req.base, &b, &n, err);
 		if (rc == TPD_ERR_UNIMPLEMENTED && page == 0) {
-			tpd_log(t->log, TPD_LOG_DEBUG, "ListAccessRequests not implemented, falling back to GetAccessRequestsV2",
-				NULL);
+			tpd_log(t->log, TPD_LOG_DEBUG,
+			        "ListAccessRequests not implemented, falling back to GetAccessRequestsV2",
+			        NULL);
 			rc = list_v2(t, &lc, err);
 			goto out;
 		}
@@ -1004,7 +1062,8 @@ tpd_err tpd_teleport_list_requests(tpd_teleport *t, tpd_request_cb cb, void *ud,
 		free(key);
 		key = next;
 		if (same) {
-			rc = tpd_seterr(err, TPD_ERR_PROTOCOL, "Teleport ListAccessRequests: server repeated page key");
+			rc = tpd_seterr(err, TPD_ERR_PROTOCOL,
+			                "Teleport ListAccessRequests: server repeated page key");
 			goto out;
 		}
 		if (!more || lc.stopped)
@@ -1034,7 +1093,7 @@ tpd_err tpd_teleport_get_plugin_data(tpd_teleport *t, const char *request_id, tp
 }
 
 tpd_err tpd_teleport_update_plugin_data(tpd_teleport *t, const char *request_id, const tpd_plugin_data *set,
-					const tpd_plugin_data *expect, char *err)
+                                        const tpd_plugin_data *expect, char *err)
 {
 	uint8_t *enc = NULL;
 	size_t elen = 0;
@@ -1053,7 +1112,8 @@ tpd_err tpd_teleport_submit_review(tpd_teleport *t, const char *request_id, cons
 {
 	uint8_t *enc = NULL;
 	size_t elen = 0;
-	tpd_err rc = tpd_teleport_encode_review(request_id, t->author, reason, tpd_wall_ms() / 1000, &enc, &elen, err);
+	tpd_err rc =
+	    tpd_teleport_encode_review(request_id, t->author, reason, tpd_wall_ms() / 1000, &enc, &elen, err);
 	if (rc)
 		return rc;
 	uint8_t *b = NULL;
@@ -1096,8 +1156,9 @@ static int watch_msg(void *ud, const uint8_t *b, size_t n, tpd_err *rc, char *er
 	tpd_metric_inc(w->t->m_ev, op_label(op));
 	if (!w->inited) {
 		if (op != TPD_EV_INIT) {
-			*rc = tpd_seterr(err, TPD_ERR_UNAVAILABLE, "Teleport watch: unexpected event type %s before INIT",
-					 op_label(op));
+			*rc =
+			    tpd_seterr(err, TPD_ERR_UNAVAILABLE,
+			               "Teleport watch: unexpected event type %s before INIT", op_label(op));
 			ret = -1;
 			goto out;
 		}
@@ -1124,8 +1185,9 @@ static int watch_tick(void *ud, tpd_err *rc, char *err)
 {
 	watch_ctx *w = ud;
 	if (!w->inited && tpd_now_ms() > w->init_deadline) {
-		*rc = tpd_seterr(err, TPD_ERR_TIMEOUT, "Teleport watcher initialization timed out (no INIT event within %lld ms)",
-				 (long long)w->t->init_timeout_ms);
+		*rc = tpd_seterr(err, TPD_ERR_TIMEOUT,
+		                 "Teleport watcher initialization timed out (no INIT event within %lld ms)",
+		                 (long long)w->t->init_timeout_ms);
 		return 1;
 	}
 	return 0;
@@ -1140,7 +1202,8 @@ tpd_err tpd_teleport_watch(tpd_teleport *t, tpd_event_cb cb, void *ud, char *err
 	req.n_kinds = 1;
 	req.kinds = kinds;
 	watch_ctx w = {.t = t, .cb = cb, .ud = ud, .init_deadline = tpd_now_ms() + t->init_timeout_ms};
-	stream_spec sp = {.watch = true, .timeout_ms = 0, .on_msg = watch_msg, .on_tick = watch_tick, .ud = &w};
+	stream_spec sp = {
+	    .watch = true, .timeout_ms = 0, .on_msg = watch_msg, .on_tick = watch_tick, .ud = &w};
 	tpd_err rc = server_stream(t, "WatchEvents", &req.base, &sp, err);
 	tpd_metric_set(t->m_conn, 0.0);
 	return rc;

@@ -85,8 +85,8 @@ static void request_from_wire(const Types__AccessRequestV3 *m, tpd_access_reques
 				continue;
 			const Wrappers__StringValues *sv = e->value;
 			tpd_access_request_add_annotation(out, s_or_empty(e->key),
-							  sv ? (const char *const *)sv->values : NULL,
-							  sv ? sv->n_values : 0);
+			                                  sv ? (const char *const *)sv->values : NULL,
+			                                  sv ? sv->n_values : 0);
 		}
 	}
 	for (size_t i = 0; i < sp->n_reviews; i++) {
@@ -94,7 +94,7 @@ static void request_from_wire(const Types__AccessRequestV3 *m, tpd_access_reques
 		if (!rv)
 			continue;
 		tpd_access_request_add_review(out, s_or_empty(rv->author), state_from_wire(rv->proposedstate),
-					      ts(rv->created), s_or_empty(rv->reason));
+		                              ts(rv->created), s_or_empty(rv->reason));
 	}
 }
 
@@ -104,19 +104,21 @@ tpd_err tpd_teleport_decode_request(const uint8_t *buf, size_t len, tpd_access_r
 	memset(out, 0, sizeof(*out));
 	Types__AccessRequestV3 *m = types__access_request_v3__unpack(NULL, len, buf);
 	if (!m)
-		return tpd_seterr(err, TPD_ERR_PROTOCOL, "malformed AccessRequestV3 message (%zu bytes)", len);
+		return tpd_seterr(err, TPD_ERR_PROTOCOL, "malformed AccessRequestV3 message (%zu bytes)",
+		                  len);
 	request_from_wire(m, out);
 	types__access_request_v3__free_unpacked(m, NULL);
 	return TPD_ERR_OK;
 }
 
 tpd_err tpd_teleport_decode_request_list(const uint8_t *buf, size_t len, tpd_request_cb cb, void *ud,
-					bool *stopped, char **next_key, char *err)
+                                         bool *stopped, char **next_key, char *err)
 {
 	*next_key = NULL;
 	Proto__ListAccessRequestsResponse *m = proto__list_access_requests_response__unpack(NULL, len, buf);
 	if (!m)
-		return tpd_seterr(err, TPD_ERR_PROTOCOL, "malformed ListAccessRequestsResponse (%zu bytes)", len);
+		return tpd_seterr(err, TPD_ERR_PROTOCOL, "malformed ListAccessRequestsResponse (%zu bytes)",
+		                  len);
 	for (size_t i = 0; i < m->n_accessrequests && !*stopped; i++) {
 		if (!m->accessrequests[i])
 			continue;
@@ -132,7 +134,7 @@ tpd_err tpd_teleport_decode_request_list(const uint8_t *buf, size_t len, tpd_req
 }
 
 tpd_err tpd_teleport_decode_event(const uint8_t *buf, size_t len, tpd_event_op *op, tpd_access_request *req,
-				  bool *has_request, char **deleted_id, char *err)
+                                  bool *has_request, char **deleted_id, char *err)
 {
 	*has_request = false;
 	*deleted_id = NULL;
@@ -213,8 +215,8 @@ static uint8_t *pack(const ProtobufCMessage *m, size_t *len)
 }
 
 tpd_err tpd_teleport_encode_plugin_update(const char *request_id, const tpd_plugin_data *set,
-					  const tpd_plugin_data *expect, uint8_t **out, size_t *out_len,
-					  char *err)
+                                          const tpd_plugin_data *expect, uint8_t **out, size_t *out_len,
+                                          char *err)
 {
 	if (tpd_str_empty(request_id) || !set)
 		return tpd_seterr(err, TPD_ERR_INVAL, "plugin data update needs a request id and data");
@@ -248,7 +250,7 @@ tpd_err tpd_teleport_encode_plugin_update(const char *request_id, const tpd_plug
 }
 
 tpd_err tpd_teleport_encode_review(const char *request_id, const char *author, const char *reason,
-				   int64_t created_unix, uint8_t **out, size_t *out_len, char *err)
+                                   int64_t created_unix, uint8_t **out, size_t *out_len, char *err)
 {
 	if (tpd_str_empty(request_id))
 		return tpd_seterr(err, TPD_ERR_INVAL, "review needs a request id");

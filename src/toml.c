@@ -214,9 +214,9 @@ tpd_toml *tpd_toml_get(const tpd_toml *v, const char *key)
 typedef struct {
 	const char *name; /* file name for messages */
 	const char *s;
-	size_t n;   /* length of s */
-	size_t i;   /* TOML: read position */
-	char *err;  /* caller's buffer, TPD_ERRLEN bytes */
+	size_t n;  /* length of s */
+	size_t i;  /* TOML: read position */
+	char *err; /* caller's buffer, TPD_ERRLEN bytes */
 	bool failed;
 	/* position cache: offset c_off is at line c_line, column c_col */
 	size_t c_off;
@@ -272,8 +272,8 @@ static bool failv(parser *p, int line, int col, const char *fix, const char *fmt
 	return false;
 }
 
-static bool __attribute__((format(printf, 4, 5))) fail_at(parser *p, size_t off, const char *fix, const char *fmt,
-							   ...)
+static bool __attribute__((format(printf, 4, 5)))
+fail_at(parser *p, size_t off, const char *fix, const char *fmt, ...)
 {
 	va_list ap;
 	int line, col;
@@ -286,8 +286,8 @@ static bool __attribute__((format(printf, 4, 5))) fail_at(parser *p, size_t off,
 	return r;
 }
 
-static bool __attribute__((format(printf, 5, 6))) fail_lc(parser *p, int line, int col, const char *fix,
-							   const char *fmt, ...)
+static bool __attribute__((format(printf, 5, 6)))
+fail_lc(parser *p, int line, int col, const char *fix, const char *fmt, ...)
 {
 	va_list ap;
 	bool r;
@@ -342,7 +342,7 @@ static bool check_bytes(parser *p)
 
 		if (s[k] == 0)
 			return fail_at(p, k, "the file looks binary; save the configuration as UTF-8 text",
-				       "NUL byte in the input");
+			               "NUL byte in the input");
 		l = utf8_len(s + k, p->n - k);
 		if (!l)
 			return fail_at(p, k, "save the file as UTF-8", "invalid UTF-8 byte sequence");
@@ -365,7 +365,8 @@ static bool is_ws(int c)
 
 static bool is_bare(int c)
 {
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+	       c == '-';
 }
 
 /* A control character that TOML does not allow raw in strings and comments. */
@@ -443,9 +444,9 @@ static bool expect_eol(parser *p, const char *after)
 		return false;
 	if (nl == 0)
 		return fail_at(p, p->i,
-			       "put each key = value and each [table] on its own line; quote strings, "
-			       "start comments with #",
-			       "unexpected text after %s", after);
+		               "put each key = value and each [table] on its own line; quote strings, "
+		               "start comments with #",
+		               "unexpected text after %s", after);
 	p->i += (size_t)nl;
 	return true;
 }
@@ -527,29 +528,30 @@ static bool parse_escape(parser *p, tpd_buf *b)
 		break;
 	default:
 		return fail_at(p, start,
-			       "valid escapes are \\b \\t \\n \\f \\r \\\" \\\\ \\uXXXX \\UXXXXXXXX; "
-			       "write a backslash as \\\\ or use a 'literal string'",
-			       "invalid escape sequence in a string");
+		               "valid escapes are \\b \\t \\n \\f \\r \\\" \\\\ \\uXXXX \\UXXXXXXXX; "
+		               "write a backslash as \\\\ or use a 'literal string'",
+		               "invalid escape sequence in a string");
 	}
 	for (int k = 0; k < digits; k++) {
 		int h = hexval(peek(p, 0));
 
 		if (h < 0)
-			return fail_at(p, start,
-				       c == 'u' ? "write exactly 4 hex digits after \\u; for a backslash write \\\\ "
-						  "or use a 'literal string'"
-						: "write exactly 8 hex digits after \\U; for a backslash write \\\\ "
-						  "or use a 'literal string'",
-				       "incomplete unicode escape");
+			return fail_at(
+			    p, start,
+			    c == 'u' ? "write exactly 4 hex digits after \\u; for a backslash write \\\\ "
+			               "or use a 'literal string'"
+			             : "write exactly 8 hex digits after \\U; for a backslash write \\\\ "
+			               "or use a 'literal string'",
+			    "incomplete unicode escape");
 		cp = (cp << 4) | (uint32_t)h;
 		p->i++;
 	}
 	if (cp == 0)
 		return fail_at(p, start, "remove it; configuration strings cannot hold NUL",
-			       "\\u0000 (NUL) is not allowed in strings");
+		               "\\u0000 (NUL) is not allowed in strings");
 	if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
 		return fail_at(p, start, "use a Unicode scalar value: not a surrogate, at most 10FFFF",
-			       "invalid unicode code point in escape");
+		               "invalid unicode code point in escape");
 	put_utf8(b, cp);
 	return true;
 }
@@ -579,7 +581,7 @@ static bool parse_string(parser *p, bool allow_ml, char **out)
 	tpd_buf_append(&b, "", 0);
 	if (ml && !allow_ml) {
 		fail_at(p, start, "keys use single-line \"basic\" or 'literal' strings",
-			"multi-line string used as a key");
+		        "multi-line string used as a key");
 		goto fail;
 	}
 	if (!ml) {
@@ -589,11 +591,12 @@ static bool parse_string(parser *p, bool allow_ml, char **out)
 
 			if (c < 0 || c == '\n' || c == '\r') {
 				fail_at(p, start,
-					basic ? "close the string with \" on the same line, or use \"\"\" for "
-						"multi-line text"
-					      : "close the string with ' on the same line, or use ''' for "
-						"multi-line text",
-					"unterminated string");
+				        basic
+				            ? "close the string with \" on the same line, or use \"\"\" for "
+				              "multi-line text"
+				            : "close the string with ' on the same line, or use ''' for "
+				              "multi-line text",
+				        "unterminated string");
 				goto fail;
 			}
 			if (c == q) {
@@ -602,7 +605,7 @@ static bool parse_string(parser *p, bool allow_ml, char **out)
 			}
 			if (is_ctrl(c)) {
 				fail_at(p, p->i, "write control characters as escapes such as \\t or \\u0001",
-					"control character in a string");
+				        "control character in a string");
 				goto fail;
 			}
 			if (basic && c == '\\') {
@@ -626,7 +629,7 @@ static bool parse_string(parser *p, bool allow_ml, char **out)
 
 		if (c < 0) {
 			fail_at(p, start, basic ? "close it with \"\"\"" : "close it with '''",
-				"unterminated multi-line string");
+			        "unterminated multi-line string");
 			goto fail;
 		}
 		if (c == q) {
@@ -636,8 +639,9 @@ static bool parse_string(parser *p, bool allow_ml, char **out)
 				run++;
 			if (run >= 3) {
 				if (run > 5) {
-					fail_at(p, p->i + 5, "escape quotes inside the string or split the run",
-						"too many quotes at the end of a multi-line string");
+					fail_at(p, p->i + 5,
+					        "escape quotes inside the string or split the run",
+					        "too many quotes at the end of a multi-line string");
 					goto fail;
 				}
 				tpd_buf_append(&b, p->s + p->i, run - 3);
@@ -656,7 +660,7 @@ static bool parse_string(parser *p, bool allow_ml, char **out)
 		if (c == '\r') {
 			if (peek(p, 1) != '\n') {
 				fail_at(p, p->i, "use LF or CRLF line endings",
-					"carriage return not followed by a newline");
+				        "carriage return not followed by a newline");
 				goto fail;
 			}
 			tpd_buf_append(&b, "\n", 1);
@@ -665,7 +669,7 @@ static bool parse_string(parser *p, bool allow_ml, char **out)
 		}
 		if (is_ctrl(c)) {
 			fail_at(p, p->i, "write control characters as escapes such as \\u0001",
-				"control character in a string");
+			        "control character in a string");
 			goto fail;
 		}
 		if (basic && c == '\\') {
@@ -741,8 +745,8 @@ static bool parse_key(parser *p, keypath *k)
 		size_t start = p->i;
 
 		if (k->n > TPD_TOML_MAX_DEPTH)
-			return fail_at(p, start, "use fewer levels", "key has too many dotted parts (at most %d)",
-				       TPD_TOML_MAX_DEPTH);
+			return fail_at(p, start, "use fewer levels",
+			               "key has too many dotted parts (at most %d)", TPD_TOML_MAX_DEPTH);
 		if (c == '"' || c == '\'') {
 			if (!parse_string(p, false, &part))
 				return false;
@@ -751,13 +755,15 @@ static bool parse_key(parser *p, keypath *k)
 				p->i++;
 			part = xstrndup(p->s + start, p->i - start);
 		} else if (c < 0 || c == '\n' || c == '\r') {
-			return fail_at(p, start, "write key = value", "expected a key, found the end of the line");
+			return fail_at(p, start, "write key = value",
+			               "expected a key, found the end of the line");
 		} else if (c == '=') {
 			return fail_at(p, start, "write key = value", "missing key before '='");
 		} else {
-			return fail_at(p, start,
-				       "bare keys may contain only A-Z a-z 0-9 _ -; quote other keys: \"my key\"",
-				       "invalid character in a key");
+			return fail_at(
+			    p, start,
+			    "bare keys may contain only A-Z a-z 0-9 _ -; quote other keys: \"my key\"",
+			    "invalid character in a key");
 		}
 		k->part[k->n] = part;
 		k->off[k->n] = start;
@@ -822,12 +828,12 @@ static bool parse_number(parser *p, int depth, tpd_toml **out)
 	position(p, start, &line, &col);
 	if (n == 0)
 		return fail_at(p, start, "write a \"string\", a number, true/false, [array] or {table}",
-			       "expected a value");
+		               "expected a value");
 	/* dates and times: 1979-05-27, 07:32:00 */
 	if (memchr(t, ':', n) ||
 	    (n >= 7 && is_digit(t[0]) && is_digit(t[1]) && is_digit(t[2]) && is_digit(t[3]) && t[4] == '-'))
 		return fail_at(p, start, "quote the value to make it a string",
-			       "dates and times are not supported in this configuration");
+		               "dates and times are not supported in this configuration");
 	{
 		const char *u = t;
 		size_t un = n;
@@ -852,17 +858,20 @@ static bool parse_number(parser *p, int depth, tpd_toml **out)
 			tpd_toml *v;
 
 			if (has_sign)
-				return fail_at(p, start, "remove the sign", "hex, octal and binary integers cannot "
-					       "have a sign");
+				return fail_at(p, start, "remove the sign",
+				               "hex, octal and binary integers cannot "
+				               "have a sign");
 			if (!digits_ok(u + 2, un - 2, base))
 				return fail_at(p, start, bad_fix, "invalid %s integer",
-					       base == 16 ? "hexadecimal" : base == 8 ? "octal" : "binary");
+				               base == 16  ? "hexadecimal"
+				               : base == 8 ? "octal"
+				                           : "binary");
 			for (size_t k = 2; k < un; k++) {
 				if (u[k] == '_')
 					continue;
 				if (acc > ((uint64_t)INT64_MAX - (uint64_t)hexval(u[k])) / (uint64_t)base)
 					return fail_at(p, start, "use a value between -2^63 and 2^63-1",
-						       "integer out of range");
+					               "integer out of range");
 				acc = acc * (uint64_t)base + (uint64_t)hexval(u[k]);
 			}
 			v = node_new(TPD_TOML_INT, line, col, depth);
@@ -882,7 +891,7 @@ static bool parse_number(parser *p, int depth, tpd_toml **out)
 				return fail_at(p, start, bad_fix, "invalid value");
 			if (ip_end > 1 && u[0] == '0')
 				return fail_at(p, start, "remove the leading zeros, or quote the value",
-					       "leading zeros are not allowed in numbers");
+				               "leading zeros are not allowed in numbers");
 			if (k < un && u[k] == '.') {
 				has_frac = true;
 				fr_s = ++k;
@@ -890,8 +899,9 @@ static bool parse_number(parser *p, int depth, tpd_toml **out)
 					k++;
 				fr_e = k;
 				if (!digits_ok(u + fr_s, fr_e - fr_s, 10))
-					return fail_at(p, start, "write digits on both sides of the point: 0.5",
-						       "invalid float");
+					return fail_at(p, start,
+					               "write digits on both sides of the point: 0.5",
+					               "invalid float");
 			}
 			if (k < un && (u[k] == 'e' || u[k] == 'E')) {
 				has_exp = true;
@@ -903,7 +913,7 @@ static bool parse_number(parser *p, int depth, tpd_toml **out)
 					k++;
 				if (!digits_ok(u + ex_s, k - ex_s, 10))
 					return fail_at(p, start, "write an exponent like 1e6 or 2.5E-3",
-						       "invalid float exponent");
+					               "invalid float exponent");
 			}
 			if (k != un)
 				return fail_at(p, start, bad_fix, "invalid value");
@@ -915,8 +925,9 @@ static bool parse_number(parser *p, int depth, tpd_toml **out)
 					if (u[d] == '_')
 						continue;
 					if (acc > (lim - (uint64_t)(u[d] - '0')) / 10)
-						return fail_at(p, start, "use a value between -2^63 and 2^63-1",
-							       "integer out of range");
+						return fail_at(p, start,
+						               "use a value between -2^63 and 2^63-1",
+						               "integer out of range");
 					acc = acc * 10 + (uint64_t)(u[d] - '0');
 				}
 				v = node_new(TPD_TOML_INT, line, col, depth);
@@ -937,7 +948,8 @@ static bool parse_number(parser *p, int depth, tpd_toml **out)
 				d = strtod(clean, &end);
 				if (*end || (errno == ERANGE && isinf(d))) {
 					free(clean);
-					return fail_at(p, start, "use a smaller number", "float out of range");
+					return fail_at(p, start, "use a smaller number",
+					               "float out of range");
 				}
 				free(clean);
 				v = node_new(TPD_TOML_FLOAT, line, col, depth);
@@ -964,7 +976,7 @@ static bool check_depth(parser *p, size_t off, int depth)
 {
 	if (depth > TPD_TOML_MAX_DEPTH)
 		return fail_at(p, off, "flatten the structure", "nesting too deep (at most %d levels)",
-			       TPD_TOML_MAX_DEPTH);
+		               TPD_TOML_MAX_DEPTH);
 	return true;
 }
 
@@ -998,7 +1010,7 @@ static bool parse_array(parser *p, int depth, tpd_toml **out)
 		}
 		if (a->n >= TPD_TOML_MAX_ITEMS) {
 			fail_at(p, p->i, "split the data", "array has too many elements (at most %d)",
-				TPD_TOML_MAX_ITEMS);
+			        TPD_TOML_MAX_ITEMS);
 			goto fail;
 		}
 		if (!parse_value(p, depth + 1, &item))
@@ -1018,7 +1030,7 @@ static bool parse_array(parser *p, int depth, tpd_toml **out)
 			fail_at(p, start, "close the array with ]", "unterminated array");
 		else
 			fail_at(p, p->i, "separate array elements with commas and close the array with ]",
-				"expected ',' or ']' in an array");
+			        "expected ',' or ']' in an array");
 		goto fail;
 	}
 	freeze(a);
@@ -1056,7 +1068,7 @@ static bool parse_inline_table(parser *p, int depth, tpd_toml **out)
 		c = peek(p, 0);
 		if (c == '\n' || c == '\r' || c < 0) {
 			fail_at(p, p->i, "write an inline table on one line, or use a [table] section",
-				"%s inside an inline table", c < 0 ? "end of file" : "newline");
+			        "%s inside an inline table", c < 0 ? "end of file" : "newline");
 			goto fail;
 		}
 		if (c == '}' && !first) {
@@ -1095,10 +1107,10 @@ static bool parse_inline_table(parser *p, int depth, tpd_toml **out)
 		}
 		if (c == '\n' || c == '\r' || c < 0)
 			fail_at(p, p->i, "write an inline table on one line, or use a [table] section",
-				"%s inside an inline table", c < 0 ? "end of file" : "newline");
+			        "%s inside an inline table", c < 0 ? "end of file" : "newline");
 		else
 			fail_at(p, p->i, "separate entries with commas and close the table with }",
-				"expected ',' or '}' in an inline table");
+			        "expected ',' or '}' in an inline table");
 		goto fail;
 	}
 done:
@@ -1156,10 +1168,12 @@ static bool parse_value(parser *p, int depth, tpd_toml **out)
 	if (c < 0 || c == '\n' || c == '\r' || c == '#')
 		return fail_at(p, p->i, "write a value after '=', e.g. key = \"text\"", "missing value");
 	if (is_bare(c))
-		return fail_at(p, p->i, "strings must be quoted: key = \"text\"; booleans are lower-case "
-			       "true/false", "invalid value");
+		return fail_at(p, p->i,
+		               "strings must be quoted: key = \"text\"; booleans are lower-case "
+		               "true/false",
+		               "invalid value");
 	return fail_at(p, p->i, "write a \"string\", a number, true/false, [array] or {table}",
-		       "expected a value");
+	               "expected a value");
 }
 
 /* --- tables -------------------------------------------------------------------------------------- */
@@ -1208,8 +1222,8 @@ static bool insert_kv(parser *p, tpd_toml *t, keypath *k, tpd_toml *val)
 			}
 			keypath_str(k, i, name, sizeof(name));
 			fail_at(p, k->off[i], "define each key once; add keys to a table in its own section",
-				"cannot add keys to %s: it is already %s (line %d, column %d)", name,
-				what_defined(e), e->line, e->col);
+			        "cannot add keys to %s: it is already %s (line %d, column %d)", name,
+			        what_defined(e), e->line, e->col);
 			goto fail;
 		}
 	}
@@ -1217,8 +1231,10 @@ static bool insert_kv(parser *p, tpd_toml *t, keypath *k, tpd_toml *val)
 		long idx = tpd_toml_index(t, k->part[k->n - 1]);
 
 		keypath_str(k, k->n - 1, name, sizeof(name));
-		fail_at(p, k->off[k->n - 1], "remove one of the two", "duplicate key %s (first set at line %d, "
-			"column %d)", name, t->keys[idx].line, t->keys[idx].col);
+		fail_at(p, k->off[k->n - 1], "remove one of the two",
+		        "duplicate key %s (first set at line %d, "
+		        "column %d)",
+		        name, t->keys[idx].line, t->keys[idx].col);
 		goto fail;
 	}
 	if (t->n >= TPD_TOML_MAX_ENTRIES)
@@ -1257,7 +1273,7 @@ static bool parse_header(parser *p)
 	keypath_str(&k, k.n - 1, name, sizeof(name));
 	if (peek(p, 0) != ']' || (aot && peek(p, 1) != ']')) {
 		fail_at(p, p->i, aot ? "close the header with ]]" : "close the header with ]",
-			"expected '%s' after the table name", aot ? "]]" : "]");
+		        "expected '%s' after the table name", aot ? "]]" : "]");
 		goto fail;
 	}
 	p->i += aot ? 2 : 1;
@@ -1273,7 +1289,7 @@ static bool parse_header(parser *p)
 				goto fail;
 			if (t->n >= TPD_TOML_MAX_ENTRIES) {
 				fail_at(p, start, "split the data", "table has too many keys (at most %d)",
-					TPD_TOML_MAX_ENTRIES);
+				        TPD_TOML_MAX_ENTRIES);
 				goto fail;
 			}
 			position(p, k.off[i], &kl, &kc);
@@ -1294,8 +1310,8 @@ static bool parse_header(parser *p)
 
 			keypath_str(&k, i, pre, sizeof(pre));
 			fail_at(p, k.off[i], "rename the table or the key",
-				"cannot define table [%s]: %s is already %s (line %d, column %d)", name, pre,
-				what_defined(e), e->line, e->col);
+			        "cannot define table [%s]: %s is already %s (line %d, column %d)", name, pre,
+			        what_defined(e), e->line, e->col);
 			goto fail;
 		}
 	}
@@ -1310,7 +1326,7 @@ static bool parse_header(parser *p)
 			goto fail;
 		if (!e && t->n >= TPD_TOML_MAX_ENTRIES) {
 			fail_at(p, start, "split the data", "table has too many keys (at most %d)",
-				TPD_TOML_MAX_ENTRIES);
+			        TPD_TOML_MAX_ENTRIES);
 			goto fail;
 		}
 		if (!aot) {
@@ -1324,14 +1340,14 @@ static bool parse_header(parser *p)
 				e->line = line;
 				e->col = col;
 			} else if (e->type == TPD_TOML_TABLE && (e->flags & T_EXPLICIT) &&
-				   !(e->flags & T_FROZEN)) {
+			           !(e->flags & T_FROZEN)) {
 				fail_at(p, start, "merge the two sections into one",
-					"table [%s] is defined twice (first at line %d)", name, e->line);
+				        "table [%s] is defined twice (first at line %d)", name, e->line);
 				goto fail;
 			} else {
 				fail_at(p, start, "rename the table or remove the other definition",
-					"cannot define table [%s]: it is already %s (line %d, column %d)", name,
-					what_defined(e), e->line, e->col);
+				        "cannot define table [%s]: it is already %s (line %d, column %d)",
+				        name, what_defined(e), e->line, e->col);
 				goto fail;
 			}
 			p->cur = e;
@@ -1345,13 +1361,13 @@ static bool parse_header(parser *p)
 				k.part[k.n - 1] = NULL;
 			} else if (!(e->type == TPD_TOML_ARRAY && (e->flags & T_AOT))) {
 				fail_at(p, start, "rename the table or remove the other definition",
-					"cannot append [[%s]]: it is already %s (line %d, column %d)", name,
-					what_defined(e), e->line, e->col);
+				        "cannot append [[%s]]: it is already %s (line %d, column %d)", name,
+				        what_defined(e), e->line, e->col);
 				goto fail;
 			}
 			if (e->n >= TPD_TOML_MAX_ITEMS) {
-				fail_at(p, start, "split the data", "array has too many elements (at most %d)",
-					TPD_TOML_MAX_ITEMS);
+				fail_at(p, start, "split the data",
+				        "array has too many elements (at most %d)", TPD_TOML_MAX_ITEMS);
 				goto fail;
 			}
 			nt = node_new(TPD_TOML_TABLE, line, col, e->depth + 1);
@@ -1377,10 +1393,10 @@ static bool parse_keyval(parser *p)
 	if (peek(p, 0) != '=') {
 		if (peek(p, 0) < 0 || peek(p, 0) == '\n' || peek(p, 0) == '\r' || peek(p, 0) == '#')
 			fail_at(p, p->i, "write key = value; table names go in [brackets]",
-				"expected '=' after the key");
+			        "expected '=' after the key");
 		else
 			fail_at(p, p->i, "write key = value; quote keys with spaces or special characters",
-				"expected '=' after the key");
+			        "expected '=' after the key");
 		goto fail;
 	}
 	p->i++;
@@ -1444,8 +1460,8 @@ fail:
 /* --- YAML ---------------------------------------------------------------------------------------- */
 
 typedef struct {
-	tpd_toml *node;  /* table or array being filled */
-	char *key;       /* table: the pending key, or NULL when the next scalar is a key */
+	tpd_toml *node; /* table or array being filled */
+	char *key;      /* table: the pending key, or NULL when the next scalar is a key */
 	int key_line, key_col;
 } yframe;
 
@@ -1538,12 +1554,15 @@ tpd_err tpd_yaml_parse(const char *name, const char *text, size_t len, tpd_toml 
 				col = (int)yp.problem_mark.column + 1;
 			}
 			if (yp.context)
-				fail_lc(&p, line, col, "check the indentation, and quote values that contain ': ' "
-					"or start with a special character", "YAML syntax error: %s %s", problem,
-					yp.context);
+				fail_lc(&p, line, col,
+				        "check the indentation, and quote values that contain ': ' "
+				        "or start with a special character",
+				        "YAML syntax error: %s %s", problem, yp.context);
 			else
-				fail_lc(&p, line, col, "check the indentation, and quote values that contain ': ' "
-					"or start with a special character", "YAML syntax error: %s", problem);
+				fail_lc(&p, line, col,
+				        "check the indentation, and quote values that contain ': ' "
+				        "or start with a special character",
+				        "YAML syntax error: %s", problem);
 			goto fail;
 		}
 		have_ev = true;
@@ -1559,14 +1578,17 @@ tpd_err tpd_yaml_parse(const char *name, const char *text, size_t len, tpd_toml 
 			break;
 		case YAML_DOCUMENT_START_EVENT:
 			if (++docs > 1) {
-				fail_lc(&p, line, col, "keep a single document: remove the second '---' and what "
-					"follows, or merge them", "several YAML documents in one file");
+				fail_lc(&p, line, col,
+				        "keep a single document: remove the second '---' and what "
+				        "follows, or merge them",
+				        "several YAML documents in one file");
 				goto fail;
 			}
 			break;
 		case YAML_ALIAS_EVENT:
-			fail_lc(&p, line, col, "write the value out in full", "YAML aliases (*name) are not "
-				"supported");
+			fail_lc(&p, line, col, "write the value out in full",
+			        "YAML aliases (*name) are not "
+			        "supported");
 			goto fail;
 		case YAML_SCALAR_EVENT:
 			anchor = (const char *)ev.data.scalar.anchor;
@@ -1590,12 +1612,12 @@ tpd_err tpd_yaml_parse(const char *name, const char *text, size_t len, tpd_toml 
 		node:
 			if (anchor) {
 				fail_lc(&p, line, col, "remove the &anchor and write values out in full",
-					"YAML anchors are not supported");
+				        "YAML anchors are not supported");
 				goto fail;
 			}
 			if (tag) {
 				fail_lc(&p, line, col, "remove the tag; quote a value to make it a string",
-					"YAML tags are not supported");
+				        "YAML tags are not supported");
 				goto fail;
 			}
 			if (ev.type == YAML_SCALAR_EVENT &&
@@ -1613,38 +1635,40 @@ tpd_err tpd_yaml_parse(const char *name, const char *text, size_t len, tpd_toml 
 
 					if (ev.type != YAML_SCALAR_EVENT) {
 						fail_lc(&p, line, col, "use plain text keys",
-							"YAML mapping keys must be scalars");
+						        "YAML mapping keys must be scalars");
 						goto fail;
 					}
 					top->key = xstrndup((const char *)ev.data.scalar.value,
-							    ev.data.scalar.length);
+					                    ev.data.scalar.length);
 					top->key_line = line;
 					top->key_col = col;
 					dup = tpd_toml_index(top->node, top->key);
 					if (dup >= 0) {
 						fail_lc(&p, line, col, "remove one of the two",
-							"duplicate key %s (first set at line %d, column %d)", top->key,
-							top->node->keys[dup].line, top->node->keys[dup].col);
+						        "duplicate key %s (first set at line %d, column %d)",
+						        top->key, top->node->keys[dup].line,
+						        top->node->keys[dup].col);
 						goto fail;
 					}
 					if (top->node->n >= TPD_TOML_MAX_ENTRIES) {
 						fail_lc(&p, line, col, "split the data",
-							"mapping has too many keys (at most %d)", TPD_TOML_MAX_ENTRIES);
+						        "mapping has too many keys (at most %d)",
+						        TPD_TOML_MAX_ENTRIES);
 						goto fail;
 					}
 					break;
 				}
 				if (depth > TPD_TOML_MAX_DEPTH) {
 					fail_lc(&p, line, col, "flatten the structure",
-						"nesting too deep (at most %d levels)", TPD_TOML_MAX_DEPTH);
+					        "nesting too deep (at most %d levels)", TPD_TOML_MAX_DEPTH);
 					goto fail;
 				}
 				if (ev.type == YAML_SCALAR_EVENT)
 					node = yaml_scalar(&ev, line, col, depth, force_str);
 				else
 					node = node_new(ev.type == YAML_MAPPING_START_EVENT ? TPD_TOML_TABLE
-											    : TPD_TOML_ARRAY,
-							line, col, depth);
+					                                                    : TPD_TOML_ARRAY,
+					                line, col, depth);
 				if (!top) {
 					if (node->type == TPD_TOML_NULL) {
 						/* an empty document */
@@ -1655,9 +1679,10 @@ tpd_err tpd_yaml_parse(const char *name, const char *text, size_t len, tpd_toml 
 					}
 					if (node->type != TPD_TOML_TABLE || root) {
 						tpd_toml_free(node);
-						fail_lc(&p, line, col, "write the settings as key: value pairs, e.g. "
-							"'teleport:' then indented 'addr: ...'",
-							"the top level of the file must be a mapping");
+						fail_lc(&p, line, col,
+						        "write the settings as key: value pairs, e.g. "
+						        "'teleport:' then indented 'addr: ...'",
+						        "the top level of the file must be a mapping");
 						goto fail;
 					}
 					root = node;
@@ -1668,8 +1693,8 @@ tpd_err tpd_yaml_parse(const char *name, const char *text, size_t len, tpd_toml 
 					if (top->node->n >= TPD_TOML_MAX_ITEMS) {
 						tpd_toml_free(node);
 						fail_lc(&p, line, col, "split the data",
-							"sequence has too many elements (at most %d)",
-							TPD_TOML_MAX_ITEMS);
+						        "sequence has too many elements (at most %d)",
+						        TPD_TOML_MAX_ITEMS);
 						goto fail;
 					}
 					array_push(top->node, node);

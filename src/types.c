@@ -62,7 +62,7 @@ void tpd_access_request_add_role(tpd_access_request *r, const char *role)
 }
 
 void tpd_access_request_add_annotation(tpd_access_request *r, const char *key, const char *const *values,
-				       size_t n)
+                                       size_t n)
 {
 	tpd_annotation *a;
 
@@ -76,7 +76,7 @@ void tpd_access_request_add_annotation(tpd_access_request *r, const char *key, c
 }
 
 void tpd_access_request_add_review(tpd_access_request *r, const char *author, tpd_request_state proposed,
-				   int64_t created, const char *reason)
+                                   int64_t created, const char *reason)
 {
 	tpd_review *v;
 
@@ -103,11 +103,11 @@ tpd_access_request *tpd_access_request_dup(const tpd_access_request *r)
 	d->resolve_reason = xstrdup(r->resolve_reason);
 	for (size_t i = 0; i < r->n_annotations; i++)
 		tpd_access_request_add_annotation(d, r->annotations[i].key,
-						  (const char *const *)r->annotations[i].values,
-						  r->annotations[i].n_values);
+		                                  (const char *const *)r->annotations[i].values,
+		                                  r->annotations[i].n_values);
 	for (size_t i = 0; i < r->n_reviews; i++)
 		tpd_access_request_add_review(d, r->reviews[i].author, r->reviews[i].proposed_state,
-					      r->reviews[i].created, r->reviews[i].reason);
+		                              r->reviews[i].created, r->reviews[i].reason);
 	d->revision = xstrdup(r->revision);
 	return d;
 }
@@ -124,16 +124,15 @@ const tpd_annotation *tpd_access_request_annotation(const tpd_access_request *r,
 /* --- plugin data ------------------------------------------------------------------------------ */
 
 const char *const tpd_plugin_data_keys[TPD_PLUGIN_DATA_NKEYS] = {
-	"incident_id", "service_id", "user", "roles", "created",
-	"request_reason", "reviews_count", "resolution", "resolve_reason", "pd_resolved",
+    "incident_id",    "service_id",    "user",       "roles",          "created",
+    "request_reason", "reviews_count", "resolution", "resolve_reason", "pd_resolved",
 };
 
 static char **field_at(tpd_plugin_data *pd, size_t i)
 {
 	char **fields[TPD_PLUGIN_DATA_NKEYS] = {
-		&pd->incident_id, &pd->service_id, &pd->user, &pd->roles, &pd->created,
-		&pd->request_reason, &pd->reviews_count, &pd->resolution, &pd->resolve_reason,
-		&pd->pd_resolved,
+	    &pd->incident_id,    &pd->service_id,    &pd->user,       &pd->roles,          &pd->created,
+	    &pd->request_reason, &pd->reviews_count, &pd->resolution, &pd->resolve_reason, &pd->pd_resolved,
 	};
 	return fields[i];
 }

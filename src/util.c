@@ -305,7 +305,7 @@ void tpd_format_rfc3339(int64_t wall_ms, char *buf, size_t len)
 
 	gmtime_r(&t, &tm);
 	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(wall_ms % 1000));
+	         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(wall_ms % 1000));
 }
 
 void tpd_format_rfc822(int64_t unix_seconds, char *buf, size_t len)
@@ -315,11 +315,11 @@ void tpd_format_rfc822(int64_t unix_seconds, char *buf, size_t len)
 
 	gmtime_r(&t, &tm);
 	static const char *const mon[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-					  "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+	                                  "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 
 	/* Go's "02 Jan 06 15:04 MST" with the zone abbreviation of UTC (two-digit year on purpose). */
 	snprintf(buf, len, "%02d %s %02d %02d:%02d UTC", tm.tm_mday, mon[tm.tm_mon % 12], tm.tm_year % 100,
-		 tm.tm_hour, tm.tm_min);
+	         tm.tm_hour, tm.tm_min);
 }
 
 bool tpd_parse_duration_ms(const char *s, int64_t *out_ms)

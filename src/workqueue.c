@@ -14,11 +14,11 @@
 
 struct entry {
 	char *key;
-	unsigned flags;         /* flags merged while queued or dirty */
-	bool queued;            /* in the ready FIFO */
+	unsigned flags; /* flags merged while queued or dirty */
+	bool queued;    /* in the ready FIFO */
 	bool processing;
-	bool dirty;             /* added while processing: re-queue on done */
-	unsigned delayed;       /* number of pending delayed adds */
+	bool dirty;       /* added while processing: re-queue on done */
+	unsigned delayed; /* number of pending delayed adds */
 	unsigned failures;
 	int64_t queued_at_ms;
 	int64_t started_ms;
@@ -36,10 +36,10 @@ struct tpd_workqueue {
 	bool shutdown;
 	int64_t base_ms, max_ms;
 
-	struct entry **table;   /* open addressing, tombstone-free: rebuilt on removal */
+	struct entry **table; /* open addressing, tombstone-free: rebuilt on removal */
 	size_t table_cap, table_len;
 
-	struct entry **fifo;    /* ring buffer */
+	struct entry **fifo; /* ring buffer */
 	size_t fifo_cap, fifo_head, fifo_len;
 
 	struct delayed *heap;
@@ -247,15 +247,17 @@ tpd_workqueue *tpd_workqueue_new(int64_t base_delay_ms, int64_t max_delay_ms, tp
 	pthread_condattr_destroy(&ca);
 	q->base_ms = base_delay_ms > 0 ? base_delay_ms : 50;
 	q->max_ms = max_delay_ms > 0 ? max_delay_ms : 5 * 60 * 1000;
-	q->m_depth = tpd_metrics_gauge(m, "teleport_pagerduty_workqueue_depth", "Keys waiting in the work queue.", NULL);
-	q->m_adds = tpd_metrics_counter(m, "teleport_pagerduty_workqueue_adds_total", "Keys added to the work queue.",
-					NULL);
+	q->m_depth = tpd_metrics_gauge(m, "teleport_pagerduty_workqueue_depth",
+	                               "Keys waiting in the work queue.", NULL);
+	q->m_adds = tpd_metrics_counter(m, "teleport_pagerduty_workqueue_adds_total",
+	                                "Keys added to the work queue.", NULL);
 	q->m_retries = tpd_metrics_counter(m, "teleport_pagerduty_workqueue_retries_total",
-					   "Keys re-queued after a failure.", NULL);
-	q->m_queue_dur = tpd_metrics_histogram(m, "teleport_pagerduty_workqueue_queue_duration_seconds",
-					       "Time a key waits in the queue before a worker takes it.", NULL, NULL, 0);
+	                                   "Keys re-queued after a failure.", NULL);
+	q->m_queue_dur =
+	    tpd_metrics_histogram(m, "teleport_pagerduty_workqueue_queue_duration_seconds",
+	                          "Time a key waits in the queue before a worker takes it.", NULL, NULL, 0);
 	q->m_work_dur = tpd_metrics_histogram(m, "teleport_pagerduty_workqueue_work_duration_seconds",
-					      "Time a worker spends on one key.", NULL, NULL, 0);
+	                                      "Time a worker spends on one key.", NULL, NULL, 0);
 	return q;
 }
 

@@ -25,19 +25,19 @@
 #include "tpd/err.h"
 #include "tpd/log.h"
 
-#define TPD_DEFAULT_CONFIG_PATH "/etc/teleport-pagerduty.toml"
-#define TPD_DEFAULT_PD_ENDPOINT "https://api.pagerduty.com"
-#define TPD_DEFAULT_NOTIFY_ANNOTATION "pagerduty_notify_service"
+#define TPD_DEFAULT_CONFIG_PATH         "/etc/teleport-pagerduty.toml"
+#define TPD_DEFAULT_PD_ENDPOINT         "https://api.pagerduty.com"
+#define TPD_DEFAULT_NOTIFY_ANNOTATION   "pagerduty_notify_service"
 #define TPD_DEFAULT_SERVICES_ANNOTATION "pagerduty_services"
-#define TPD_CONFIG_MAX_BYTES (1024 * 1024) /* larger config files are refused */
+#define TPD_CONFIG_MAX_BYTES            (1024 * 1024) /* larger config files are refused */
 
 typedef struct tpd_config {
-	char *path;                          /* the file that was loaded */
+	char *path; /* the file that was loaded */
 
 	struct {
-		char *addr;                  /* "" → localhost:3025 at connect time */
-		char *identity;              /* identity file path or "" */
-		char *client_key;            /* TLS triple, all or none */
+		char *addr;       /* "" → localhost:3025 at connect time */
+		char *identity;   /* identity file path or "" */
+		char *client_key; /* TLS triple, all or none */
 		char *client_crt;
 		char *root_cas;
 		bool refresh_identity;
@@ -45,28 +45,28 @@ typedef struct tpd_config {
 	} teleport;
 
 	struct {
-		char *api_key;               /* the key itself (read from file when the value starts with '/') */
-		char *api_key_file;          /* the file it came from, or NULL (never secret) */
+		char *api_key;      /* the key itself (read from file when the value starts with '/') */
+		char *api_key_file; /* the file it came from, or NULL (never secret) */
 		char *user_email;
-		char *api_endpoint;          /* default https://api.pagerduty.com */
+		char *api_endpoint;              /* default https://api.pagerduty.com */
 		char *notify_service_annotation; /* default pagerduty_notify_service */
-		char *services_annotation;   /* default pagerduty_services */
-		int rate_limit_per_minute;   /* default 900 */
-		int64_t cache_ttl_ms;        /* default 300000 */
-		int64_t connect_timeout_ms;  /* default 5000 */
-		int64_t request_timeout_ms;  /* default 10000 */
-		char *incident_urgency;      /* "" (service default), "high" or "low" */
-		char *incident_priority_id;  /* "" or a priority id */
+		char *services_annotation;       /* default pagerduty_services */
+		int rate_limit_per_minute;       /* default 900 */
+		int64_t cache_ttl_ms;            /* default 300000 */
+		int64_t connect_timeout_ms;      /* default 5000 */
+		int64_t request_timeout_ms;      /* default 10000 */
+		char *incident_urgency;          /* "" (service default), "high" or "low" */
+		char *incident_priority_id;      /* "" or a priority id */
 	} pagerduty;
 
 	struct {
-		char *output;                /* default "stderr" */
-		tpd_log_level severity;      /* default info */
-		tpd_log_format format;       /* default text */
+		char *output;           /* default "stderr" */
+		tpd_log_level severity; /* default info */
+		tpd_log_format format;  /* default text */
 	} log;
 
 	struct {
-		char *listen_addr;           /* default ":8081"; "" disables the status server */
+		char *listen_addr; /* default ":8081"; "" disables the status server */
 	} status;
 
 	struct {
@@ -76,12 +76,12 @@ typedef struct tpd_config {
 	} reconcile;
 
 	struct {
-		bool enabled;                /* default false */
-		char *lease_name;            /* default "teleport-plugin-pagerduty" */
-		char *lease_namespace;       /* default: from the service account, else "default" */
-		int64_t lease_duration_ms;   /* default 15000 */
-		int64_t renew_deadline_ms;   /* default 10000 */
-		int64_t retry_period_ms;     /* default 2000 */
+		bool enabled;              /* default false */
+		char *lease_name;          /* default "teleport-plugin-pagerduty" */
+		char *lease_namespace;     /* default: from the service account, else "default" */
+		int64_t lease_duration_ms; /* default 15000 */
+		int64_t renew_deadline_ms; /* default 10000 */
+		int64_t retry_period_ms;   /* default 2000 */
 	} leader;
 } tpd_config;
 
@@ -97,10 +97,10 @@ tpd_err tpd_config_load(const char *path, tpd_config **out, tpd_config_warn_cb w
 /* Same from a string (tests); name is used in messages; yaml selects the YAML reader. A .yaml or
  * .yml path (any case) selects it in tpd_config_load. */
 tpd_err tpd_config_load_string(const char *name, const char *text, bool yaml, tpd_config **out,
-			       tpd_config_warn_cb warn, void *ud, char *err);
+                               tpd_config_warn_cb warn, void *ud, char *err);
 /* Same from a buffer of len bytes (need not be NUL-terminated; embedded NULs are an error). */
 tpd_err tpd_config_load_mem(const char *name, const char *text, size_t len, bool yaml, tpd_config **out,
-			    tpd_config_warn_cb warn, void *ud, char *err);
+                            tpd_config_warn_cb warn, void *ud, char *err);
 /* Frees a loaded config (wiping the API key); NULL is a no-op. */
 void tpd_config_free(tpd_config *cfg);
 

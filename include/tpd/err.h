@@ -11,34 +11,34 @@
 #define TPD_ERRLEN 512
 
 /* X(name, text) */
-#define TPD_ERR_MAP(X)                                                                  \
-	X(OK, "ok")                                                                     \
-	X(NOMEM, "out of memory")                                                       \
-	X(INVAL, "invalid argument")                                                    \
-	X(CONFIG, "configuration error")                                                \
-	X(IO, "input/output error")                                                     \
-	X(PARSE, "malformed input")                                                     \
-	X(NOT_FOUND, "not found")                                                       \
-	X(EXISTS, "already exists")                                                     \
-	X(COMPARE_FAILED, "compare-and-swap failed")                                    \
-	X(ACCESS_DENIED, "access denied")                                               \
-	X(ALREADY_REVIEWED, "already reviewed")                                         \
-	X(UNAVAILABLE, "service unavailable")                                           \
-	X(TIMEOUT, "timed out")                                                         \
-	X(RATE_LIMITED, "rate limited")                                                 \
-	X(PROTOCOL, "protocol error")                                                   \
-	X(UNIMPLEMENTED, "not implemented by the server")                               \
-	X(EXPIRED, "credentials expired")                                               \
-	X(CANCELLED, "cancelled")                                                       \
-	X(TOO_LARGE, "too large")                                                       \
-	X(REMOTE, "remote error")                                                       \
+#define TPD_ERR_MAP(X)                                                                                       \
+	X(OK, "ok")                                                                                          \
+	X(NOMEM, "out of memory")                                                                            \
+	X(INVAL, "invalid argument")                                                                         \
+	X(CONFIG, "configuration error")                                                                     \
+	X(IO, "input/output error")                                                                          \
+	X(PARSE, "malformed input")                                                                          \
+	X(NOT_FOUND, "not found")                                                                            \
+	X(EXISTS, "already exists")                                                                          \
+	X(COMPARE_FAILED, "compare-and-swap failed")                                                         \
+	X(ACCESS_DENIED, "access denied")                                                                    \
+	X(ALREADY_REVIEWED, "already reviewed")                                                              \
+	X(UNAVAILABLE, "service unavailable")                                                                \
+	X(TIMEOUT, "timed out")                                                                              \
+	X(RATE_LIMITED, "rate limited")                                                                      \
+	X(PROTOCOL, "protocol error")                                                                        \
+	X(UNIMPLEMENTED, "not implemented by the server")                                                    \
+	X(EXPIRED, "credentials expired")                                                                    \
+	X(CANCELLED, "cancelled")                                                                            \
+	X(TOO_LARGE, "too large")                                                                            \
+	X(REMOTE, "remote error")                                                                            \
 	X(INTERNAL, "internal error")
 
 typedef enum {
 #define TPD_ERR_ENUM(name, text) TPD_ERR_##name,
 	TPD_ERR_MAP(TPD_ERR_ENUM)
 #undef TPD_ERR_ENUM
-	TPD_ERR__COUNT
+	    TPD_ERR__COUNT
 } tpd_err;
 
 /* Short human text for a code ("not found"). Never NULL. */

@@ -23,7 +23,7 @@ tpd_metric *tpd_metrics_gauge(tpd_metrics *m, const char *name, const char *help
 /* buckets: ascending upper bounds (without +Inf); NULL/0 → default latency buckets
  * (.005 .01 .025 .05 .1 .25 .5 1 2.5 5 10). */
 tpd_metric *tpd_metrics_histogram(tpd_metrics *m, const char *name, const char *help, const char *labels,
-				  const double *buckets, size_t n_buckets);
+                                  const double *buckets, size_t n_buckets);
 
 /* Counter/gauge: add v (counters reject v < 0). Then one const char * per label. */
 void tpd_metric_add(tpd_metric *f, double v, ...);

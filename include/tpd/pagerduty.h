@@ -38,23 +38,23 @@ typedef struct tpd_pd tpd_pd;
 
 /* One HTTP request as the client would send it. */
 typedef struct {
-	const char *method;            /* "GET", "POST", "PUT" */
-	const char *url;               /* absolute URL */
-	const char *const *headers;    /* "Name: value" lines */
+	const char *method;         /* "GET", "POST", "PUT" */
+	const char *url;            /* absolute URL */
+	const char *const *headers; /* "Name: value" lines */
 	size_t n_headers;
-	const char *body;              /* NULL for GET */
+	const char *body; /* NULL for GET */
 } tpd_pd_http_req;
 
 /* The answer, filled by the transport. body is initialised by the caller with a size cap. */
 typedef struct {
-	long status;                   /* HTTP status; 0 when no answer was received */
+	long status; /* HTTP status; 0 when no answer was received */
 	tpd_buf body;
-	int64_t rl_remaining;          /* ratelimit-remaining, -1 when absent */
-	int64_t rl_limit;              /* ratelimit-limit, -1 when absent */
-	int64_t rl_reset_s;            /* ratelimit-reset (seconds), -1 when absent */
-	int64_t retry_after_s;         /* Retry-After (seconds), -1 when absent */
-	bool permanent;                /* transport failure that retrying cannot fix (TLS verification) */
-	char transport_err[256];       /* what went wrong when the transport returned an error */
+	int64_t rl_remaining;    /* ratelimit-remaining, -1 when absent */
+	int64_t rl_limit;        /* ratelimit-limit, -1 when absent */
+	int64_t rl_reset_s;      /* ratelimit-reset (seconds), -1 when absent */
+	int64_t retry_after_s;   /* Retry-After (seconds), -1 when absent */
+	bool permanent;          /* transport failure that retrying cannot fix (TLS verification) */
+	char transport_err[256]; /* what went wrong when the transport returned an error */
 } tpd_pd_http_resp;
 
 /* Returns TPD_ERR_OK when any HTTP answer arrived (whatever its status); otherwise the transport
@@ -64,7 +64,7 @@ typedef tpd_err (*tpd_pd_transport_fn)(void *ud, const tpd_pd_http_req *req, tpd
 typedef struct {
 	tpd_pd_transport_fn transport; /* NULL → libcurl */
 	void *transport_ud;
-	int64_t (*now_ms)(void *ud);   /* NULL → tpd_now_ms */
+	int64_t (*now_ms)(void *ud);            /* NULL → tpd_now_ms */
 	void (*sleep_ms)(void *ud, int64_t ms); /* NULL → interruptible sleep */
 	void *clock_ud;
 } tpd_pd_hooks;
@@ -73,16 +73,16 @@ typedef struct {
 
 typedef struct {
 	const char *api_endpoint, *api_key, *user_email; /* copied; endpoint "" → api.pagerduty.com */
-	int rate_limit_per_minute;     /* token bucket shared by all threads, default 900 */
-	int64_t cache_ttl_ms;          /* service/user caches, default 300000; on-call ≤ 10 s */
-	int64_t connect_timeout_ms, request_timeout_ms; /* 5000 / 10000 */
-	int64_t max_retry_ms;          /* total retry budget per call, default 30000 */
+	int rate_limit_per_minute;                       /* token bucket shared by all threads, default 900 */
+	int64_t cache_ttl_ms; /* service/user caches, default 300000; on-call ≤ 10 s */
+	int64_t connect_timeout_ms, request_timeout_ms;      /* 5000 / 10000 */
+	int64_t max_retry_ms;                                /* total retry budget per call, default 30000 */
 	const char *incident_urgency, *incident_priority_id; /* optional, "" = omit */
-	const char *ca_file;           /* optional CA bundle override; else system store + SSL_CERT_FILE/DIR */
+	const char *ca_file; /* optional CA bundle override; else system store + SSL_CERT_FILE/DIR */
 	const char *user_agent_version; /* e.g. TPD_VERSION */
-	tpd_logger *log;               /* may be NULL */
-	tpd_metrics *metrics;          /* may be NULL */
-	const tpd_pd_hooks *hooks;     /* NULL in production; copied */
+	tpd_logger *log;                /* may be NULL */
+	tpd_metrics *metrics;           /* may be NULL */
+	const tpd_pd_hooks *hooks;      /* NULL in production; copied */
 } tpd_pd_opts;
 
 /* Creates a client (no network traffic). Validates the options (endpoint scheme, key present and
@@ -116,7 +116,7 @@ tpd_err tpd_pd_find_user(tpd_pd *pd, const char *email, tpd_pd_user *out, char *
 /* For each policy id, on_call[i] = whether user_id is on call in it now (GET /oncalls, paged;
  * answers cached at most 10 s). */
 tpd_err tpd_pd_oncall(tpd_pd *pd, const char *user_id, const char *const *policy_ids, size_t n, bool *on_call,
-		      char *err);
+                      char *err);
 
 typedef struct {
 	const char *title, *service_id, *incident_key, *details;
@@ -125,11 +125,11 @@ typedef struct {
  * key, or after an ambiguous failure, the existing incident is looked up and adopted
  * (*adopted = true). *incident_id is allocated (caller frees). adopted may be NULL. */
 tpd_err tpd_pd_create_incident(tpd_pd *pd, const tpd_pd_incident_spec *s, char **incident_id, bool *adopted,
-			       char *err);
+                               char *err);
 /* GET /incidents?incident_key=: the incident with that key, preferring an open one. Both outputs
  * are allocated (caller frees); status may be NULL. TPD_ERR_NOT_FOUND when there is none. */
 tpd_err tpd_pd_find_incident_by_key(tpd_pd *pd, const char *incident_key, char **incident_id, char **status,
-				    char *err);
+                                    char *err);
 /* POST /incidents/{id}/notes. */
 tpd_err tpd_pd_add_note(tpd_pd *pd, const char *incident_id, const char *content, char *err);
 /* PUT /incidents/{id} status=resolved. Already resolved = OK. */
@@ -138,7 +138,7 @@ tpd_err tpd_pd_resolve_incident(tpd_pd *pd, const char *incident_id, char *err);
 /* Calls cb for every open (triggered/acknowledged) incident whose incident_key starts with prefix. */
 typedef void (*tpd_pd_incident_cb)(void *ud, const char *incident_id, const char *incident_key);
 tpd_err tpd_pd_list_open_incidents(tpd_pd *pd, const char *key_prefix, tpd_pd_incident_cb cb, void *ud,
-				   char *err);
+                                   char *err);
 
 /* ---- building blocks, exported for the unit tests (pd_wire.c) -------------------------------- */
 
@@ -167,6 +167,6 @@ bool tpd_pd_status_retryable(long status);
 /* Delay before the next attempt: decorrelated jitter from prev (0 = first retry) between base and
  * cap, raised to `ratelimit-reset`/`Retry-After` (seconds, -1 = absent) on a 429. */
 int64_t tpd_pd_retry_delay_ms(long status, int64_t rl_reset_s, int64_t retry_after_s, int64_t base_ms,
-			      int64_t cap_ms, int64_t prev_ms);
+                              int64_t cap_ms, int64_t prev_ms);
 
 #endif

@@ -41,12 +41,12 @@ typedef struct {
 	const char *why;
 	/* CREATE_INCIDENT: the notify service name (points into the request). */
 	const char *service_name;
-	bool write_intent;         /* CREATE_INCIDENT: no plugin data stored yet */
+	bool write_intent; /* CREATE_INCIDENT: no plugin data stored yet */
 	/* POST_REVIEW_NOTES: review index range. */
 	size_t from, to;
 	/* RESOLVE / ADOPT_BY_KEY: the tag (approved, denied, promoted, expired) and reason. */
 	const char *tag;
-	const char *reason;        /* points into the request or plugin data; "" when none */
+	const char *reason; /* points into the request or plugin data; "" when none */
 	bool recover;
 	/* AUTO_APPROVE: sorted, de-duplicated service names (owned; free with tpd_action_clear). */
 	char **services;
@@ -54,13 +54,13 @@ typedef struct {
 } tpd_action;
 
 typedef struct {
-	const char *notify_annotation;    /* default pagerduty_notify_service */
-	const char *services_annotation;  /* default pagerduty_services */
+	const char *notify_annotation;   /* default pagerduty_notify_service */
+	const char *services_annotation; /* default pagerduty_services */
 } tpd_reconcile_opts;
 
 typedef struct {
-	const tpd_access_request *request;   /* NULL: the request was deleted (expired) */
-	const tpd_plugin_data *pd;           /* NULL: no plugin data stored */
+	const tpd_access_request *request; /* NULL: the request was deleted (expired) */
+	const tpd_plugin_data *pd;         /* NULL: no plugin data stored */
 	/* The caller wants the auto-approval tried in this pass (an event or the first listing
 	 * showed the request, and approval was not tried yet since). */
 	bool try_approval;
@@ -91,7 +91,8 @@ char *tpd_review_note(const tpd_review *v);
 /* "Access request has been <tag>\n[Reason: <r>]" */
 char *tpd_resolution_note(const char *tag, const char *reason);
 /* "Access requested by user <name> (<email>) who is on call in service(s) <a,b>" */
-char *tpd_approval_reason(const char *user_name, const char *user_email, const char *const *services, size_t n);
+char *tpd_approval_reason(const char *user_name, const char *user_email, const char *const *services,
+                          size_t n);
 
 /* Plugin data that records the request (user, roles, created, reason), upstream's encoding. */
 void tpd_plugin_data_from_request(tpd_plugin_data *pd, const tpd_access_request *r);

@@ -53,7 +53,7 @@ tpd_err tpd_status_parse_addr(const char *listen_addr, char *host, size_t host_l
 tpd_err tpd_status_new(const char *listen_addr, tpd_metrics *m, tpd_logger *lg, tpd_status **out, char *err);
 /* Like tpd_status_new with explicit limits (tests, tuning). */
 tpd_err tpd_status_new_with_limits(const char *listen_addr, const tpd_status_limits *limits, tpd_metrics *m,
-				   tpd_logger *lg, tpd_status **out, char *err);
+                                   tpd_logger *lg, tpd_status **out, char *err);
 /* Adds a check (name copied; readiness false = liveness). Thread-safe; also after start. */
 void tpd_status_add_check(tpd_status *s, const char *name, bool readiness, tpd_status_check_fn fn, void *ud);
 /* Starts serving on the server's own thread. */

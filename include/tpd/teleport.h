@@ -37,10 +37,11 @@ typedef struct tpd_teleport tpd_teleport;
 
 /* How to reach the Auth Service (teleport-wire.md §3.2-3.4). */
 typedef enum {
-	TPD_TELEPORT_PATH_AUTO = 0, /* by address: ports 443/3080 and teleport.sh hosts → Proxy TLS routing, else direct */
-	TPD_TELEPORT_PATH_DIRECT,   /* gRPC's own mTLS straight to Auth (ALPN h2) */
-	TPD_TELEPORT_PATH_ROUTING,  /* our OpenSSL TLS with ALPN teleport-auth@<hex(cluster)>..., h2,
-				       through a Proxy in TLS-routing mode (src/tlsdial.c) */
+	TPD_TELEPORT_PATH_AUTO =
+	    0, /* by address: ports 443/3080 and teleport.sh hosts → Proxy TLS routing, else direct */
+	TPD_TELEPORT_PATH_DIRECT,  /* gRPC's own mTLS straight to Auth (ALPN h2) */
+	TPD_TELEPORT_PATH_ROUTING, /* our OpenSSL TLS with ALPN teleport-auth@<hex(cluster)>..., h2,
+	                              through a Proxy in TLS-routing mode (src/tlsdial.c) */
 } tpd_teleport_path;
 
 typedef struct {
@@ -49,7 +50,7 @@ typedef struct {
 	int64_t call_timeout_ms;                 /* per unary call; <= 0 → 10000 */
 	int64_t watch_init_timeout_ms;           /* INIT must arrive within; <= 0 → 15000 */
 	const char *review_author;               /* Author of submitted reviews; NULL/"" → the
-						    server fills in the caller's user name */
+	                                            server fills in the caller's user name */
 	tpd_teleport_path path;                  /* default AUTO */
 	const char *cluster_name;                /* for the routing ALPN; NULL → from the cert */
 	tpd_logger *log;                         /* may be NULL */
@@ -63,7 +64,7 @@ void tpd_teleport_free(tpd_teleport *t);
 /* Swaps credentials (identity rotation): new calls and the next watch use a new channel; calls in
  * flight finish on the old one. The PEMs are validated first; on error nothing changes. */
 tpd_err tpd_teleport_set_credentials(tpd_teleport *t, const char *key_pem, const char *cert_pem,
-				     const char *ca_pem, char *err);
+                                     const char *ca_pem, char *err);
 /* The target address in use ("localhost:3025" when none was given). */
 const char *tpd_teleport_addr(const tpd_teleport *t);
 /* The connection path in use: "direct" or "tls-routing" (for logs and `check`). */
@@ -88,18 +89,16 @@ tpd_err tpd_teleport_list_requests(tpd_teleport *t, tpd_request_cb cb, void *ud,
 /* Reads the "pagerduty" plugin data of a request into out (initialised by the call);
  * TPD_ERR_NOT_FOUND when there is none. */
 tpd_err tpd_teleport_get_plugin_data(tpd_teleport *t, const char *request_id, tpd_plugin_data *out,
-				     char *err);
+                                     char *err);
 /* Compare-and-swap write of every plugin-data key (upstream's 9 plus pd_resolved). expect == NULL
  * means "nothing stored yet" (Expect = all keys empty, as upstream; a missing key counts as "").
  * TPD_ERR_COMPARE_FAILED on mismatch, TPD_ERR_NOT_FOUND if the request is gone. */
-tpd_err tpd_teleport_update_plugin_data(tpd_teleport *t, const char *request_id,
-					const tpd_plugin_data *set, const tpd_plugin_data *expect,
-					char *err);
+tpd_err tpd_teleport_update_plugin_data(tpd_teleport *t, const char *request_id, const tpd_plugin_data *set,
+                                        const tpd_plugin_data *expect, char *err);
 
 /* Submits an APPROVED review with the given reason. TPD_ERR_ALREADY_REVIEWED when the server says
  * this author has already reviewed the request (callers treat that as success). */
-tpd_err tpd_teleport_submit_review(tpd_teleport *t, const char *request_id, const char *reason,
-				   char *err);
+tpd_err tpd_teleport_submit_review(tpd_teleport *t, const char *request_id, const char *reason, char *err);
 
 typedef enum { TPD_EV_INIT, TPD_EV_PUT, TPD_EV_DELETE } tpd_event_op;
 typedef struct {
@@ -143,21 +142,21 @@ tpd_err tpd_teleport_decode_request(const uint8_t *buf, size_t len, tpd_access_r
 /* Decodes a proto.ListAccessRequestsResponse, calling cb for each request until it returns
  * non-zero (then *stopped = true); *next_key gets the page key (caller frees, "" at the end). */
 tpd_err tpd_teleport_decode_request_list(const uint8_t *buf, size_t len, tpd_request_cb cb, void *ud,
-					bool *stopped, char **next_key, char *err);
+                                         bool *stopped, char **next_key, char *err);
 /* Decodes a proto.Event. *op gets the operation; for PUT of an access request, req is filled and
  * *has_request set; for DELETE of an access request, *deleted_id is set (caller frees). Events of
  * other kinds or unknown oneof members leave both unset (the caller ignores them). */
 tpd_err tpd_teleport_decode_event(const uint8_t *buf, size_t len, tpd_event_op *op, tpd_access_request *req,
-				  bool *has_request, char **deleted_id, char *err);
+                                  bool *has_request, char **deleted_id, char *err);
 /* Decodes a proto.PluginDataSeq and extracts the "pagerduty" entry; TPD_ERR_NOT_FOUND if absent. */
 tpd_err tpd_teleport_decode_plugin_data(const uint8_t *buf, size_t len, tpd_plugin_data *out, char *err);
 /* Encodes a types.PluginDataUpdateParams (kind access_request, plugin pagerduty, every key in
  * Set and Expect; "" in Set deletes the key server-side). Returns a malloc'ed buffer in *out / *out_len. */
 tpd_err tpd_teleport_encode_plugin_update(const char *request_id, const tpd_plugin_data *set,
-					  const tpd_plugin_data *expect, uint8_t **out, size_t *out_len,
-					  char *err);
+                                          const tpd_plugin_data *expect, uint8_t **out, size_t *out_len,
+                                          char *err);
 /* Encodes a types.AccessReviewSubmission proposing APPROVED (created_unix 0 → field omitted). */
 tpd_err tpd_teleport_encode_review(const char *request_id, const char *author, const char *reason,
-				   int64_t created_unix, uint8_t **out, size_t *out_len, char *err);
+                                   int64_t created_unix, uint8_t **out, size_t *out_len, char *err);
 
 #endif

@@ -25,9 +25,9 @@
 
 #include "tpd/err.h"
 
-#define TPD_TOML_MAX_DEPTH 32      /* nesting of tables and arrays */
+#define TPD_TOML_MAX_DEPTH   32    /* nesting of tables and arrays */
 #define TPD_TOML_MAX_ENTRIES 4096  /* keys in one table */
-#define TPD_TOML_MAX_ITEMS 65536   /* elements in one array */
+#define TPD_TOML_MAX_ITEMS   65536 /* elements in one array */
 
 typedef enum {
 	TPD_TOML_TABLE = 0,

@@ -32,25 +32,25 @@ typedef struct {
 typedef struct {
 	char *author;
 	tpd_request_state proposed_state;
-	int64_t created;   /* unix seconds; 0 when unset */
+	int64_t created; /* unix seconds; 0 when unset */
 	char *reason;
 } tpd_review;
 
 typedef struct {
-	char *id;                 /* metadata.name (a UUID) */
+	char *id; /* metadata.name (a UUID) */
 	char *user;
 	char **roles;
 	size_t n_roles;
 	tpd_request_state state;
-	int64_t created;          /* unix seconds; 0 when unset (Go zero time) */
-	int64_t expires;          /* unix seconds; 0 when unset */
+	int64_t created; /* unix seconds; 0 when unset (Go zero time) */
+	int64_t expires; /* unix seconds; 0 when unset */
 	char *request_reason;
 	char *resolve_reason;
-	tpd_annotation *annotations;  /* system annotations */
+	tpd_annotation *annotations; /* system annotations */
 	size_t n_annotations;
 	tpd_review *reviews;
 	size_t n_reviews;
-	char *revision;           /* metadata.revision, may be NULL */
+	char *revision; /* metadata.revision, may be NULL */
 } tpd_access_request;
 
 void tpd_access_request_clear(tpd_access_request *r);
@@ -62,10 +62,10 @@ const tpd_annotation *tpd_access_request_annotation(const tpd_access_request *r,
 
 /* Building helpers (copy their arguments), used by the Teleport client and by tests. */
 void tpd_access_request_add_role(tpd_access_request *r, const char *role);
-void tpd_access_request_add_annotation(tpd_access_request *r, const char *key,
-				       const char *const *values, size_t n);
-void tpd_access_request_add_review(tpd_access_request *r, const char *author,
-				   tpd_request_state proposed, int64_t created, const char *reason);
+void tpd_access_request_add_annotation(tpd_access_request *r, const char *key, const char *const *values,
+                                       size_t n);
+void tpd_access_request_add_review(tpd_access_request *r, const char *author, tpd_request_state proposed,
+                                   int64_t created, const char *reason);
 
 /* Plugin data stored on an access request under plugin name "pagerduty": upstream's 9 string
  * keys, so a cluster can switch between the upstream plugin and this one, plus one key of ours,
@@ -77,24 +77,24 @@ typedef struct {
 	char *incident_id;
 	char *service_id;
 	char *user;
-	char *roles;           /* joined by "," */
-	char *created;         /* decimal unix seconds, "" if zero */
+	char *roles;   /* joined by "," */
+	char *created; /* decimal unix seconds, "" if zero */
 	char *request_reason;
-	char *reviews_count;   /* decimal, "" when 0 */
-	char *resolution;      /* "", approved, denied, expired, promoted */
+	char *reviews_count; /* decimal, "" when 0 */
+	char *resolution;    /* "", approved, denied, expired, promoted */
 	char *resolve_reason;
-	char *pd_resolved;     /* ours: "true" once the incident is resolved in PagerDuty */
+	char *pd_resolved; /* ours: "true" once the incident is resolved in PagerDuty */
 } tpd_plugin_data;
 
 #define TPD_PLUGIN_DATA_NKEYS 10
 /* The keys, in a fixed order: upstream's 9, then pd_resolved. */
 extern const char *const tpd_plugin_data_keys[TPD_PLUGIN_DATA_NKEYS];
 
-void tpd_plugin_data_init(tpd_plugin_data *pd);     /* all "" */
-void tpd_plugin_data_clear(tpd_plugin_data *pd);    /* frees, leaves it zeroed (NULLs) */
+void tpd_plugin_data_init(tpd_plugin_data *pd);  /* all "" */
+void tpd_plugin_data_clear(tpd_plugin_data *pd); /* frees, leaves it zeroed (NULLs) */
 void tpd_plugin_data_copy(tpd_plugin_data *dst, const tpd_plugin_data *src); /* dst initialised */
 bool tpd_plugin_data_equal(const tpd_plugin_data *a, const tpd_plugin_data *b);
-bool tpd_plugin_data_is_empty(const tpd_plugin_data *pd);  /* every key "" */
+bool tpd_plugin_data_is_empty(const tpd_plugin_data *pd); /* every key "" */
 /* Field by key name (one of tpd_plugin_data_keys); NULL for an unknown key. */
 char **tpd_plugin_data_field(tpd_plugin_data *pd, const char *key);
 const char *tpd_plugin_data_get(const tpd_plugin_data *pd, const char *key);

@@ -15,7 +15,7 @@ void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *p, size_t n);
 /* Overflow-checked n*size reallocation. */
 void *xreallocarray(void *p, size_t n, size_t size);
-char *xstrdup(const char *s);                /* NULL in, NULL out */
+char *xstrdup(const char *s); /* NULL in, NULL out */
 char *xstrndup(const char *s, size_t n);
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 #define tpd_new(T) ((T *)xcalloc(1, sizeof(T)))
@@ -39,9 +39,9 @@ void tpd_buf_free(tpd_buf *b);
 char *tpd_buf_steal(tpd_buf *b);
 
 /* Strings. */
-bool tpd_streq(const char *a, const char *b);          /* NULL-safe */
-bool tpd_strcaseeq(const char *a, const char *b);      /* NULL-safe, ASCII case-insensitive */
-bool tpd_str_empty(const char *s);                     /* NULL or "" */
+bool tpd_streq(const char *a, const char *b);     /* NULL-safe */
+bool tpd_strcaseeq(const char *a, const char *b); /* NULL-safe, ASCII case-insensitive */
+bool tpd_str_empty(const char *s);                /* NULL or "" */
 bool tpd_str_startswith(const char *s, const char *prefix);
 bool tpd_str_endswith(const char *s, const char *suffix);
 /* Trims ASCII whitespace in place; returns s. */
@@ -51,8 +51,8 @@ char *tpd_str_trim(char *s);
 int tpd_read_file(const char *path, size_t max, char **out, size_t *len, char *err);
 
 /* Clocks. */
-int64_t tpd_now_ms(void);          /* CLOCK_MONOTONIC in milliseconds */
-int64_t tpd_wall_ms(void);         /* CLOCK_REALTIME in milliseconds */
+int64_t tpd_now_ms(void);  /* CLOCK_MONOTONIC in milliseconds */
+int64_t tpd_wall_ms(void); /* CLOCK_REALTIME in milliseconds */
 /* RFC 3339 UTC with milliseconds, e.g. 2026-11-29T08:41:54.123Z. buf >= 32 bytes. */
 void tpd_format_rfc3339(int64_t wall_ms, char *buf, size_t len);
 /* Go's time.RFC822 in UTC: "02 Jan 06 15:04 UTC". buf >= 32 bytes. */

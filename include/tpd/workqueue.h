@@ -19,9 +19,9 @@
 typedef struct tpd_workqueue tpd_workqueue;
 
 /* Flags travel with a key and are OR-merged when a key is added again before it is taken. */
-#define TPD_WQ_EVENT 0x1u     /* a watch event or the first listing showed this key */
-#define TPD_WQ_RESYNC 0x2u    /* periodic resync */
-#define TPD_WQ_ORPHAN 0x4u    /* an open incident exists for a request the cache does not know */
+#define TPD_WQ_EVENT  0x1u /* a watch event or the first listing showed this key */
+#define TPD_WQ_RESYNC 0x2u /* periodic resync */
+#define TPD_WQ_ORPHAN 0x4u /* an open incident exists for a request the cache does not know */
 
 tpd_workqueue *tpd_workqueue_new(int64_t base_delay_ms, int64_t max_delay_ms, tpd_metrics *m);
 void tpd_workqueue_free(tpd_workqueue *q);

@@ -40,8 +40,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: %s ENDPOINT API_KEY FROM_EMAIL SERVICE_NAME USER_EMAIL\n", argv[0]);
 		return 2;
 	}
-	tpd_pd_opts o = {.api_endpoint = argv[1], .api_key = argv[2], .user_email = argv[3],
-			 .user_agent_version = "conformance", .max_retry_ms = 2000, .incident_urgency = "high"};
+	tpd_pd_opts o = {.api_endpoint = argv[1],
+	                 .api_key = argv[2],
+	                 .user_email = argv[3],
+	                 .user_agent_version = "conformance",
+	                 .max_retry_ms = 2000,
+	                 .incident_urgency = "high"};
 	if (tpd_pd_new(&o, &pd, err) != TPD_ERR_OK) {
 		fprintf(stderr, "tpd_pd_new: %s\n", err);
 		return 1;
@@ -56,37 +60,43 @@ int main(int argc, char **argv)
 			printf("oncall: expected the user to be on call\n");
 			failures++;
 		}
-		tpd_pd_incident_spec s = {.title = "Access request from alice@example.com",
-					  .service_id = svc.id,
-					  .incident_key = TPD_PD_INCIDENT_KEY_PREFIX "conformance-1",
-					  .details = "alice@example.com requested permissions for roles editor on Teleport "
-						     "at 01 Jan 26 00:00 UTC.\nReason: testing\n\n"};
+		tpd_pd_incident_spec s = {
+		    .title = "Access request from alice@example.com",
+		    .service_id = svc.id,
+		    .incident_key = TPD_PD_INCIDENT_KEY_PREFIX "conformance-1",
+		    .details = "alice@example.com requested permissions for roles editor on Teleport "
+		               "at 01 Jan 26 00:00 UTC.\nReason: testing\n\n"};
 		check("create_incident", tpd_pd_create_incident(pd, &s, &id, &adopted, err), TPD_ERR_OK, err);
-		check("create_incident (again)", tpd_pd_create_incident(pd, &s, &id2, &adopted, err), TPD_ERR_OK, err);
+		check("create_incident (again)", tpd_pd_create_incident(pd, &s, &id2, &adopted, err),
+		      TPD_ERR_OK, err);
 		if (!adopted || !id || !id2 || strcmp(id, id2) != 0) {
 			printf("create_incident (again): expected adoption of the same incident\n");
 			failures++;
 		}
 		free(id2);
 		id2 = NULL;
-		check("find_incident_by_key", tpd_pd_find_incident_by_key(pd, s.incident_key, &id2, &status, err),
-		      TPD_ERR_OK, err);
+		check("find_incident_by_key",
+		      tpd_pd_find_incident_by_key(pd, s.incident_key, &id2, &status, err), TPD_ERR_OK, err);
 		if (id) {
-			check("add_note", tpd_pd_add_note(pd, id, "bob reviewed the request.\nResolution: APPROVED.\n", err),
+			check("add_note",
+			      tpd_pd_add_note(pd, id, "bob reviewed the request.\nResolution: APPROVED.\n",
+			                      err),
 			      TPD_ERR_OK, err);
 			check("list_open_incidents",
-			      tpd_pd_list_open_incidents(pd, TPD_PD_INCIDENT_KEY_PREFIX, count, &open, err), TPD_ERR_OK,
-			      err);
+			      tpd_pd_list_open_incidents(pd, TPD_PD_INCIDENT_KEY_PREFIX, count, &open, err),
+			      TPD_ERR_OK, err);
 			if (open != 1) {
 				printf("list_open_incidents: expected 1 open incident, got %d\n", open);
 				failures++;
 			}
 			check("resolve_incident", tpd_pd_resolve_incident(pd, id, err), TPD_ERR_OK, err);
-			check("resolve_incident (again)", tpd_pd_resolve_incident(pd, id, err), TPD_ERR_OK, err);
+			check("resolve_incident (again)", tpd_pd_resolve_incident(pd, id, err), TPD_ERR_OK,
+			      err);
 		}
 	}
 	tpd_pd_service_clear(&svc);
-	check("find_service (missing)", tpd_pd_find_service(pd, "no such service", &svc, err), TPD_ERR_NOT_FOUND, err);
+	check("find_service (missing)", tpd_pd_find_service(pd, "no such service", &svc, err),
+	      TPD_ERR_NOT_FOUND, err);
 	tpd_pd_service_clear(&svc);
 	tpd_pd_user_clear(&user);
 	free(id);

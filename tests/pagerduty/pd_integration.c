@@ -25,7 +25,7 @@
 #include "tpd/log.h"
 #include "tpd/pagerduty.h"
 
-#define KEY "it-SECRET-key-0123456789"
+#define KEY    "it-SECRET-key-0123456789"
 #define RO_KEY "it-READONLY-key-987654"
 
 typedef struct {
@@ -53,8 +53,8 @@ static void start_fake(fake *f)
 		dup2(p[1], 1);
 		close(p[0]);
 		close(p[1]);
-		execl("/usr/bin/python3", "python3", script, "--port", "0", "--cert-dir", f->dir, "--api-key", KEY,
-		      "--read-only-key", RO_KEY, (char *)NULL);
+		execl("/usr/bin/python3", "python3", script, "--port", "0", "--cert-dir", f->dir, "--api-key",
+		      KEY, "--read-only-key", RO_KEY, (char *)NULL);
 		_exit(127);
 	}
 	close(p[1]);
@@ -159,9 +159,14 @@ static size_t ctl_count(const char *path)
 
 static tpd_pd *client(tpd_logger *lg, int64_t timeout_ms, int64_t budget_ms, const char *ca, const char *key)
 {
-	tpd_pd_opts o = {.api_endpoint = F.url, .api_key = key ? key : KEY, .user_email = "bot@example.com",
-			 .ca_file = ca ? ca : F.ca, .log = lg, .request_timeout_ms = timeout_ms,
-			 .max_retry_ms = budget_ms, .user_agent_version = "it"};
+	tpd_pd_opts o = {.api_endpoint = F.url,
+	                 .api_key = key ? key : KEY,
+	                 .user_email = "bot@example.com",
+	                 .ca_file = ca ? ca : F.ca,
+	                 .log = lg,
+	                 .request_timeout_ms = timeout_ms,
+	                 .max_retry_ms = budget_ms,
+	                 .user_agent_version = "it"};
 	tpd_pd *pd = NULL;
 	char err[TPD_ERRLEN];
 
@@ -192,8 +197,9 @@ static int group_teardown(void **state)
 static void test_every_call(void **state)
 {
 	(void)state;
-	char body[256], err[TPD_ERRLEN], *ep = ctl_id("/escalation_policies", "{\"name\":\"Team on-call\"}"),
-						  *ep2 = ctl_id("/escalation_policies", "{\"name\":\"Other on-call\"}");
+	char body[256], err[TPD_ERRLEN],
+	    *ep = ctl_id("/escalation_policies", "{\"name\":\"Team on-call\"}"),
+	    *ep2 = ctl_id("/escalation_policies", "{\"name\":\"Other on-call\"}");
 	/* 130 services match "team svc" so the wanted one (sorted last) is on page 2. */
 	for (int i = 0; i < 130; i++) {
 		snprintf(body, sizeof(body), "{\"name\":\"Team Svc %03d\"}", i);
@@ -228,8 +234,10 @@ static void test_every_call(void **state)
 	assert_false(on[0]);
 	assert_true(on[1]);
 
-	tpd_pd_incident_spec spec = {.title = "Access request from alice", .service_id = svc_id,
-				     .incident_key = "teleport-access-request/every-call", .details = "details\n"};
+	tpd_pd_incident_spec spec = {.title = "Access request from alice",
+	                             .service_id = svc_id,
+	                             .incident_key = "teleport-access-request/every-call",
+	                             .details = "details\n"};
 	char *iid = NULL, *iid2 = NULL, *status = NULL;
 	bool adopted = true;
 	assert_int_equal(tpd_pd_create_incident(pd, &spec, &iid, &adopted, err), TPD_ERR_OK);
@@ -296,18 +304,23 @@ static void test_list_open_incidents_paged(void **state)
 	ctl_do("POST", "/reset", "{}");
 	for (int i = 0; i < 120; i++) {
 		snprintf(body, sizeof(body),
-			 "{\"service_id\":\"%s\",\"title\":\"t\",\"incident_key\":\"teleport-access-request/o%d\"}", svc, i);
+		         "{\"service_id\":\"%s\",\"title\":\"t\",\"incident_key\":\"teleport-access-request/"
+		         "o%d\"}",
+		         svc, i);
 		free(ctl_id("/incidents", body));
 	}
-	snprintf(body, sizeof(body), "{\"service_id\":\"%s\",\"title\":\"x\",\"incident_key\":\"other/1\"}", svc);
+	snprintf(body, sizeof(body), "{\"service_id\":\"%s\",\"title\":\"x\",\"incident_key\":\"other/1\"}",
+	         svc);
 	free(ctl_id("/incidents", body));
 	snprintf(body, sizeof(body),
-		 "{\"service_id\":\"%s\",\"title\":\"x\",\"incident_key\":\"teleport-access-request/r\",\"status\":\"resolved\"}",
-		 svc);
+	         "{\"service_id\":\"%s\",\"title\":\"x\",\"incident_key\":\"teleport-access-request/"
+	         "r\",\"status\":\"resolved\"}",
+	         svc);
 	free(ctl_id("/incidents", body));
 	tpd_pd *pd = client(NULL, 0, 0, NULL, NULL);
 	collected *c = calloc(1, sizeof(*c));
-	assert_int_equal(tpd_pd_list_open_incidents(pd, TPD_PD_INCIDENT_KEY_PREFIX, collect, c, err), TPD_ERR_OK);
+	assert_int_equal(tpd_pd_list_open_incidents(pd, TPD_PD_INCIDENT_KEY_PREFIX, collect, c, err),
+	                 TPD_ERR_OK);
 	assert_int_equal(c->n, 120);
 	free(c);
 	free(svc);
@@ -326,7 +339,8 @@ static void *create_worker(void *p)
 {
 	worker *w = p;
 	char key[64], err[TPD_ERRLEN], *id = NULL;
-	tpd_pd_incident_spec s = {.title = "storm", .service_id = w->svc, .incident_key = key, .details = "d"};
+	tpd_pd_incident_spec s = {
+	    .title = "storm", .service_id = w->svc, .incident_key = key, .details = "d"};
 
 	snprintf(key, sizeof(key), "teleport-access-request/storm-%d", w->idx);
 	w->rc = tpd_pd_create_incident(w->pd, &s, &id, NULL, err);
@@ -364,7 +378,8 @@ static void assert_no_duplicates(int n)
 		json_object *k;
 		json_object_object_get_ex(json_object_array_get_idx(all, i), "incident_key", &k);
 		int idx;
-		if (k && sscanf(json_object_get_string(k), "teleport-access-request/storm-%d", &idx) == 1 && idx < 16)
+		if (k && sscanf(json_object_get_string(k), "teleport-access-request/storm-%d", &idx) == 1 &&
+		    idx < 16)
 			per[idx]++;
 	}
 	for (int i = 0; i < n; i++)
@@ -379,7 +394,8 @@ static void test_429_storm_no_duplicates(void **state)
 
 	ctl_do("POST", "/reset", "{}");
 	/* 24 rate-limited answers with a 1 s reset across 8 concurrent creates. */
-	ctl_do("POST", "/inject", "{\"kind\":\"status\",\"status\":429,\"count\":24,\"reset\":1,\"method\":\"POST\"}");
+	ctl_do("POST", "/inject",
+	       "{\"kind\":\"status\",\"status\":429,\"count\":24,\"reset\":1,\"method\":\"POST\"}");
 	run_storm(svc, 8);
 	assert_no_duplicates(8);
 	/* Every 429 was answered and retried. */
@@ -403,7 +419,8 @@ static void test_dropped_creates_no_duplicates(void **state)
 	ctl_do("POST", "/reset", "{}");
 	/* PagerDuty creates the incident, then the connection dies before the answer: ambiguous. */
 	ctl_do("POST", "/inject", "{\"kind\":\"drop\",\"count\":4,\"method\":\"POST\",\"process\":true}");
-	ctl_do("POST", "/inject", "{\"kind\":\"malformed\",\"count\":2,\"method\":\"POST\",\"process\":true}");
+	ctl_do("POST", "/inject",
+	       "{\"kind\":\"malformed\",\"count\":2,\"method\":\"POST\",\"process\":true}");
 	run_storm(svc, 8);
 	assert_no_duplicates(8);
 	free(svc);
@@ -423,7 +440,8 @@ static void test_5xx_retried(void **state)
 	/* A 5xx storm longer than the budget ends in UNAVAILABLE. */
 	tpd_pd_free(pd);
 	pd = client(NULL, 0, 1500, NULL, NULL);
-	ctl_do("POST", "/inject", "{\"kind\":\"status\",\"status\":500,\"count\":100,\"path\":\"/abilities\"}");
+	ctl_do("POST", "/inject",
+	       "{\"kind\":\"status\",\"status\":500,\"count\":100,\"path\":\"/abilities\"}");
 	assert_int_equal(tpd_pd_health(pd, err), TPD_ERR_UNAVAILABLE);
 	assert_non_null(strstr(err, "HTTP 500"));
 	ctl_do("DELETE", "/inject", NULL);
@@ -471,9 +489,9 @@ static void test_tls_trust(void **state)
 	/* Another test CA is wrong too. */
 	snprintf(other, sizeof(other), "%s/other", F.dir);
 	snprintf(cmd, sizeof(cmd),
-		 "/usr/bin/python3 -c 'import sys; sys.path.insert(0, \"%s/tests/fakes\"); "
-		 "from fake_pagerduty import make_test_pki; make_test_pki(\"%s\", cn=\"other CA\")'",
-		 getenv("TPD_SOURCE_DIR"), other);
+	         "/usr/bin/python3 -c 'import sys; sys.path.insert(0, \"%s/tests/fakes\"); "
+	         "from fake_pagerduty import make_test_pki; make_test_pki(\"%s\", cn=\"other CA\")'",
+	         getenv("TPD_SOURCE_DIR"), other);
 	assert_int_equal(system(cmd), 0);
 	snprintf(other, sizeof(other), "%s/other/ca.pem", F.dir);
 	pd = client(NULL, 0, 0, other, NULL);
@@ -511,8 +529,8 @@ static void test_key_never_in_trace_logs(void **state)
 	tpd_logger_set_level(lg, TPD_LOG_TRACE);
 	tpd_pd *pd = client(lg, 0, 0, NULL, NULL);
 	char *svc = ctl_id("/services", "{\"name\":\"Logged\"}");
-	tpd_pd_incident_spec s = {.title = "t", .service_id = svc, .incident_key = "teleport-access-request/log",
-				  .details = "d"};
+	tpd_pd_incident_spec s = {
+	    .title = "t", .service_id = svc, .incident_key = "teleport-access-request/log", .details = "d"};
 	ctl_do("POST", "/inject", "{\"kind\":\"status\",\"status\":500,\"count\":1,\"path\":\"/abilities\"}");
 	assert_int_equal(tpd_pd_health(pd, err), TPD_ERR_OK);
 	assert_int_equal(tpd_pd_create_incident(pd, &s, &id, NULL, err), TPD_ERR_OK);
@@ -538,15 +556,15 @@ static void test_key_never_in_trace_logs(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_every_call),
-		cmocka_unit_test(test_list_open_incidents_paged),
-		cmocka_unit_test(test_429_storm_no_duplicates),
-		cmocka_unit_test(test_dropped_creates_no_duplicates),
-		cmocka_unit_test(test_5xx_retried),
-		cmocka_unit_test(test_timeouts),
-		cmocka_unit_test(test_tls_trust),
-		cmocka_unit_test(test_auth_errors),
-		cmocka_unit_test(test_key_never_in_trace_logs),
+	    cmocka_unit_test(test_every_call),
+	    cmocka_unit_test(test_list_open_incidents_paged),
+	    cmocka_unit_test(test_429_storm_no_duplicates),
+	    cmocka_unit_test(test_dropped_creates_no_duplicates),
+	    cmocka_unit_test(test_5xx_retried),
+	    cmocka_unit_test(test_timeouts),
+	    cmocka_unit_test(test_tls_trust),
+	    cmocka_unit_test(test_auth_errors),
+	    cmocka_unit_test(test_key_never_in_trace_logs),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -46,12 +46,9 @@ static bool run_fake(void *ud, char *reason, size_t len)
 int main(int argc, char **argv)
 {
 	fake_check checks[] = {
-		{.name = "ping", .readiness = false},
-		{.name = "loops", .readiness = false},
-		{.name = "teleport", .readiness = true},
-		{.name = "identity", .readiness = true},
-		{.name = "pagerduty", .readiness = true},
-		{.name = "initial-sync", .readiness = true},
+	    {.name = "ping", .readiness = false},     {.name = "loops", .readiness = false},
+	    {.name = "teleport", .readiness = true},  {.name = "identity", .readiness = true},
+	    {.name = "pagerduty", .readiness = true}, {.name = "initial-sync", .readiness = true},
 	};
 	const size_t n_checks = sizeof(checks) / sizeof(checks[0]);
 	const char *addr = argc > 1 ? argv[1] : "127.0.0.1:0";
@@ -65,12 +62,12 @@ int main(int argc, char **argv)
 	int rc = 0;
 
 	tpd_metrics_add_standard(m, TPD_VERSION, TPD_GIT_COMMIT);
-	events = tpd_metrics_counter(m, TPD_METRICS_PREFIX "test_events_total", "Events injected by the test driver.",
-				     NULL);
+	events = tpd_metrics_counter(m, TPD_METRICS_PREFIX "test_events_total",
+	                             "Events injected by the test driver.", NULL);
 	dur = tpd_metrics_histogram(m, TPD_METRICS_PREFIX "test_request_duration_seconds",
-				    "Fake request durations.", "call", buckets, 3);
+	                            "Fake request durations.", "call", buckets, 3);
 	odd = tpd_metrics_gauge(m, TPD_METRICS_PREFIX "test_label_escaping",
-				"Label values that need escaping: \\ and \" and a\nnewline.", "value");
+	                        "Label values that need escaping: \\ and \" and a\nnewline.", "value");
 	tpd_metric_set(odd, 1, "back\\slash \"quoted\"\nnext line");
 	for (size_t i = 0; i < n_checks; i++) {
 		atomic_init(&checks[i].ok, !checks[i].readiness);

@@ -109,7 +109,8 @@ static long ctl(const char *method, const char *path, const char *body, json_obj
 	return code;
 }
 
-static void ctlf(const char *method, const char *path, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void ctlf(const char *method, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void ctlf(const char *method, const char *path, const char *fmt, ...)
 {
 	char body[4096];
@@ -124,10 +125,10 @@ static char *create_request(const char *user, const char *extra_json)
 {
 	char body[2048];
 	snprintf(body, sizeof(body),
-		 "{\"user\":\"%s\",\"roles\":[\"editor\",\"viewer\"],\"reason\":\"because of\","
-		 "\"annotations\":{\"pagerduty_notify_service\":[\"Teleport Notifications\"],"
-		 "\"pagerduty_services\":[\"Service 1\",\"Service 2\"]}%s%s}",
-		 user, extra_json ? "," : "", extra_json ? extra_json : "");
+	         "{\"user\":\"%s\",\"roles\":[\"editor\",\"viewer\"],\"reason\":\"because of\","
+	         "\"annotations\":{\"pagerduty_notify_service\":[\"Teleport Notifications\"],"
+	         "\"pagerduty_services\":[\"Service 1\",\"Service 2\"]}%s%s}",
+	         user, extra_json ? "," : "", extra_json ? extra_json : "");
 	json_object *o = NULL;
 	assert_int_equal(ctl("POST", "/requests", body, &o), 200);
 	json_object *id;
@@ -254,8 +255,13 @@ static int group_teardown(void **state)
 static tpd_teleport *client_with(tpd_metrics *m, int64_t init_timeout_ms)
 {
 	char err[TPD_ERRLEN];
-	tpd_teleport_opts o = {.addr = F.addr, .key_pem = F.key, .cert_pem = F.crt, .ca_pem = F.ca,
-			       .call_timeout_ms = 5000, .watch_init_timeout_ms = init_timeout_ms, .metrics = m};
+	tpd_teleport_opts o = {.addr = F.addr,
+	                       .key_pem = F.key,
+	                       .cert_pem = F.crt,
+	                       .ca_pem = F.ca,
+	                       .call_timeout_ms = 5000,
+	                       .watch_init_timeout_ms = init_timeout_ms,
+	                       .metrics = m};
 	tpd_teleport *t = NULL;
 	tpd_err rc = tpd_teleport_new(&o, &t, err);
 	if (rc)
@@ -439,8 +445,11 @@ static void test_wrong_client_cert(void **state)
 {
 	(void)state;
 	char err[TPD_ERRLEN];
-	tpd_teleport_opts o = {.addr = F.addr, .key_pem = F.evil_key, .cert_pem = F.evil_crt, .ca_pem = F.ca,
-			       .call_timeout_ms = 3000};
+	tpd_teleport_opts o = {.addr = F.addr,
+	                       .key_pem = F.evil_key,
+	                       .cert_pem = F.evil_crt,
+	                       .ca_pem = F.ca,
+	                       .call_timeout_ms = 3000};
 	tpd_teleport *t = NULL;
 	assert_int_equal(tpd_teleport_new(&o, &t, err), TPD_ERR_OK);
 	tpd_ping_info pi;
@@ -481,7 +490,8 @@ static void test_watch_events(void **state)
 	/* A review by someone else: another PUT, now APPROVED. */
 	char path[256];
 	snprintf(path, sizeof(path), "/requests/%s/review", id);
-	ctlf("POST", path, "{\"author\":\"reviewer1@example.com\",\"state\":\"APPROVED\",\"reason\":\"okay\"}");
+	ctlf("POST", path,
+	     "{\"author\":\"reviewer1@example.com\",\"state\":\"APPROVED\",\"reason\":\"okay\"}");
 	int64_t deadline = tpd_now_ms() + 10000;
 	for (;;) {
 		pthread_mutex_lock(&w.mu);
@@ -696,7 +706,8 @@ static void test_plugin_data_cas(void **state)
 	 * succeeds (the reconciler's loop). */
 	char path[256];
 	snprintf(path, sizeof(path), "/requests/%s/plugin_data", id);
-	ctlf("PUT", path, "{\"incident_id\":\"INCIDENT1\",\"service_id\":\"SERVICE1\",\"reviews_count\":\"2\"}");
+	ctlf("PUT", path,
+	     "{\"incident_id\":\"INCIDENT1\",\"service_id\":\"SERVICE1\",\"reviews_count\":\"2\"}");
 	tpd_plugin_data c;
 	tpd_plugin_data_init(&c);
 	tpd_plugin_data_copy(&c, &b);
@@ -714,8 +725,9 @@ static void test_plugin_data_cas(void **state)
 	json_object_put(pd);
 
 	/* Unknown request: NOT_FOUND. */
-	assert_int_equal(tpd_teleport_update_plugin_data(t, "00000000-0000-0000-0000-000000000000", &a, NULL, err),
-			 TPD_ERR_NOT_FOUND);
+	assert_int_equal(
+	    tpd_teleport_update_plugin_data(t, "00000000-0000-0000-0000-000000000000", &a, NULL, err),
+	    TPD_ERR_NOT_FOUND);
 	tpd_plugin_data_clear(&a);
 	tpd_plugin_data_clear(&b);
 	tpd_plugin_data_clear(&c);
@@ -730,7 +742,8 @@ static void test_review(void **state)
 	char err[TPD_ERRLEN];
 	/* Threshold 1: our approval resolves it. */
 	char *id = create_request("rev@example.com", NULL);
-	tpd_err rc = tpd_teleport_submit_review(t, id, "Access requested by user rev (rev@example.com) who is on call", err);
+	tpd_err rc = tpd_teleport_submit_review(
+	    t, id, "Access requested by user rev (rev@example.com) who is on call", err);
 	if (rc)
 		fprintf(stderr, "review: %s\n", err);
 	assert_int_equal(rc, TPD_ERR_OK);
@@ -766,7 +779,8 @@ static void test_review(void **state)
 	free(id);
 
 	/* Threshold 2: still pending after ours. */
-	id = create_request("rev2@example.com", "\"thresholds\":[{\"name\":\"two\",\"approve\":2,\"deny\":2}]");
+	id = create_request("rev2@example.com",
+	                    "\"thresholds\":[{\"name\":\"two\",\"approve\":2,\"deny\":2}]");
 	assert_int_equal(tpd_teleport_submit_review(t, id, "on call", err), TPD_ERR_OK);
 	snprintf(path, sizeof(path), "/requests/%s", id);
 	assert_int_equal(ctl("GET", path, NULL, &r), 200);
@@ -896,8 +910,9 @@ static void test_concurrent_calls_and_swaps(void **state)
 	char err[TPD_ERRLEN];
 	for (int i = 0; i < 10; i++) {
 		bool second = i % 2 == 0;
-		assert_int_equal(tpd_teleport_set_credentials(t, second ? F.key2 : F.key, second ? F.crt2 : F.crt, F.ca, err),
-				 TPD_ERR_OK);
+		assert_int_equal(tpd_teleport_set_credentials(t, second ? F.key2 : F.key,
+		                                              second ? F.crt2 : F.crt, F.ca, err),
+		                 TPD_ERR_OK);
 		nap_ms(20);
 	}
 	int ok = 0, failed = 0;
@@ -919,8 +934,12 @@ static void test_tls_routing_path(void **state)
 {
 	(void)state;
 	char err[TPD_ERRLEN];
-	tpd_teleport_opts o = {.addr = F.addr, .key_pem = F.key, .cert_pem = F.crt, .ca_pem = F.ca,
-			       .call_timeout_ms = 5000, .path = TPD_TELEPORT_PATH_ROUTING};
+	tpd_teleport_opts o = {.addr = F.addr,
+	                       .key_pem = F.key,
+	                       .cert_pem = F.crt,
+	                       .ca_pem = F.ca,
+	                       .call_timeout_ms = 5000,
+	                       .path = TPD_TELEPORT_PATH_ROUTING};
 	tpd_teleport *t = NULL;
 	assert_int_equal(tpd_teleport_new(&o, &t, err), TPD_ERR_OK);
 	assert_string_equal(tpd_teleport_path_name(t), "tls-routing");
@@ -978,21 +997,21 @@ int main(void)
 	if (getenv("TPD_TEST_FILTER"))
 		cmocka_set_test_filter(getenv("TPD_TEST_FILTER"));
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_ping),
-		cmocka_unit_test(test_wrong_client_cert),
-		cmocka_unit_test(test_watch_events),
-		cmocka_unit_test(test_watch_callback_stop),
-		cmocka_unit_test(test_stream_drop_abort),
-		cmocka_unit_test(test_stream_drop_eof),
-		cmocka_unit_test(test_stream_drop_reset),
-		cmocka_unit_test(test_watch_init_timeout),
-		cmocka_unit_test(test_list_paging_and_fallback),
-		cmocka_unit_test(test_plugin_data_cas),
-		cmocka_unit_test(test_review),
-		cmocka_unit_test(test_credentials_swap_during_watch),
-		cmocka_unit_test(test_refused_then_recovers),
-		cmocka_unit_test(test_concurrent_calls_and_swaps),
-		cmocka_unit_test(test_tls_routing_path),
+	    cmocka_unit_test(test_ping),
+	    cmocka_unit_test(test_wrong_client_cert),
+	    cmocka_unit_test(test_watch_events),
+	    cmocka_unit_test(test_watch_callback_stop),
+	    cmocka_unit_test(test_stream_drop_abort),
+	    cmocka_unit_test(test_stream_drop_eof),
+	    cmocka_unit_test(test_stream_drop_reset),
+	    cmocka_unit_test(test_watch_init_timeout),
+	    cmocka_unit_test(test_list_paging_and_fallback),
+	    cmocka_unit_test(test_plugin_data_cas),
+	    cmocka_unit_test(test_review),
+	    cmocka_unit_test(test_credentials_swap_during_watch),
+	    cmocka_unit_test(test_refused_then_recovers),
+	    cmocka_unit_test(test_concurrent_calls_and_swaps),
+	    cmocka_unit_test(test_tls_routing_path),
 	};
 	int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
 	curl_global_cleanup();

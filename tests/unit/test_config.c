@@ -101,20 +101,47 @@ static void test_example_loads(void **state)
 {
 	const char *ex = tpd_config_example();
 	static const char *const must[] = {
-		"[teleport]", "addr = \"example.com:3025\"", "3025", "3080", "443", "teleport.sh:443",
-		"# identity = \"/var/lib/teleport/plugins/pagerduty/auth_id\"", "# refresh_identity = true",
-		"# client_key = \"/var/lib/teleport/plugins/pagerduty/auth.key\"",
-		"# client_crt = \"/var/lib/teleport/plugins/pagerduty/auth.crt\"",
-		"# root_cas = \"/var/lib/teleport/plugins/pagerduty/auth.cas\"", "[pagerduty]", "api_key = \"key\"",
-		"user_email = \"me@example.com\"", "[log]", "output = \"stderr\"", "severity = \"INFO\"",
-		"# api_endpoint = \"https://api.pagerduty.com\"", "# notify_service = \"pagerduty_notify_service\"",
-		"# services = \"pagerduty_services\"", "# [pagerduty.RequestAnnotations]",
-		"# rate_limit_per_minute = 900", "# cache_ttl = \"5m\"", "# connect_timeout = \"5s\"",
-		"# request_timeout = \"10s\"", "# incident_urgency = \"\"", "# incident_priority_id = \"\"",
-		"# format = \"text\"", "# [status]", "# listen_addr = \":8081\"", "# [reconcile]", "# workers = 4",
-		"# resync_interval = \"10m\"", "# shutdown_timeout = \"15s\"", "# [leader_election]",
-		"# enabled = false", "# lease_name = \"teleport-plugin-pagerduty\"", "# lease_namespace = \"\"",
-		"# lease_duration = \"15s\"", "# renew_deadline = \"10s\"", "# retry_period = \"2s\"",
+	    "[teleport]",
+	    "addr = \"example.com:3025\"",
+	    "3025",
+	    "3080",
+	    "443",
+	    "teleport.sh:443",
+	    "# identity = \"/var/lib/teleport/plugins/pagerduty/auth_id\"",
+	    "# refresh_identity = true",
+	    "# client_key = \"/var/lib/teleport/plugins/pagerduty/auth.key\"",
+	    "# client_crt = \"/var/lib/teleport/plugins/pagerduty/auth.crt\"",
+	    "# root_cas = \"/var/lib/teleport/plugins/pagerduty/auth.cas\"",
+	    "[pagerduty]",
+	    "api_key = \"key\"",
+	    "user_email = \"me@example.com\"",
+	    "[log]",
+	    "output = \"stderr\"",
+	    "severity = \"INFO\"",
+	    "# api_endpoint = \"https://api.pagerduty.com\"",
+	    "# notify_service = \"pagerduty_notify_service\"",
+	    "# services = \"pagerduty_services\"",
+	    "# [pagerduty.RequestAnnotations]",
+	    "# rate_limit_per_minute = 900",
+	    "# cache_ttl = \"5m\"",
+	    "# connect_timeout = \"5s\"",
+	    "# request_timeout = \"10s\"",
+	    "# incident_urgency = \"\"",
+	    "# incident_priority_id = \"\"",
+	    "# format = \"text\"",
+	    "# [status]",
+	    "# listen_addr = \":8081\"",
+	    "# [reconcile]",
+	    "# workers = 4",
+	    "# resync_interval = \"10m\"",
+	    "# shutdown_timeout = \"15s\"",
+	    "# [leader_election]",
+	    "# enabled = false",
+	    "# lease_name = \"teleport-plugin-pagerduty\"",
+	    "# lease_namespace = \"\"",
+	    "# lease_duration = \"15s\"",
+	    "# renew_deadline = \"10s\"",
+	    "# retry_period = \"2s\"",
 	};
 	char err[TPD_ERRLEN];
 	tpd_config *cfg = NULL;
@@ -126,7 +153,8 @@ static void test_example_loads(void **state)
 			fail_msg("the sample lacks %s", must[i]);
 	assert_true(ex[strlen(ex) - 1] == '\n');
 	memset(&w, 0, sizeof(w));
-	assert_int_equal(tpd_config_load_string("example.toml", ex, false, &cfg, collect, &w, err), TPD_ERR_OK);
+	assert_int_equal(tpd_config_load_string("example.toml", ex, false, &cfg, collect, &w, err),
+	                 TPD_ERR_OK);
 	assert_int_equal(w.n, 0);
 	assert_string_equal(cfg->path, "example.toml");
 	assert_string_equal(cfg->teleport.addr, "example.com:3025");
@@ -219,8 +247,8 @@ static void test_defaults(void **state)
 	tpd_config_free(cfg);
 	/* empty values mean "default" where upstream says so; listen_addr "" disables */
 	cfg = load_ok(PD "api_endpoint = \"\"\nnotify_service = \"\"\n[log]\noutput = \"\"\nseverity = \"\"\n"
-			 "[status]\nlisten_addr = \"\"\n",
-		      false, NULL);
+	                 "[status]\nlisten_addr = \"\"\n",
+	              false, NULL);
 	assert_string_equal(cfg->pagerduty.api_endpoint, TPD_DEFAULT_PD_ENDPOINT);
 	assert_string_equal(cfg->pagerduty.notify_service_annotation, TPD_DEFAULT_NOTIFY_ANNOTATION);
 	assert_string_equal(cfg->log.output, "stderr");
@@ -236,14 +264,14 @@ static void test_tls_triple(void **state)
 	static const struct {
 		const char *set, *given, *missing;
 	} cases[] = {
-		{"client_key = \"/k\"\n", "`client_key`", "`client_crt`, `root_cas`"},
-		{"client_crt = \"/c\"\n", "`client_crt`", "`client_key`, `root_cas`"},
-		{"root_cas = \"/r\"\n", "`root_cas`", "`client_key`, `client_crt`"},
-		{"root_cas = \"/r\"\nclient_key = \"/k\"\n", "`client_key`, `root_cas`", "`client_crt`"},
-		{"client_crt = \"/c\"\nroot_cas = \"/r\"\n", "`client_crt`, `root_cas`", "`client_key`"},
-		{"client_crt = \"/c\"\nclient_key = \"/k\"\n", "`client_key`, `client_crt`", "`root_cas`"},
-		/* identity does not hide a partial triple: the triple rule comes first */
-		{"identity = \"/id\"\nclient_crt = \"/c\"\n", "`client_crt`", "`client_key`, `root_cas`"},
+	    {"client_key = \"/k\"\n", "`client_key`", "`client_crt`, `root_cas`"},
+	    {"client_crt = \"/c\"\n", "`client_crt`", "`client_key`, `root_cas`"},
+	    {"root_cas = \"/r\"\n", "`root_cas`", "`client_key`, `client_crt`"},
+	    {"root_cas = \"/r\"\nclient_key = \"/k\"\n", "`client_key`, `root_cas`", "`client_crt`"},
+	    {"client_crt = \"/c\"\nroot_cas = \"/r\"\n", "`client_crt`, `root_cas`", "`client_key`"},
+	    {"client_crt = \"/c\"\nclient_key = \"/k\"\n", "`client_key`, `client_crt`", "`root_cas`"},
+	    /* identity does not hide a partial triple: the triple rule comes first */
+	    {"identity = \"/id\"\nclient_crt = \"/c\"\n", "`client_crt`", "`client_key`, `root_cas`"},
 	};
 	char text[512], what[256];
 	tpd_config *cfg;
@@ -251,9 +279,10 @@ static void test_tls_triple(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		snprintf(text, sizeof(text), "[teleport]\n%s" PD, cases[i].set);
-		snprintf(what, sizeof(what),
-			 "configuration setting(s) %s are provided but setting(s) %s are missing (set all three",
-			 cases[i].given, cases[i].missing);
+		snprintf(
+		    what, sizeof(what),
+		    "configuration setting(s) %s are provided but setting(s) %s are missing (set all three",
+		    cases[i].given, cases[i].missing);
 		/* points at the first given setting (line 2 or 3, after its "key = ") */
 		{
 			char err[TPD_ERRLEN];
@@ -265,11 +294,14 @@ static void test_tls_triple(void **state)
 			assert_true(!strncmp(err, "t:2:", 4) || !strncmp(err, "t:3:", 4));
 		}
 	}
-	load_fail("[teleport]\nidentity = \"/id\"\nclient_key = \"/k\"\nclient_crt = \"/c\"\nroot_cas = \"/r\"\n" PD,
-		  false, 2, 12,
-		  "configuration setting `identity` is mutually exclusive with all the `client_crt`, `client_key` "
-		  "and `root_cas` settings");
-	cfg = load_ok("[teleport]\nclient_key = \"/k\"\nclient_crt = \"/c\"\nroot_cas = \"/r\"\n" PD, false, NULL);
+	load_fail(
+	    "[teleport]\nidentity = \"/id\"\nclient_key = \"/k\"\nclient_crt = \"/c\"\nroot_cas = "
+	    "\"/r\"\n" PD,
+	    false, 2, 12,
+	    "configuration setting `identity` is mutually exclusive with all the `client_crt`, `client_key` "
+	    "and `root_cas` settings");
+	cfg = load_ok("[teleport]\nclient_key = \"/k\"\nclient_crt = \"/c\"\nroot_cas = \"/r\"\n" PD, false,
+	              NULL);
 	assert_string_equal(cfg->teleport.client_crt, "/c");
 	tpd_config_free(cfg);
 	cfg = load_ok("[teleport]\nidentity = \"/id\"\n" PD, false, NULL);
@@ -284,7 +316,7 @@ static void test_refresh_identity(void **state)
 
 	(void)state;
 	load_fail("[teleport]\naddr = \"x:443\"\nrefresh_identity = true\n" PD, false, 3, 20,
-		  "`refresh_identity` requires that `identity` be set");
+	          "`refresh_identity` requires that `identity` be set");
 	cfg = load_ok("[teleport]\nidentity = \"/id\"\nrefresh_identity = true\n" PD, false, NULL);
 	assert_true(cfg->teleport.refresh_identity);
 	assert_int_equal(cfg->teleport.refresh_identity_interval_ms, 60000);
@@ -303,13 +335,15 @@ static void test_refresh_identity(void **state)
 	cfg = load_ok("[teleport]\nrefresh_identity_interval = 60\n" PD, false, &w);
 	assert_int_equal(cfg->teleport.refresh_identity_interval_ms, 1);
 	assert_int_equal(w.n, 1);
-	assert_non_null(strstr(w.msg[0], "t:2:29: teleport.refresh_identity_interval = 60 is read as 60 nanoseconds"));
+	assert_non_null(
+	    strstr(w.msg[0], "t:2:29: teleport.refresh_identity_interval = 60 is read as 60 nanoseconds"));
 	tpd_config_free(cfg);
 	load_fail("[teleport]\nrefresh_identity_interval = -1\n" PD, false, 2, 29, "must not be negative");
-	load_fail("[teleport]\nrefresh_identity_interval = \"-1s\"\n" PD, false, 2, 29, "invalid duration \"-1s\"");
+	load_fail("[teleport]\nrefresh_identity_interval = \"-1s\"\n" PD, false, 2, 29,
+	          "invalid duration \"-1s\"");
 	load_fail("[teleport]\nrefresh_identity_interval = 1.5\n" PD, false, 2, 29,
-		  "teleport.refresh_identity_interval must be a duration string, not a float (example: "
-		  "refresh_identity_interval = \"1m\")");
+	          "teleport.refresh_identity_interval must be a duration string, not a float (example: "
+	          "refresh_identity_interval = \"1m\")");
 }
 
 static void test_auth_server(void **state)
@@ -321,8 +355,9 @@ static void test_auth_server(void **state)
 	cfg = load_ok("[teleport]\nauth_server = \"auth.example.com:3025\"\n" PD, false, &w);
 	assert_string_equal(cfg->teleport.addr, "auth.example.com:3025");
 	assert_int_equal(w.n, 1);
-	assert_non_null(strstr(w.msg[0], "t:2:15: Configuration setting `auth_server` is deprecated, consider to "
-					 "change it to `addr`"));
+	assert_non_null(strstr(w.msg[0],
+	                       "t:2:15: Configuration setting `auth_server` is deprecated, consider to "
+	                       "change it to `addr`"));
 	tpd_config_free(cfg);
 	cfg = load_ok("[teleport]\naddr = \"proxy:443\"\nauth_server = \"auth:3025\"\n" PD, false, &w);
 	assert_string_equal(cfg->teleport.addr, "proxy:443");
@@ -339,20 +374,21 @@ static void test_required_values(void **state)
 {
 	(void)state;
 	load_fail("[teleport]\naddr = \"x:3025\"\n\n[pagerduty]\nuser_email = \"a@b.c\"\n", false, 4, 1,
-		  "missing required value pagerduty.api_key (set api_key");
+	          "missing required value pagerduty.api_key (set api_key");
 	load_fail("[teleport]\naddr = \"x:3025\"\n", false, 1, 1, "missing required value pagerduty.api_key");
 	load_fail("", false, 1, 1, "missing required value pagerduty.api_key");
 	load_fail("[pagerduty]\napi_key = \"\"\nuser_email = \"a@b.c\"\n", false, 2, 11,
-		  "missing required value pagerduty.api_key");
-	load_fail("[pagerduty]\napi_key = \"k\"\n", false, 1, 1, "missing required value pagerduty.user_email (set");
+	          "missing required value pagerduty.api_key");
+	load_fail("[pagerduty]\napi_key = \"k\"\n", false, 1, 1,
+	          "missing required value pagerduty.user_email (set");
 	load_fail("pagerduty:\n  api_key: k\n  user_email:\n", true, 2, 3,
-		  "missing required value pagerduty.user_email");
+	          "missing required value pagerduty.user_email");
 	load_fail("[pagerduty]\napi_key = \"k\"\nuser_email = \"no-at-sign\"\n", false, 3, 14,
-		  "not a valid e-mail address");
+	          "not a valid e-mail address");
 	load_fail("[pagerduty]\napi_key = \"k\"\nuser_email = \"a@b.c\\r\\nX-Evil: 1\"\n", false, 3, 14,
-		  "not a valid e-mail address");
+	          "not a valid e-mail address");
 	load_fail("[pagerduty]\napi_key = \"two words\"\nuser_email = \"a@b.c\"\n", false, 2, 11,
-		  "pagerduty.api_key contains spaces or control characters");
+	          "pagerduty.api_key contains spaces or control characters");
 }
 
 static char *temp_file(const char *content, size_t len)
@@ -423,37 +459,37 @@ static void test_api_key_file(void **state)
 static void test_api_endpoint(void **state)
 {
 	static const char *const good[][2] = {
-		{"https://api.pagerduty.com", "https://api.pagerduty.com"},
-		{"https://api.eu.pagerduty.com/", "https://api.eu.pagerduty.com"},
-		{"HTTPS://api.pagerduty.com//", "HTTPS://api.pagerduty.com"},
-		{"https://pd.internal:8443/v2/", "https://pd.internal:8443/v2"},
-		{"http://127.0.0.1:8080", "http://127.0.0.1:8080"},
-		{"http://127.9.8.7:1/", "http://127.9.8.7:1"},
-		{"http://localhost:9999/api", "http://localhost:9999/api"},
-		{"http://LOCALHOST", "http://LOCALHOST"},
-		{"http://[::1]:8080", "http://[::1]:8080"},
-		{"https://[2001:db8::1]:443", "https://[2001:db8::1]:443"},
+	    {"https://api.pagerduty.com", "https://api.pagerduty.com"},
+	    {"https://api.eu.pagerduty.com/", "https://api.eu.pagerduty.com"},
+	    {"HTTPS://api.pagerduty.com//", "HTTPS://api.pagerduty.com"},
+	    {"https://pd.internal:8443/v2/", "https://pd.internal:8443/v2"},
+	    {"http://127.0.0.1:8080", "http://127.0.0.1:8080"},
+	    {"http://127.9.8.7:1/", "http://127.9.8.7:1"},
+	    {"http://localhost:9999/api", "http://localhost:9999/api"},
+	    {"http://LOCALHOST", "http://LOCALHOST"},
+	    {"http://[::1]:8080", "http://[::1]:8080"},
+	    {"https://[2001:db8::1]:443", "https://[2001:db8::1]:443"},
 	};
 	static const char *const bad[][2] = {
-		{"http://api.pagerduty.com", "must use https://"},
-		{"http://127.0.0.1.evil.example:80", "must use https://"},
-		{"http://128.0.0.1", "must use https://"},
-		{"http://[::2]:80", "must use https://"},
-		{"ftp://api.pagerduty.com", "must start with https://"},
-		{"api.pagerduty.com", "must start with https://"},
-		{"https://", "has no host"},
-		{"https:///path", "has no host"},
-		{"https://user:pw@api.pagerduty.com", "must not contain credentials"},
-		{"https://api.pagerduty.com:0", "port out of range"},
-		{"https://api.pagerduty.com:65536", "port out of range"},
-		{"https://api.pagerduty.com:", "invalid port"},
-		{"https://api.pagerduty.com:x1", "invalid port"},
-		{"https://api.pagerduty.com/?q=1", "query or fragment"},
-		{"https://api.pagerduty.com#f", "query or fragment"},
-		{"https://api pagerduty.com", "invalid character"},
-		{"https://api_pd!.com", "invalid host name"},
-		{"https://[::1", "unterminated [IPv6] host"},
-		{"https://[zz]:1", "invalid IPv6 host"},
+	    {"http://api.pagerduty.com", "must use https://"},
+	    {"http://127.0.0.1.evil.example:80", "must use https://"},
+	    {"http://128.0.0.1", "must use https://"},
+	    {"http://[::2]:80", "must use https://"},
+	    {"ftp://api.pagerduty.com", "must start with https://"},
+	    {"api.pagerduty.com", "must start with https://"},
+	    {"https://", "has no host"},
+	    {"https:///path", "has no host"},
+	    {"https://user:pw@api.pagerduty.com", "must not contain credentials"},
+	    {"https://api.pagerduty.com:0", "port out of range"},
+	    {"https://api.pagerduty.com:65536", "port out of range"},
+	    {"https://api.pagerduty.com:", "invalid port"},
+	    {"https://api.pagerduty.com:x1", "invalid port"},
+	    {"https://api.pagerduty.com/?q=1", "query or fragment"},
+	    {"https://api.pagerduty.com#f", "query or fragment"},
+	    {"https://api pagerduty.com", "invalid character"},
+	    {"https://api_pd!.com", "invalid host name"},
+	    {"https://[::1", "unterminated [IPv6] host"},
+	    {"https://[zz]:1", "invalid IPv6 host"},
 	};
 	char text[512];
 
@@ -474,8 +510,8 @@ static void test_api_endpoint(void **state)
 
 static void test_annotations(void **state)
 {
-	static const char *const variants[] = {"RequestAnnotations", "requestannotations", "REQUESTANNOTATIONS",
-					       "requestAnnotations"};
+	static const char *const variants[] = {"RequestAnnotations", "requestannotations",
+	                                       "REQUESTANNOTATIONS", "requestAnnotations"};
 	char text[512];
 	tpd_config *cfg;
 	warnings w;
@@ -489,8 +525,9 @@ static void test_annotations(void **state)
 	tpd_config_free(cfg);
 	/* upstream's table in every spelling go-toml v1 accepts */
 	for (size_t i = 0; i < 4; i++) {
-		snprintf(text, sizeof(text), PD "[pagerduty.%s]\nnotify_service = \"n%zu\"\nservices = \"s%zu\"\n",
-			 variants[i], i, i);
+		snprintf(text, sizeof(text),
+		         PD "[pagerduty.%s]\nnotify_service = \"n%zu\"\nservices = \"s%zu\"\n", variants[i],
+		         i, i);
 		cfg = load_ok(text, false, &w);
 		assert_int_equal(w.n, 0);
 		snprintf(text, sizeof(text), "n%zu", i);
@@ -500,13 +537,15 @@ static void test_annotations(void **state)
 		tpd_config_free(cfg);
 	}
 	/* YAML form, one key only: the other keeps its default */
-	cfg = load_ok("pagerduty:\n  api_key: k\n  user_email: a@b.c\n  RequestAnnotations:\n    services: s\n", true,
-		      &w);
+	cfg =
+	    load_ok("pagerduty:\n  api_key: k\n  user_email: a@b.c\n  RequestAnnotations:\n    services: s\n",
+	            true, &w);
 	assert_string_equal(cfg->pagerduty.services_annotation, "s");
 	assert_string_equal(cfg->pagerduty.notify_service_annotation, TPD_DEFAULT_NOTIFY_ANNOTATION);
 	tpd_config_free(cfg);
 	/* empty values → defaults */
-	cfg = load_ok(PD "[pagerduty.RequestAnnotations]\nnotify_service = \"\"\nservices = \"\"\n", false, &w);
+	cfg =
+	    load_ok(PD "[pagerduty.RequestAnnotations]\nnotify_service = \"\"\nservices = \"\"\n", false, &w);
 	assert_string_equal(cfg->pagerduty.notify_service_annotation, TPD_DEFAULT_NOTIFY_ANNOTATION);
 	assert_string_equal(cfg->pagerduty.services_annotation, TPD_DEFAULT_SERVICES_ANNOTATION);
 	tpd_config_free(cfg);
@@ -515,19 +554,21 @@ static void test_annotations(void **state)
 	assert_string_equal(cfg->pagerduty.services_annotation, "x");
 	tpd_config_free(cfg);
 	load_fail(PD "services = \"x\"\n[pagerduty.RequestAnnotations]\nservices = \"y\"\n", false, 4, 12,
-		  "pagerduty.services and pagerduty.RequestAnnotations.services disagree");
+	          "pagerduty.services and pagerduty.RequestAnnotations.services disagree");
 	load_fail(PD "[pagerduty.RequestAnnotations]\n[pagerduty.requestAnnotations]\n", false, 5, 12,
-		  "both pagerduty.RequestAnnotations and pagerduty.requestAnnotations");
-	load_fail(PD "RequestAnnotations = \"x\"\n", false, 4, 22, "pagerduty.RequestAnnotations must be a table");
+	          "both pagerduty.RequestAnnotations and pagerduty.requestAnnotations");
+	load_fail(PD "RequestAnnotations = \"x\"\n", false, 4, 22,
+	          "pagerduty.RequestAnnotations must be a table");
 	load_fail(PD "[pagerduty.RequestAnnotations]\nservices = 5\n", false, 5, 12,
-		  "pagerduty.RequestAnnotations.services must be a string, not an integer");
+	          "pagerduty.RequestAnnotations.services must be a string, not an integer");
 	load_fail(PD "notify_service = \"has space\"\n", false, 4, 18, "contains spaces");
 	/* other spellings are unknown keys (warned, with a suggestion), and unknown keys inside */
 	cfg = load_ok(PD "[pagerduty.Requestannotations]\nservices = \"x\"\n", false, &w);
 	assert_string_equal(cfg->pagerduty.services_annotation, TPD_DEFAULT_SERVICES_ANNOTATION);
 	assert_int_equal(w.n, 1);
-	assert_non_null(strstr(w.msg[0], "t:4:12: unknown table [pagerduty.Requestannotations] (ignored; did you mean "
-					 "RequestAnnotations?)"));
+	assert_non_null(strstr(w.msg[0],
+	                       "t:4:12: unknown table [pagerduty.Requestannotations] (ignored; did you mean "
+	                       "RequestAnnotations?)"));
 	tpd_config_free(cfg);
 	cfg = load_ok(PD "[pagerduty.RequestAnnotations]\nnotify = \"x\"\n", false, &w);
 	assert_int_equal(w.n, 1);
@@ -540,9 +581,10 @@ static void test_pagerduty_options(void **state)
 	tpd_config *cfg;
 
 	(void)state;
-	cfg = load_ok(PD "incident_urgency = \"HIGH\"\nincident_priority_id = \"P53ZZH5\"\nrate_limit_per_minute = 1\n"
-			 "cache_ttl = \"1h\"\nconnect_timeout = \"250ms\"\nrequest_timeout = 30_000_000_000\n",
-		      false, NULL);
+	cfg = load_ok(
+	    PD "incident_urgency = \"HIGH\"\nincident_priority_id = \"P53ZZH5\"\nrate_limit_per_minute = 1\n"
+	       "cache_ttl = \"1h\"\nconnect_timeout = \"250ms\"\nrequest_timeout = 30_000_000_000\n",
+	    false, NULL);
 	assert_string_equal(cfg->pagerduty.incident_urgency, "high");
 	assert_string_equal(cfg->pagerduty.incident_priority_id, "P53ZZH5");
 	assert_int_equal(cfg->pagerduty.rate_limit_per_minute, 1);
@@ -555,12 +597,15 @@ static void test_pagerduty_options(void **state)
 	tpd_config_free(cfg);
 	load_fail(PD "incident_urgency = \"medium\"\n", false, 4, 20, "must be high or low");
 	load_fail(PD "incident_priority_id = \"P 1\"\n", false, 4, 24, "not a valid PagerDuty id");
-	load_fail(PD "rate_limit_per_minute = 0\n", false, 4, 25, "is 0, out of range: it must be between 1 and 100000");
+	load_fail(PD "rate_limit_per_minute = 0\n", false, 4, 25,
+	          "is 0, out of range: it must be between 1 and 100000");
 	load_fail(PD "rate_limit_per_minute = 100001\n", false, 4, 25, "out of range");
 	load_fail(PD "rate_limit_per_minute = -5\n", false, 4, 25, "out of range");
 	load_fail(PD "cache_ttl = \"0s\"\n", false, 4, 13, "pagerduty.cache_ttl must be greater than zero");
-	load_fail(PD "connect_timeout = \"0\"\n", false, 4, 19, "pagerduty.connect_timeout must be greater than zero");
-	load_fail(PD "request_timeout = 0\n", false, 4, 19, "pagerduty.request_timeout must be greater than zero");
+	load_fail(PD "connect_timeout = \"0\"\n", false, 4, 19,
+	          "pagerduty.connect_timeout must be greater than zero");
+	load_fail(PD "request_timeout = 0\n", false, 4, 19,
+	          "pagerduty.request_timeout must be greater than zero");
 	load_fail(PD "request_timeout = \"9000h\"\n", false, 4, 19, "too long");
 }
 
@@ -572,10 +617,12 @@ static void test_log(void **state)
 		const char *s;
 		tpd_log_level l;
 	} levels[] = {
-		{"info", TPD_LOG_INFO},   {"INFO", TPD_LOG_INFO},   {"Debug", TPD_LOG_DEBUG}, {"warn", TPD_LOG_WARN},
-		{"WARNING", TPD_LOG_WARN}, {"err", TPD_LOG_ERROR}, {"Error", TPD_LOG_ERROR}, {"trace", TPD_LOG_TRACE},
+	    {"info", TPD_LOG_INFO},   {"INFO", TPD_LOG_INFO},    {"Debug", TPD_LOG_DEBUG},
+	    {"warn", TPD_LOG_WARN},   {"WARNING", TPD_LOG_WARN}, {"err", TPD_LOG_ERROR},
+	    {"Error", TPD_LOG_ERROR}, {"trace", TPD_LOG_TRACE},
 	};
-	static const char *const outputs[] = {"stdout", "stderr", "1", "2", "out", "error", "/var/log/pd.log"};
+	static const char *const outputs[] = {"stdout", "stderr",         "1", "2", "out",
+	                                      "error",  "/var/log/pd.log"};
 	char text[512];
 	tpd_config *cfg;
 
@@ -593,14 +640,16 @@ static void test_log(void **state)
 		tpd_config_free(cfg);
 	}
 	load_fail(PD "[log]\nseverity = \"verbose\"\n", false, 5, 12,
-		  "unsupported logger severity: 'verbose' (use one of trace, debug, info, warn (warning), error (err)");
+	          "unsupported logger severity: 'verbose' (use one of trace, debug, info, warn (warning), "
+	          "error (err)");
 	cfg = load_ok(PD "[log]\nformat = \"JSON\"\n", false, NULL);
 	assert_int_equal(cfg->log.format, TPD_LOG_FORMAT_JSON);
 	tpd_config_free(cfg);
 	cfg = load_ok("log:\n  format: text\npagerduty: {api_key: k, user_email: a@b.c}\n", true, NULL);
 	assert_int_equal(cfg->log.format, TPD_LOG_FORMAT_TEXT);
 	tpd_config_free(cfg);
-	load_fail(PD "[log]\nformat = \"logfmt\"\n", false, 5, 10, "unsupported log format: 'logfmt' (use \"text\"");
+	load_fail(PD "[log]\nformat = \"logfmt\"\n", false, 5, 10,
+	          "unsupported log format: 'logfmt' (use \"text\"");
 	load_fail(PD "[log]\noutput = \"a\\nb\"\n", false, 5, 10, "control character");
 }
 
@@ -612,10 +661,11 @@ static void test_our_tables(void **state)
 
 	(void)state;
 	cfg = load_ok(PD "[reconcile]\nworkers = 64\nresync_interval = \"30m\"\nshutdown_timeout = \"1s\"\n"
-			 "[leader_election]\nenabled = true\nlease_name = \"pd.plugin-1\"\nlease_namespace = \"teleport\"\n"
-			 "lease_duration = \"60s\"\nrenew_deadline = \"40s\"\nretry_period = \"39s\"\n"
-			 "[status]\nlisten_addr = \"[::]:0\"\n",
-		      false, NULL);
+	                 "[leader_election]\nenabled = true\nlease_name = \"pd.plugin-1\"\nlease_namespace = "
+	                 "\"teleport\"\n"
+	                 "lease_duration = \"60s\"\nrenew_deadline = \"40s\"\nretry_period = \"39s\"\n"
+	                 "[status]\nlisten_addr = \"[::]:0\"\n",
+	              false, NULL);
 	assert_int_equal(cfg->reconcile.workers, 64);
 	assert_int_equal(cfg->reconcile.resync_interval_ms, 1800000);
 	assert_int_equal(cfg->reconcile.shutdown_timeout_ms, 1000);
@@ -630,8 +680,9 @@ static void test_our_tables(void **state)
 	cfg = load_ok(PD "[reconcile]\nworkers = 1\n", false, NULL);
 	assert_int_equal(cfg->reconcile.workers, 1);
 	tpd_config_free(cfg);
-	load_fail(PD "[reconcile]\nworkers = 0\n", false, 5, 11, "reconcile.workers is 0, out of range: it must be "
-								 "between 1 and 64 (example: workers = 4)");
+	load_fail(PD "[reconcile]\nworkers = 0\n", false, 5, 11,
+	          "reconcile.workers is 0, out of range: it must be "
+	          "between 1 and 64 (example: workers = 4)");
 	load_fail(PD "[reconcile]\nworkers = 65\n", false, 5, 11, "out of range");
 	load_fail(PD "[reconcile]\nworkers = 4294967297\n", false, 5, 11, "out of range");
 	load_fail(PD "[reconcile]\nresync_interval = \"0s\"\n", false, 5, 19, "greater than zero");
@@ -639,16 +690,18 @@ static void test_our_tables(void **state)
 	load_fail(PD "[leader_election]\nlease_duration = \"0s\"\n", false, 5, 18, "greater than zero");
 	/* timings: renew_deadline < lease_duration, retry_period < renew_deadline */
 	load_fail(PD "[leader_election]\nlease_duration = \"10s\"\n", false, 5, 18,
-		  "leader_election.renew_deadline (10000ms) must be less than lease_duration (10000ms)");
+	          "leader_election.renew_deadline (10000ms) must be less than lease_duration (10000ms)");
 	load_fail(PD "[leader_election]\nlease_duration = \"15s\"\nrenew_deadline = \"15s\"\n", false, 6, 18,
-		  "must be less than lease_duration");
+	          "must be less than lease_duration");
 	load_fail(PD "[leader_election]\nretry_period = \"10s\"\n", false, 5, 16,
-		  "leader_election.retry_period (10000ms) must be less than renew_deadline (10000ms)");
+	          "leader_election.retry_period (10000ms) must be less than renew_deadline (10000ms)");
 	load_fail(PD "[leader_election]\nrenew_deadline = \"2s\"\n", false, 5, 18,
-		  "retry_period (2000ms) must be less than renew_deadline (2000ms)");
-	load_fail(PD "[leader_election]\nlease_name = \"Bad_Name\"\n", false, 5, 14, "not a valid Kubernetes name");
+	          "retry_period (2000ms) must be less than renew_deadline (2000ms)");
+	load_fail(PD "[leader_election]\nlease_name = \"Bad_Name\"\n", false, 5, 14,
+	          "not a valid Kubernetes name");
 	load_fail(PD "[leader_election]\nlease_name = \"\"\n", false, 5, 14, "not a valid Kubernetes name");
-	load_fail(PD "[leader_election]\nlease_namespace = \"a.b\"\n", false, 5, 19, "not a valid Kubernetes namespace");
+	load_fail(PD "[leader_election]\nlease_namespace = \"a.b\"\n", false, 5, 19,
+	          "not a valid Kubernetes namespace");
 	load_fail(PD "[status]\nlisten_addr = \"8081\"\n", false, 5, 15, "not a valid listen address");
 	load_fail(PD "[status]\nlisten_addr = \"host:99999\"\n", false, 5, 15, "not a valid listen address");
 	load_fail(PD "[status]\nlisten_addr = \"a b:1\"\n", false, 5, 15, "not a valid listen address");
@@ -659,25 +712,30 @@ static void test_our_tables(void **state)
 static void test_wrong_types(void **state)
 {
 	(void)state;
-	load_fail("[teleport]\naddr = 3025\n" PD, false, 2, 8,
-		  "teleport.addr must be a string, not an integer (example: addr = \"teleport.example.com:443\")");
-	load_fail("[teleport]\nidentity = [\"/a\"]\n" PD, false, 2, 12, "teleport.identity must be a string, not an array");
-	load_fail("[teleport]\nrefresh_identity = \"true\"\n" PD, false, 2, 20,
-		  "teleport.refresh_identity must be a boolean, not a string (write true or false without quotes)");
+	load_fail(
+	    "[teleport]\naddr = 3025\n" PD, false, 2, 8,
+	    "teleport.addr must be a string, not an integer (example: addr = \"teleport.example.com:443\")");
+	load_fail("[teleport]\nidentity = [\"/a\"]\n" PD, false, 2, 12,
+	          "teleport.identity must be a string, not an array");
+	load_fail(
+	    "[teleport]\nrefresh_identity = \"true\"\n" PD, false, 2, 20,
+	    "teleport.refresh_identity must be a boolean, not a string (write true or false without quotes)");
 	load_fail("[teleport]\nrefresh_identity = 1\n" PD, false, 2, 20,
-		  "must be a boolean, not an integer (example: refresh_identity = true)");
+	          "must be a boolean, not an integer (example: refresh_identity = true)");
 	load_fail(PD "[reconcile]\nworkers = \"4\"\n", false, 5, 11,
-		  "reconcile.workers must be an integer, not a string (write the number without quotes)");
-	load_fail(PD "[reconcile]\nworkers = 4.0\n", false, 5, 11, "must be an integer, not a float (example: workers = 4)");
+	          "reconcile.workers must be an integer, not a string (write the number without quotes)");
+	load_fail(PD "[reconcile]\nworkers = 4.0\n", false, 5, 11,
+	          "must be an integer, not a float (example: workers = 4)");
 	load_fail(PD "[reconcile]\nresync_interval = true\n", false, 5, 19,
-		  "must be a duration string, not a boolean (example: resync_interval = \"10m\")");
-	load_fail(PD "[pagerduty.x]\n[log]\nseverity = {}\n", false, 6, 12, "log.severity must be a string, not a table");
+	          "must be a duration string, not a boolean (example: resync_interval = \"10m\")");
+	load_fail(PD "[pagerduty.x]\n[log]\nseverity = {}\n", false, 6, 12,
+	          "log.severity must be a string, not a table");
 	load_fail("log = 1\n" PD, false, 1, 7, "log must be a table, not an integer");
 	load_fail("pagerduty:\n  api_key: k\n  user_email: [a@b.c]\n", true, 3, 15,
-		  "pagerduty.user_email must be a string, not an array");
+	          "pagerduty.user_email must be a string, not an array");
 	load_fail("pagerduty: [1]\n", true, 1, 12, "pagerduty must be a table, not an array");
-	load_fail("pagerduty:\n  api_key: k\n  user_email: a@b.c\nreconcile:\n  workers: \"4\"\n", true, 5, 12,
-		  "must be an integer, not a string");
+	load_fail("pagerduty:\n  api_key: k\n  user_email: a@b.c\nreconcile:\n  workers: \"4\"\n", true, 5,
+	          12, "must be an integer, not a string");
 }
 
 static void test_unknown_keys_warn(void **state)
@@ -686,18 +744,23 @@ static void test_unknown_keys_warn(void **state)
 	warnings w;
 
 	(void)state;
-	cfg = load_ok("servce_id = 1\n[teleport]\naddr = \"x:1\"\nadr = \"y\"\n[pagerduty]\napi_key = \"k\"\n"
-		      "user_email = \"a@b.c\"\nservice_id = \"P1\"\nauto_approve = true\n[http]\nlisten_addr = \":1\"\n"
-		      "[http.tls]\nverify = true\n[teleprot]\nx = 1\n[log]\nseverity = \"info\"\ncolour = true\n",
-		      false, &w);
+	cfg = load_ok(
+	    "servce_id = 1\n[teleport]\naddr = \"x:1\"\nadr = \"y\"\n[pagerduty]\napi_key = \"k\"\n"
+	    "user_email = \"a@b.c\"\nservice_id = \"P1\"\nauto_approve = true\n[http]\nlisten_addr = \":1\"\n"
+	    "[http.tls]\nverify = true\n[teleprot]\nx = 1\n[log]\nseverity = \"info\"\ncolour = true\n",
+	    false, &w);
 	assert_int_equal(w.n, 7);
-	assert_string_equal(w.msg[0], "t:1:1: unknown key servce_id (ignored; `teleport-pagerduty configure` prints "
-				      "every accepted key)");
+	assert_string_equal(w.msg[0],
+	                    "t:1:1: unknown key servce_id (ignored; `teleport-pagerduty configure` prints "
+	                    "every accepted key)");
 	assert_non_null(strstr(w.msg[1], "t:4:1: unknown key teleport.adr (ignored; did you mean addr?)"));
-	assert_non_null(strstr(w.msg[2], "t:8:1: unknown key pagerduty.service_id (a setting of the old webhook"));
-	assert_non_null(strstr(w.msg[3], "t:9:1: unknown key pagerduty.auto_approve (a setting of the old webhook"));
+	assert_non_null(
+	    strstr(w.msg[2], "t:8:1: unknown key pagerduty.service_id (a setting of the old webhook"));
+	assert_non_null(
+	    strstr(w.msg[3], "t:9:1: unknown key pagerduty.auto_approve (a setting of the old webhook"));
 	assert_non_null(strstr(w.msg[4], "t:10:2: unknown table [http] (a setting of the old webhook"));
-	assert_non_null(strstr(w.msg[5], "t:14:2: unknown table [teleprot] (ignored; did you mean teleport?)"));
+	assert_non_null(
+	    strstr(w.msg[5], "t:14:2: unknown table [teleprot] (ignored; did you mean teleport?)"));
 	assert_non_null(strstr(w.msg[6], "t:18:1: unknown key log.colour"));
 	assert_string_equal(cfg->teleport.addr, "x:1");
 	tpd_config_free(cfg);
@@ -705,7 +768,8 @@ static void test_unknown_keys_warn(void **state)
 	{
 		char err[TPD_ERRLEN];
 
-		assert_int_equal(tpd_config_load_string("t", PD "bogus = 1\n", false, &cfg, NULL, NULL, err), TPD_ERR_OK);
+		assert_int_equal(tpd_config_load_string("t", PD "bogus = 1\n", false, &cfg, NULL, NULL, err),
+		                 TPD_ERR_OK);
 		tpd_config_free(cfg);
 	}
 }
@@ -715,44 +779,47 @@ static void test_unknown_keys_warn(void **state)
 static void test_secret_never_in_messages(void **state)
 {
 	static const char *const toml_cases[] = {
-		"[pagerduty]\napi_key = \"" SECRET "\"\nuser_email = \"bad\"\n",
-		"[pagerduty]\napi_key = \"" SECRET "\"\n",
-		"[pagerduty]\napi_key = \"" SECRET "\nuser_email = \"a@b.c\"\n",
-		"[pagerduty]\napi_key = " SECRET "\nuser_email = \"a@b.c\"\n",
-		"[pagerduty]\napi_key = \"" SECRET "\" trailing\nuser_email = \"a@b.c\"\n",
-		"[pagerduty]\napi_key = \"" SECRET "\\q\"\n",
-		"[pagerduty]\napi_key = \"" SECRET "\"\napi_key = \"" SECRET "\"\n",
-		"[pagerduty]\napi_key = [\"" SECRET "\"]\nuser_email = \"a@b.c\"\n",
-		"[pagerduty]\napi_key = { k = \"" SECRET "\" }\nuser_email = \"a@b.c\"\n",
-		"[pagerduty]\napi_key = \"" SECRET " \"\nuser_email = \"a@b.c\"\n",
-		"[pagerduty]\napi_key = \"\"\"" SECRET "\n" SECRET "\"\"\"\nuser_email = \"a@b.c\"\n",
-		"[pagerduty]\napi_key = '" SECRET "\x01'\nuser_email = \"a@b.c\"\n",
-		"[pagerduty]\napi_key = \"" SECRET "\"\nuser_email = \"a@b.c\"\napi_endpoint = \"http://x\"\n",
-		"[pagerduty]\napi_key = \"" SECRET "\"\nuser_email = \"a@b.c\"\n[log]\nseverity = \"x\"\n",
-		"[pagerduty]\napi_key = \"" SECRET "\"\nuser_email = \"a@b.c\"\n[teleport]\nclient_key = \"/k\"\n",
-		"[pagerduty]\napi_key = \"" SECRET "\"\nuser_email = \"a@b.c\"\n[reconcile]\nworkers = 0\n",
-		"[pagerduty]\napi_key = \"" SECRET "\"\nuser_email = \"a@b.c\"\n[leader_election]\nretry_period = \"1m\"\n",
-		"[pagerduty]\napi_key = \"" SECRET "\"\nuser_email = \"a@b.c\"\nservices = 1\n",
-		"[pagerduty]\napi_key = \"" SECRET "\"\nuser_email = \"a@b.c\"\n\xff",
-		"[pagerduty]\n" SECRET " = 1\n",
-		"[pagerduty]\napi_key = 12345678901234567\nuser_email = \"a@b.c\"\n",
-		"[pagerduty]\napi_key = 0x" SECRET "\n",
+	    "[pagerduty]\napi_key = \"" SECRET "\"\nuser_email = \"bad\"\n",
+	    "[pagerduty]\napi_key = \"" SECRET "\"\n",
+	    "[pagerduty]\napi_key = \"" SECRET "\nuser_email = \"a@b.c\"\n",
+	    "[pagerduty]\napi_key = " SECRET "\nuser_email = \"a@b.c\"\n",
+	    "[pagerduty]\napi_key = \"" SECRET "\" trailing\nuser_email = \"a@b.c\"\n",
+	    "[pagerduty]\napi_key = \"" SECRET "\\q\"\n",
+	    "[pagerduty]\napi_key = \"" SECRET "\"\napi_key = \"" SECRET "\"\n",
+	    "[pagerduty]\napi_key = [\"" SECRET "\"]\nuser_email = \"a@b.c\"\n",
+	    "[pagerduty]\napi_key = { k = \"" SECRET "\" }\nuser_email = \"a@b.c\"\n",
+	    "[pagerduty]\napi_key = \"" SECRET " \"\nuser_email = \"a@b.c\"\n",
+	    "[pagerduty]\napi_key = \"\"\"" SECRET "\n" SECRET "\"\"\"\nuser_email = \"a@b.c\"\n",
+	    "[pagerduty]\napi_key = '" SECRET "\x01'\nuser_email = \"a@b.c\"\n",
+	    "[pagerduty]\napi_key = \"" SECRET "\"\nuser_email = \"a@b.c\"\napi_endpoint = \"http://x\"\n",
+	    "[pagerduty]\napi_key = \"" SECRET "\"\nuser_email = \"a@b.c\"\n[log]\nseverity = \"x\"\n",
+	    "[pagerduty]\napi_key = \"" SECRET
+	    "\"\nuser_email = \"a@b.c\"\n[teleport]\nclient_key = \"/k\"\n",
+	    "[pagerduty]\napi_key = \"" SECRET "\"\nuser_email = \"a@b.c\"\n[reconcile]\nworkers = 0\n",
+	    "[pagerduty]\napi_key = \"" SECRET
+	    "\"\nuser_email = \"a@b.c\"\n[leader_election]\nretry_period = \"1m\"\n",
+	    "[pagerduty]\napi_key = \"" SECRET "\"\nuser_email = \"a@b.c\"\nservices = 1\n",
+	    "[pagerduty]\napi_key = \"" SECRET "\"\nuser_email = \"a@b.c\"\n\xff",
+	    "[pagerduty]\n" SECRET " = 1\n",
+	    "[pagerduty]\napi_key = 12345678901234567\nuser_email = \"a@b.c\"\n",
+	    "[pagerduty]\napi_key = 0x" SECRET "\n",
 	};
 	static const char *const yaml_cases[] = {
-		"pagerduty:\n  api_key: " SECRET "\n  user_email: bad\n",
-		"pagerduty:\n  api_key: \"" SECRET "\n",
-		"pagerduty:\n  api_key: [" SECRET "]\n  user_email: a@b.c\n",
-		"pagerduty:\n  api_key: &a " SECRET "\n",
-		"pagerduty:\n  api_key: " SECRET "\n  api_key: " SECRET "\n",
-		"pagerduty:\n  api_key: " SECRET ": x\n",
-		"pagerduty:\n  api_key: 12345678901234567\n  user_email: a@b.c\n",
-		"pagerduty:\n  api_key: " SECRET "\n  user_email: a@b.c\nlog: {severity: nope}\n",
+	    "pagerduty:\n  api_key: " SECRET "\n  user_email: bad\n",
+	    "pagerduty:\n  api_key: \"" SECRET "\n",
+	    "pagerduty:\n  api_key: [" SECRET "]\n  user_email: a@b.c\n",
+	    "pagerduty:\n  api_key: &a " SECRET "\n",
+	    "pagerduty:\n  api_key: " SECRET "\n  api_key: " SECRET "\n",
+	    "pagerduty:\n  api_key: " SECRET ": x\n",
+	    "pagerduty:\n  api_key: 12345678901234567\n  user_email: a@b.c\n",
+	    "pagerduty:\n  api_key: " SECRET "\n  user_email: a@b.c\nlog: {severity: nope}\n",
 	};
 	char err[TPD_ERRLEN];
 
 	(void)state;
 	for (int y = 0; y < 2; y++) {
-		size_t n = y ? sizeof(yaml_cases) / sizeof(yaml_cases[0]) : sizeof(toml_cases) / sizeof(toml_cases[0]);
+		size_t n = y ? sizeof(yaml_cases) / sizeof(yaml_cases[0])
+		             : sizeof(toml_cases) / sizeof(toml_cases[0]);
 
 		for (size_t i = 0; i < n; i++) {
 			const char *text = y ? yaml_cases[i] : toml_cases[i];
@@ -766,8 +833,8 @@ static void test_secret_never_in_messages(void **state)
 				fail_msg("%s case %zu leaks the key: %s", y ? "yaml" : "toml", i, err);
 			for (int k = 0; k < w.n && k < 32; k++)
 				if (strstr(w.msg[k], "SeKrEt"))
-					fail_msg("%s case %zu leaks the key in a warning: %s", y ? "yaml" : "toml", i,
-						 w.msg[k]);
+					fail_msg("%s case %zu leaks the key in a warning: %s",
+					         y ? "yaml" : "toml", i, w.msg[k]);
 			assert_true(strncmp(err, "t:", 2) == 0);
 		}
 	}
@@ -780,7 +847,7 @@ static void test_secret_redacted_elsewhere(void **state)
 	tpd_config *cfg = NULL;
 	warnings w;
 	const char *text = "[pagerduty]\napi_key = \"SeKrEt_bare_KEY_42\"\nuser_email = \"a@b.c\"\n"
-			   "SeKrEt_bare_KEY_42 = 1\n[log]\nseverity = \"SeKrEt_bare_KEY_42\"\n";
+	                   "SeKrEt_bare_KEY_42 = 1\n[log]\nseverity = \"SeKrEt_bare_KEY_42\"\n";
 	char *path = temp_file("SeKrEt_bare_KEY_42\n", 19);
 	char text2[512];
 
@@ -792,8 +859,10 @@ static void test_secret_redacted_elsewhere(void **state)
 	assert_null(strstr(w.msg[0], "SeKrEt"));
 	assert_non_null(strstr(w.msg[0], "t:4:1: unknown key pagerduty.[REDACTED]"));
 	/* same with the key read from a file */
-	snprintf(text2, sizeof(text2), "[pagerduty]\napi_key = \"%s\"\nuser_email = \"a@b.c\"\n"
-		 "[log]\nSeKrEt_bare_KEY_42 = 1\n", path);
+	snprintf(text2, sizeof(text2),
+	         "[pagerduty]\napi_key = \"%s\"\nuser_email = \"a@b.c\"\n"
+	         "[log]\nSeKrEt_bare_KEY_42 = 1\n",
+	         path);
 	cfg = load_ok(text2, false, &w);
 	assert_string_equal(cfg->pagerduty.api_key, "SeKrEt_bare_KEY_42");
 	assert_int_equal(w.n, 1);
@@ -867,7 +936,8 @@ static void test_broken_corpus(void **state)
 		rc = tpd_config_load(path, &cfg, collect, &w, err);
 		if (rc != TPD_ERR_PARSE && rc != TPD_ERR_CONFIG) {
 			tpd_config_free(cfg);
-			fail_msg("%s: expected a PARSE or CONFIG error, got %s: %s", path, tpd_errname(rc), err);
+			fail_msg("%s: expected a PARSE or CONFIG error, got %s: %s", path, tpd_errname(rc),
+			         err);
 		}
 		assert_null(cfg);
 		snprintf(want, sizeof(want), "%s:%d:%d: ", path, line, col);
@@ -974,8 +1044,9 @@ static void test_load_files(void **state)
 	unlink(path);
 	free(big);
 	/* embedded NUL through the buffer API */
-	assert_int_equal(tpd_config_load_mem("m", PD "\0x", sizeof(PD "\0x") - 1, false, &cfg, NULL, NULL, err),
-			 TPD_ERR_PARSE);
+	assert_int_equal(
+	    tpd_config_load_mem("m", PD "\0x", sizeof(PD "\0x") - 1, false, &cfg, NULL, NULL, err),
+	    TPD_ERR_PARSE);
 	assert_non_null(strstr(err, "m:4:1: NUL byte"));
 	tpd_config_free(NULL);
 }
@@ -983,8 +1054,9 @@ static void test_load_files(void **state)
 static void test_truncated_never_crash(void **state)
 {
 	const char *ex = tpd_config_example();
-	const char *yaml = "teleport:\n  addr: x:443\n  identity: /id\npagerduty:\n  api_key: k\n  user_email: a@b.c\n"
-			   "  RequestAnnotations: {services: s}\nlog: {format: json}\nleader_election:\n  enabled: true\n";
+	const char *yaml =
+	    "teleport:\n  addr: x:443\n  identity: /id\npagerduty:\n  api_key: k\n  user_email: a@b.c\n"
+	    "  RequestAnnotations: {services: s}\nlog: {format: json}\nleader_election:\n  enabled: true\n";
 	size_t len = strlen(ex);
 	char err[TPD_ERRLEN];
 
@@ -1010,28 +1082,28 @@ static void test_truncated_never_crash(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_example_loads),
-		cmocka_unit_test(test_example_uncommented),
-		cmocka_unit_test(test_defaults),
-		cmocka_unit_test(test_tls_triple),
-		cmocka_unit_test(test_refresh_identity),
-		cmocka_unit_test(test_auth_server),
-		cmocka_unit_test(test_required_values),
-		cmocka_unit_test(test_api_key_file),
-		cmocka_unit_test(test_api_endpoint),
-		cmocka_unit_test(test_annotations),
-		cmocka_unit_test(test_pagerduty_options),
-		cmocka_unit_test(test_log),
-		cmocka_unit_test(test_our_tables),
-		cmocka_unit_test(test_wrong_types),
-		cmocka_unit_test(test_unknown_keys_warn),
-		cmocka_unit_test(test_secret_never_in_messages),
-		cmocka_unit_test(test_secret_redacted_elsewhere),
-		cmocka_unit_test(test_many_warnings_capped),
-		cmocka_unit_test(test_broken_corpus),
-		cmocka_unit_test(test_good_corpus),
-		cmocka_unit_test(test_load_files),
-		cmocka_unit_test(test_truncated_never_crash),
+	    cmocka_unit_test(test_example_loads),
+	    cmocka_unit_test(test_example_uncommented),
+	    cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_tls_triple),
+	    cmocka_unit_test(test_refresh_identity),
+	    cmocka_unit_test(test_auth_server),
+	    cmocka_unit_test(test_required_values),
+	    cmocka_unit_test(test_api_key_file),
+	    cmocka_unit_test(test_api_endpoint),
+	    cmocka_unit_test(test_annotations),
+	    cmocka_unit_test(test_pagerduty_options),
+	    cmocka_unit_test(test_log),
+	    cmocka_unit_test(test_our_tables),
+	    cmocka_unit_test(test_wrong_types),
+	    cmocka_unit_test(test_unknown_keys_warn),
+	    cmocka_unit_test(test_secret_never_in_messages),
+	    cmocka_unit_test(test_secret_redacted_elsewhere),
+	    cmocka_unit_test(test_many_warnings_capped),
+	    cmocka_unit_test(test_broken_corpus),
+	    cmocka_unit_test(test_good_corpus),
+	    cmocka_unit_test(test_load_files),
+	    cmocka_unit_test(test_truncated_never_crash),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -34,7 +34,7 @@ static char *capture(tpd_logger *lg, void (*fn)(tpd_logger *))
 static void emit_basic(tpd_logger *lg)
 {
 	tpd_log(lg, TPD_LOG_INFO, "Successfully created PagerDuty incident", "pd_incident_id", "PABC123",
-		"request_id", "0b3c-11", "note", "has \"quotes\" and spaces", NULL);
+	        "request_id", "0b3c-11", "note", "has \"quotes\" and spaces", NULL);
 	tpd_log(lg, TPD_LOG_DEBUG, "hidden at info", NULL);
 }
 
@@ -45,8 +45,9 @@ static void test_logfmt(void **state)
 
 	(void)state;
 	out = capture(lg, emit_basic);
-	assert_non_null(strstr(out, " level=info msg=\"Successfully created PagerDuty incident\" "
-				    "pd_incident_id=PABC123 request_id=0b3c-11 note=\"has \\\"quotes\\\" and spaces\"\n"));
+	assert_non_null(strstr(
+	    out, " level=info msg=\"Successfully created PagerDuty incident\" "
+	         "pd_incident_id=PABC123 request_id=0b3c-11 note=\"has \\\"quotes\\\" and spaces\"\n"));
 	assert_true(tpd_str_startswith(out, "ts=20"));
 	assert_null(strstr(out, "hidden"));
 	free(out);
@@ -63,8 +64,8 @@ static void test_json(void **state)
 	tpd_logger_set_level(lg, TPD_LOG_DEBUG);
 	out = capture(lg, emit_basic);
 	assert_non_null(strstr(out, "\"level\":\"info\",\"msg\":\"Successfully created PagerDuty incident\","
-				    "\"pd_incident_id\":\"PABC123\",\"request_id\":\"0b3c-11\","
-				    "\"note\":\"has \\\"quotes\\\" and spaces\"}\n"));
+	                            "\"pd_incident_id\":\"PABC123\",\"request_id\":\"0b3c-11\","
+	                            "\"note\":\"has \\\"quotes\\\" and spaces\"}\n"));
 	assert_non_null(strstr(out, "\"msg\":\"hidden at info\"}\n"));
 	free(out);
 	tpd_logger_free(lg);
@@ -73,9 +74,9 @@ static void test_json(void **state)
 static void emit_secrets(tpd_logger *lg)
 {
 	tpd_log(lg, TPD_LOG_ERROR, "request failed: Authorization: Token token=u+SECRETKEY123", "error",
-		"bad key u+SECRETKEY123 used", "api_key", "anything", NULL);
-	tpd_log(lg, TPD_LOG_ERROR, "key dump",
-		"detail", "x -----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\n-----END PRIVATE KEY----- y", NULL);
+	        "bad key u+SECRETKEY123 used", "api_key", "anything", NULL);
+	tpd_log(lg, TPD_LOG_ERROR, "key dump", "detail",
+	        "x -----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\n-----END PRIVATE KEY----- y", NULL);
 }
 
 static void test_redaction(void **state)
@@ -116,10 +117,10 @@ static void test_levels(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_logfmt),
-		cmocka_unit_test(test_json),
-		cmocka_unit_test(test_redaction),
-		cmocka_unit_test(test_levels),
+	    cmocka_unit_test(test_logfmt),
+	    cmocka_unit_test(test_json),
+	    cmocka_unit_test(test_redaction),
+	    cmocka_unit_test(test_levels),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

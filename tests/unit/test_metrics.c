@@ -42,8 +42,8 @@ static void test_counter_gauge_text(void **state)
 	assert_non_null(u);
 	/* Unlabelled families show 0 from the start; labelled families without series are omitted. */
 	assert_render(m, "# HELP teleport_pagerduty_workqueue_depth Items waiting.\n"
-			 "# TYPE teleport_pagerduty_workqueue_depth gauge\n"
-			 "teleport_pagerduty_workqueue_depth 0\n");
+	                 "# TYPE teleport_pagerduty_workqueue_depth gauge\n"
+	                 "teleport_pagerduty_workqueue_depth 0\n");
 
 	tpd_metric_inc(c, "success");
 	tpd_metric_add(c, 2, "error");
@@ -60,12 +60,12 @@ static void test_counter_gauge_text(void **state)
 	assert_true(tpd_metric_value(c, "absent") == 0);
 	assert_true(tpd_metric_value(g) == 5.5);
 	assert_render(m, "# HELP teleport_pagerduty_reconcile_total Reconciles by result.\n"
-			 "# TYPE teleport_pagerduty_reconcile_total counter\n"
-			 "teleport_pagerduty_reconcile_total{result=\"success\"} 2\n"
-			 "teleport_pagerduty_reconcile_total{result=\"error\"} 2\n"
-			 "# HELP teleport_pagerduty_workqueue_depth Items waiting.\n"
-			 "# TYPE teleport_pagerduty_workqueue_depth gauge\n"
-			 "teleport_pagerduty_workqueue_depth 5.5\n");
+	                 "# TYPE teleport_pagerduty_reconcile_total counter\n"
+	                 "teleport_pagerduty_reconcile_total{result=\"success\"} 2\n"
+	                 "teleport_pagerduty_reconcile_total{result=\"error\"} 2\n"
+	                 "# HELP teleport_pagerduty_workqueue_depth Items waiting.\n"
+	                 "# TYPE teleport_pagerduty_workqueue_depth gauge\n"
+	                 "teleport_pagerduty_workqueue_depth 5.5\n");
 	tpd_metrics_free(m);
 }
 
@@ -87,19 +87,19 @@ static void test_histogram_text(void **state)
 	tpd_metric_inc(h, "get"); /* not a counter: ignored */
 	assert_true(tpd_metric_value(h, "get") == 4);
 	assert_render(m, "# HELP req_duration_seconds Request latency.\n"
-			 "# TYPE req_duration_seconds histogram\n"
-			 "req_duration_seconds_bucket{call=\"get\",le=\"0.1\"} 2\n"
-			 "req_duration_seconds_bucket{call=\"get\",le=\"1\"} 2\n"
-			 "req_duration_seconds_bucket{call=\"get\",le=\"2.5\"} 3\n"
-			 "req_duration_seconds_bucket{call=\"get\",le=\"+Inf\"} 4\n"
-			 "req_duration_seconds_sum{call=\"get\"} 32.15\n"
-			 "req_duration_seconds_count{call=\"get\"} 4\n"
-			 "req_duration_seconds_bucket{call=\"post\",le=\"0.1\"} 0\n"
-			 "req_duration_seconds_bucket{call=\"post\",le=\"1\"} 1\n"
-			 "req_duration_seconds_bucket{call=\"post\",le=\"2.5\"} 1\n"
-			 "req_duration_seconds_bucket{call=\"post\",le=\"+Inf\"} 1\n"
-			 "req_duration_seconds_sum{call=\"post\"} 1\n"
-			 "req_duration_seconds_count{call=\"post\"} 1\n");
+	                 "# TYPE req_duration_seconds histogram\n"
+	                 "req_duration_seconds_bucket{call=\"get\",le=\"0.1\"} 2\n"
+	                 "req_duration_seconds_bucket{call=\"get\",le=\"1\"} 2\n"
+	                 "req_duration_seconds_bucket{call=\"get\",le=\"2.5\"} 3\n"
+	                 "req_duration_seconds_bucket{call=\"get\",le=\"+Inf\"} 4\n"
+	                 "req_duration_seconds_sum{call=\"get\"} 32.15\n"
+	                 "req_duration_seconds_count{call=\"get\"} 4\n"
+	                 "req_duration_seconds_bucket{call=\"post\",le=\"0.1\"} 0\n"
+	                 "req_duration_seconds_bucket{call=\"post\",le=\"1\"} 1\n"
+	                 "req_duration_seconds_bucket{call=\"post\",le=\"2.5\"} 1\n"
+	                 "req_duration_seconds_bucket{call=\"post\",le=\"+Inf\"} 1\n"
+	                 "req_duration_seconds_sum{call=\"post\"} 1\n"
+	                 "req_duration_seconds_count{call=\"post\"} 1\n");
 	tpd_metrics_free(m);
 
 	/* Default buckets, no labels: present (all zero) from registration. */
@@ -107,21 +107,21 @@ static void test_histogram_text(void **state)
 	d = tpd_metrics_histogram(m, "work_seconds", "Work.", NULL, NULL, 0);
 	tpd_metric_observe(d, 0.007);
 	assert_render(m, "# HELP work_seconds Work.\n"
-			 "# TYPE work_seconds histogram\n"
-			 "work_seconds_bucket{le=\"0.005\"} 0\n"
-			 "work_seconds_bucket{le=\"0.01\"} 1\n"
-			 "work_seconds_bucket{le=\"0.025\"} 1\n"
-			 "work_seconds_bucket{le=\"0.05\"} 1\n"
-			 "work_seconds_bucket{le=\"0.1\"} 1\n"
-			 "work_seconds_bucket{le=\"0.25\"} 1\n"
-			 "work_seconds_bucket{le=\"0.5\"} 1\n"
-			 "work_seconds_bucket{le=\"1\"} 1\n"
-			 "work_seconds_bucket{le=\"2.5\"} 1\n"
-			 "work_seconds_bucket{le=\"5\"} 1\n"
-			 "work_seconds_bucket{le=\"10\"} 1\n"
-			 "work_seconds_bucket{le=\"+Inf\"} 1\n"
-			 "work_seconds_sum 0.007\n"
-			 "work_seconds_count 1\n");
+	                 "# TYPE work_seconds histogram\n"
+	                 "work_seconds_bucket{le=\"0.005\"} 0\n"
+	                 "work_seconds_bucket{le=\"0.01\"} 1\n"
+	                 "work_seconds_bucket{le=\"0.025\"} 1\n"
+	                 "work_seconds_bucket{le=\"0.05\"} 1\n"
+	                 "work_seconds_bucket{le=\"0.1\"} 1\n"
+	                 "work_seconds_bucket{le=\"0.25\"} 1\n"
+	                 "work_seconds_bucket{le=\"0.5\"} 1\n"
+	                 "work_seconds_bucket{le=\"1\"} 1\n"
+	                 "work_seconds_bucket{le=\"2.5\"} 1\n"
+	                 "work_seconds_bucket{le=\"5\"} 1\n"
+	                 "work_seconds_bucket{le=\"10\"} 1\n"
+	                 "work_seconds_bucket{le=\"+Inf\"} 1\n"
+	                 "work_seconds_sum 0.007\n"
+	                 "work_seconds_count 1\n");
 	tpd_metrics_free(m);
 }
 
@@ -135,9 +135,9 @@ static void test_escaping(void **state)
 	tpd_metric_set(g, 1, "q\"uote", "back\\slash\nnl");
 	tpd_metric_set(g, 2, NULL, "");
 	assert_render(m, "# HELP esc Back\\\\slash and\\nnewline \"quotes\" stay.\n"
-			 "# TYPE esc gauge\n"
-			 "esc{a=\"q\\\"uote\",b=\"back\\\\slash\\nnl\"} 1\n"
-			 "esc{a=\"\",b=\"\"} 2\n");
+	                 "# TYPE esc gauge\n"
+	                 "esc{a=\"q\\\"uote\",b=\"back\\\\slash\\nnl\"} 1\n"
+	                 "esc{a=\"\",b=\"\"} 2\n");
 	/* Label values with the same concatenation are different series. */
 	tpd_metric_set(g, 3, "ab", "c");
 	tpd_metric_set(g, 4, "a", "bc");
@@ -153,20 +153,20 @@ static void test_value_format(void **state)
 		double v;
 		const char *want;
 	} cases[] = {
-		{0, "0"},
-		{-0.0, "0"},
-		{1, "1"},
-		{-3, "-3"},
-		{1e6, "1000000"},
-		{1234567890123.0, "1234567890123"},
-		{0.1, "0.1"},
-		{0.25, "0.25"},
-		{1.0 / 3, "0.3333333333333333"},
-		{1e-9, "1e-09"},
-		{1e20, "1e+20"},
-		{INFINITY, "+Inf"},
-		{-INFINITY, "-Inf"},
-		{NAN, "NaN"},
+	    {0, "0"},
+	    {-0.0, "0"},
+	    {1, "1"},
+	    {-3, "-3"},
+	    {1e6, "1000000"},
+	    {1234567890123.0, "1234567890123"},
+	    {0.1, "0.1"},
+	    {0.25, "0.25"},
+	    {1.0 / 3, "0.3333333333333333"},
+	    {1e-9, "1e-09"},
+	    {1e20, "1e+20"},
+	    {INFINITY, "+Inf"},
+	    {-INFINITY, "-Inf"},
+	    {NAN, "NaN"},
 	};
 
 	(void)state;
@@ -188,10 +188,10 @@ static void test_registration_rules(void **state)
 	(void)state;
 	a = tpd_metrics_counter(m, "x_total", "X.", "a, b");
 	b = tpd_metrics_counter(m, "x_total", "other help", "a,b");
-	assert_ptr_equal(a, b);                                         /* same name → same family */
-	assert_null(tpd_metrics_gauge(m, "x_total", "X.", "a,b"));      /* other type */
-	assert_null(tpd_metrics_counter(m, "x_total", "X.", "a"));      /* other labels */
-	assert_null(tpd_metrics_counter(m, "1bad", "X.", NULL));        /* bad names */
+	assert_ptr_equal(a, b);                                    /* same name → same family */
+	assert_null(tpd_metrics_gauge(m, "x_total", "X.", "a,b")); /* other type */
+	assert_null(tpd_metrics_counter(m, "x_total", "X.", "a")); /* other labels */
+	assert_null(tpd_metrics_counter(m, "1bad", "X.", NULL));   /* bad names */
 	assert_null(tpd_metrics_counter(m, "has-dash", "X.", NULL));
 	assert_null(tpd_metrics_counter(m, "", "X.", NULL));
 	assert_null(tpd_metrics_counter(m, NULL, "X.", NULL));
@@ -309,8 +309,9 @@ static void test_collectors_and_standard(void **state)
 	text = tpd_metrics_render(m);
 	assert_int_equal(collector_calls, 2);
 	assert_non_null(strstr(text, "collected 2\n"));
-	assert_non_null(strstr(text, "# TYPE teleport_pagerduty_build_info gauge\n"
-				     "teleport_pagerduty_build_info{version=\"0.1.0\",commit=\"deadbeef\"} 1\n"));
+	assert_non_null(strstr(text,
+	                       "# TYPE teleport_pagerduty_build_info gauge\n"
+	                       "teleport_pagerduty_build_info{version=\"0.1.0\",commit=\"deadbeef\"} 1\n"));
 	assert_non_null(strstr(text, "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total "));
 	assert_non_null(strstr(text, "\nprocess_resident_memory_bytes "));
 	assert_non_null(strstr(text, "\nprocess_virtual_memory_bytes "));
@@ -336,7 +337,7 @@ static void test_collectors_and_standard(void **state)
 }
 
 #define THREADS 8
-#define ITERS 20000
+#define ITERS   20000
 
 typedef struct {
 	tpd_metrics *m;
@@ -405,15 +406,11 @@ static void test_concurrency(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_counter_gauge_text),
-		cmocka_unit_test(test_histogram_text),
-		cmocka_unit_test(test_escaping),
-		cmocka_unit_test(test_value_format),
-		cmocka_unit_test(test_registration_rules),
-		cmocka_unit_test(test_series_limit),
-		cmocka_unit_test(test_null_safety),
-		cmocka_unit_test(test_collectors_and_standard),
-		cmocka_unit_test(test_concurrency),
+	    cmocka_unit_test(test_counter_gauge_text), cmocka_unit_test(test_histogram_text),
+	    cmocka_unit_test(test_escaping),           cmocka_unit_test(test_value_format),
+	    cmocka_unit_test(test_registration_rules), cmocka_unit_test(test_series_limit),
+	    cmocka_unit_test(test_null_safety),        cmocka_unit_test(test_collectors_and_standard),
+	    cmocka_unit_test(test_concurrency),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

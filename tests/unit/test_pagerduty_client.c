@@ -87,9 +87,15 @@ static void push(fixture *f, long status, const char *body)
 
 static tpd_pd *mk(fixture *f, tpd_metrics *m)
 {
-	tpd_pd_hooks hooks = {.transport = transport, .transport_ud = f, .now_ms = clk, .sleep_ms = slp, .clock_ud = f};
-	tpd_pd_opts o = {.api_endpoint = "https://pd.example.test/", .api_key = KEY, .user_email = "bot@example.com",
-			 .user_agent_version = "9.9.9", .metrics = m, .hooks = &hooks, .rate_limit_per_minute = 60000};
+	tpd_pd_hooks hooks = {
+	    .transport = transport, .transport_ud = f, .now_ms = clk, .sleep_ms = slp, .clock_ud = f};
+	tpd_pd_opts o = {.api_endpoint = "https://pd.example.test/",
+	                 .api_key = KEY,
+	                 .user_email = "bot@example.com",
+	                 .user_agent_version = "9.9.9",
+	                 .metrics = m,
+	                 .hooks = &hooks,
+	                 .rate_limit_per_minute = 60000};
 	tpd_pd *pd = NULL;
 	char err[TPD_ERRLEN];
 
@@ -152,17 +158,17 @@ static void test_health_headers_exact(void **state)
 	assert_string_equal(f->req[0].method, "GET");
 	assert_string_equal(f->req[0].url, "https://pd.example.test/abilities");
 	const char *want = "Authorization: Token token=" KEY "\n"
-			   "Accept: application/vnd.pagerduty+json;version=2\n"
-			   "Content-Type: application/json\n"
-			   "User-Agent: teleport-pagerduty/9.9.9 (";
+	                   "Accept: application/vnd.pagerduty+json;version=2\n"
+	                   "Content-Type: application/json\n"
+	                   "User-Agent: teleport-pagerduty/9.9.9 (";
 	assert_int_equal(strncmp(f->req[0].headers, want, strlen(want)), 0);
 	assert_null(strstr(f->req[0].headers, "From:"));
 	assert_null(f->req[0].body);
 	tpd_pd_free(pd);
 }
 
-#define SVC(id, name, ep)                                                                                  \
-	"{\"id\":\"" id "\",\"type\":\"service\",\"name\":\"" name "\",\"escalation_policy\":{\"id\":\"" ep \
+#define SVC(id, name, ep)                                                                                    \
+	"{\"id\":\"" id "\",\"type\":\"service\",\"name\":\"" name "\",\"escalation_policy\":{\"id\":\"" ep  \
 	"\",\"type\":\"escalation_policy_reference\"}}"
 
 static void test_find_service_paged_cached(void **state)
@@ -173,8 +179,9 @@ static void test_find_service_paged_cached(void **state)
 	tpd_pd_service s;
 	char err[TPD_ERRLEN];
 
-	push(f, 200, "{\"services\":[" SVC("P1", "My DB replica", "E1") "," SVC("P2", "my db-2", "E2")
-		     "],\"limit\":2,\"offset\":0,\"more\":true,\"total\":null}");
+	push(f, 200,
+	     "{\"services\":[" SVC("P1", "My DB replica", "E1") "," SVC(
+	         "P2", "my db-2", "E2") "],\"limit\":2,\"offset\":0,\"more\":true,\"total\":null}");
 	push(f, 200, "{\"services\":[" SVC("P3", "MY DB", "E3") "],\"limit\":2,\"offset\":2,\"more\":false}");
 	assert_int_equal(tpd_pd_find_service(pd, "My DB", &s, err), TPD_ERR_OK);
 	assert_string_equal(s.id, "P3");
@@ -182,16 +189,20 @@ static void test_find_service_paged_cached(void **state)
 	assert_string_equal(s.escalation_policy_id, "E3");
 	tpd_pd_service_clear(&s);
 	assert_int_equal(f->nreq, 2);
-	assert_string_equal(f->req[0].url, "https://pd.example.test/services?limit=100&offset=0&query=my%20db");
+	assert_string_equal(f->req[0].url,
+	                    "https://pd.example.test/services?limit=100&offset=0&query=my%20db");
 	/* The second page starts after the items received. */
-	assert_string_equal(f->req[1].url, "https://pd.example.test/services?limit=100&offset=2&query=my%20db");
+	assert_string_equal(f->req[1].url,
+	                    "https://pd.example.test/services?limit=100&offset=2&query=my%20db");
 	/* Cached: no request, a hit counted. */
 	assert_int_equal(tpd_pd_find_service(pd, "my db", &s, err), TPD_ERR_OK);
 	assert_string_equal(s.id, "P3");
 	tpd_pd_service_clear(&s);
 	assert_int_equal(f->nreq, 2);
-	tpd_metric *hits = tpd_metrics_counter(m, "teleport_pagerduty_pagerduty_cache_hits_total", "", "cache");
-	tpd_metric *miss = tpd_metrics_counter(m, "teleport_pagerduty_pagerduty_cache_misses_total", "", "cache");
+	tpd_metric *hits =
+	    tpd_metrics_counter(m, "teleport_pagerduty_pagerduty_cache_hits_total", "", "cache");
+	tpd_metric *miss =
+	    tpd_metrics_counter(m, "teleport_pagerduty_pagerduty_cache_misses_total", "", "cache");
 	assert_true(tpd_metric_value(hits, "service") == 1.0);
 	assert_true(tpd_metric_value(miss, "service") == 1.0);
 	/* After the TTL (default 5 min) it asks again. */
@@ -201,7 +212,8 @@ static void test_find_service_paged_cached(void **state)
 	assert_string_equal(s.escalation_policy_id, "E9");
 	tpd_pd_service_clear(&s);
 	assert_int_equal(f->nreq, 3);
-	tpd_metric *reqs = tpd_metrics_counter(m, "teleport_pagerduty_pagerduty_requests_total", "", "call,code");
+	tpd_metric *reqs =
+	    tpd_metrics_counter(m, "teleport_pagerduty_pagerduty_requests_total", "", "call,code");
 	assert_true(tpd_metric_value(reqs, "find_service", "200") == 3.0);
 	tpd_pd_free(pd);
 	tpd_metrics_free(m);
@@ -233,13 +245,16 @@ static void test_find_user_exact_email(void **state)
 	tpd_pd_user u;
 	char err[TPD_ERRLEN];
 
-	push(f, 200, "{\"users\":[{\"id\":\"U0\",\"type\":\"user\",\"name\":\"Al\",\"email\":\"alice@example.com.au\"},"
-		     "{\"id\":\"U1\",\"type\":\"user\",\"email\":\"Alice@Example.com\"}],\"more\":false}");
+	push(f, 200,
+	     "{\"users\":[{\"id\":\"U0\",\"type\":\"user\",\"name\":\"Al\",\"email\":\"alice@example.com."
+	     "au\"},"
+	     "{\"id\":\"U1\",\"type\":\"user\",\"email\":\"Alice@Example.com\"}],\"more\":false}");
 	assert_int_equal(tpd_pd_find_user(pd, "alice@EXAMPLE.com", &u, err), TPD_ERR_OK);
 	assert_string_equal(u.id, "U1");
 	assert_string_equal(u.name, ""); /* missing name tolerated */
 	tpd_pd_user_clear(&u);
-	assert_string_equal(f->req[0].url, "https://pd.example.test/users?limit=100&offset=0&query=alice%40example.com");
+	assert_string_equal(f->req[0].url,
+	                    "https://pd.example.test/users?limit=100&offset=0&query=alice%40example.com");
 	tpd_pd_free(pd);
 }
 
@@ -251,12 +266,14 @@ static void test_oncall_paged_and_short_cache(void **state)
 	bool on[4];
 	char err[TPD_ERRLEN];
 
-	push(f, 200, "{\"oncalls\":[{\"user\":{\"id\":\"U1\",\"type\":\"user_reference\"},\"escalation_policy\":"
-		     "{\"id\":\"E2\",\"type\":\"escalation_policy_reference\"},\"escalation_level\":1},"
-		     "{\"user\":{\"id\":\"U9\",\"type\":\"user_reference\"},\"escalation_policy\":{\"id\":\"E1\"}}],"
-		     "\"limit\":2,\"offset\":0,\"more\":true}");
-	push(f, 200, "{\"oncalls\":[{\"user\":{\"id\":\"U1\",\"type\":\"user_reference\"},\"escalation_policy\":"
-		     "{\"id\":\"E1\",\"type\":\"escalation_policy_reference\"}},\"junk\",42],\"more\":false}");
+	push(f, 200,
+	     "{\"oncalls\":[{\"user\":{\"id\":\"U1\",\"type\":\"user_reference\"},\"escalation_policy\":"
+	     "{\"id\":\"E2\",\"type\":\"escalation_policy_reference\"},\"escalation_level\":1},"
+	     "{\"user\":{\"id\":\"U9\",\"type\":\"user_reference\"},\"escalation_policy\":{\"id\":\"E1\"}}],"
+	     "\"limit\":2,\"offset\":0,\"more\":true}");
+	push(f, 200,
+	     "{\"oncalls\":[{\"user\":{\"id\":\"U1\",\"type\":\"user_reference\"},\"escalation_policy\":"
+	     "{\"id\":\"E1\",\"type\":\"escalation_policy_reference\"}},\"junk\",42],\"more\":false}");
 	assert_int_equal(tpd_pd_oncall(pd, "U1", ids, 4, on, err), TPD_ERR_OK);
 	assert_true(on[0]);
 	assert_true(on[1]);
@@ -264,8 +281,8 @@ static void test_oncall_paged_and_short_cache(void **state)
 	assert_true(on[3]);
 	assert_int_equal(f->nreq, 2);
 	assert_string_equal(f->req[0].url, "https://pd.example.test/oncalls?limit=100&offset=0"
-					   "&escalation_policy_ids%5B%5D=E1&escalation_policy_ids%5B%5D=E2"
-					   "&escalation_policy_ids%5B%5D=E3&user_ids%5B%5D=U1");
+	                                   "&escalation_policy_ids%5B%5D=E1&escalation_policy_ids%5B%5D=E2"
+	                                   "&escalation_policy_ids%5B%5D=E3&user_ids%5B%5D=U1");
 	assert_non_null(strstr(f->req[1].url, "offset=2&"));
 	/* Within 10 s: cached. */
 	f->now += 9000;
@@ -284,8 +301,10 @@ static void test_create_incident_exact(void **state)
 {
 	fixture *f = *state;
 	tpd_pd *pd = mk(f, NULL);
-	tpd_pd_incident_spec s = {.title = "Access request from alice", .service_id = "P1",
-				  .incident_key = "teleport-access-request/r1", .details = "d"};
+	tpd_pd_incident_spec s = {.title = "Access request from alice",
+	                          .service_id = "P1",
+	                          .incident_key = "teleport-access-request/r1",
+	                          .details = "d"};
 	char *id = NULL, err[TPD_ERRLEN];
 	bool adopted = true;
 
@@ -298,10 +317,11 @@ static void test_create_incident_exact(void **state)
 	assert_string_equal(f->req[0].url, "https://pd.example.test/incidents");
 	assert_non_null(strstr(f->req[0].headers, "\nFrom: bot@example.com\n"));
 	assert_non_null(strstr(f->req[0].headers, "Content-Type: application/json\n"));
-	assert_string_equal(f->req[0].body, "{\"incident\":{\"type\":\"incident\",\"title\":\"Access request from alice\","
-					    "\"service\":{\"id\":\"P1\",\"type\":\"service_reference\"},"
-					    "\"incident_key\":\"teleport-access-request/r1\","
-					    "\"body\":{\"type\":\"incident_body\",\"details\":\"d\"}}}");
+	assert_string_equal(f->req[0].body,
+	                    "{\"incident\":{\"type\":\"incident\",\"title\":\"Access request from alice\","
+	                    "\"service\":{\"id\":\"P1\",\"type\":\"service_reference\"},"
+	                    "\"incident_key\":\"teleport-access-request/r1\","
+	                    "\"body\":{\"type\":\"incident_body\",\"details\":\"d\"}}}");
 	tpd_pd_free(pd);
 }
 
@@ -309,23 +329,27 @@ static void test_create_duplicate_key_adopts(void **state)
 {
 	fixture *f = *state;
 	tpd_pd *pd = mk(f, NULL);
-	tpd_pd_incident_spec s = {.title = "t", .service_id = "P1", .incident_key = "teleport-access-request/r1",
-				  .details = "d"};
+	tpd_pd_incident_spec s = {
+	    .title = "t", .service_id = "P1", .incident_key = "teleport-access-request/r1", .details = "d"};
 	char *id = NULL, err[TPD_ERRLEN];
 	bool adopted = false;
 
-	push(f, 400, "{\"error\":{\"message\":\"Arguments Caused Error\",\"code\":2002,\"errors\":"
-		     "[\"Open incident with matching dedup key already exists on this service\"]}}");
-	push(f, 200, "{\"incidents\":[{\"id\":\"OLD\",\"status\":\"resolved\",\"incident_key\":\"teleport-access-request/r1\"},"
-		     "{\"id\":\"I7\",\"status\":\"acknowledged\",\"incident_key\":\"teleport-access-request/r1\"}],"
-		     "\"more\":false}");
+	push(f, 400,
+	     "{\"error\":{\"message\":\"Arguments Caused Error\",\"code\":2002,\"errors\":"
+	     "[\"Open incident with matching dedup key already exists on this service\"]}}");
+	push(f, 200,
+	     "{\"incidents\":[{\"id\":\"OLD\",\"status\":\"resolved\",\"incident_key\":\"teleport-access-"
+	     "request/r1\"},"
+	     "{\"id\":\"I7\",\"status\":\"acknowledged\",\"incident_key\":\"teleport-access-request/r1\"}],"
+	     "\"more\":false}");
 	assert_int_equal(tpd_pd_create_incident(pd, &s, &id, &adopted, err), TPD_ERR_OK);
 	assert_string_equal(id, "I7");
 	assert_true(adopted);
 	free(id);
 	assert_int_equal(f->nreq, 2);
-	assert_string_equal(f->req[1].url, "https://pd.example.test/incidents?limit=100&offset=0&date_range=all"
-					   "&incident_key=teleport-access-request%2Fr1");
+	assert_string_equal(f->req[1].url,
+	                    "https://pd.example.test/incidents?limit=100&offset=0&date_range=all"
+	                    "&incident_key=teleport-access-request%2Fr1");
 	tpd_pd_free(pd);
 }
 
@@ -333,16 +357,18 @@ static void test_create_ambiguous_failure_adopts_before_retry(void **state)
 {
 	fixture *f = *state;
 	tpd_pd *pd = mk(f, NULL);
-	tpd_pd_incident_spec s = {.title = "t", .service_id = "P1", .incident_key = "teleport-access-request/r2",
-				  .details = "d"};
+	tpd_pd_incident_spec s = {
+	    .title = "t", .service_id = "P1", .incident_key = "teleport-access-request/r2", .details = "d"};
 	char *id = NULL, err[TPD_ERRLEN];
 	bool adopted = false;
 	size_t posts = 0;
 
 	/* The create timed out after PagerDuty made it: the retry looks first and adopts. */
 	f->script[f->n++] = (canned){.terr = TPD_ERR_TIMEOUT};
-	push(f, 200, "{\"incidents\":[{\"id\":\"I8\",\"status\":\"triggered\",\"incident_key\":\"teleport-access-request/r2\"}],"
-		     "\"more\":false}");
+	push(f, 200,
+	     "{\"incidents\":[{\"id\":\"I8\",\"status\":\"triggered\",\"incident_key\":\"teleport-access-"
+	     "request/r2\"}],"
+	     "\"more\":false}");
 	assert_int_equal(tpd_pd_create_incident(pd, &s, &id, &adopted, err), TPD_ERR_OK);
 	assert_string_equal(id, "I8");
 	assert_true(adopted);
@@ -415,8 +441,11 @@ static void test_429_honours_reset_then_rate_limited(void **state)
 	tpd_pd *pd = mk(f, m);
 	char err[TPD_ERRLEN];
 
-	f->script[f->n++] = (canned){.status = 429, .body = "{\"error\":{\"message\":\"Rate Limit Exceeded\",\"code\":2020}}",
-				     .reset = 2, .remaining = 0};
+	f->script[f->n++] =
+	    (canned){.status = 429,
+	             .body = "{\"error\":{\"message\":\"Rate Limit Exceeded\",\"code\":2020}}",
+	             .reset = 2,
+	             .remaining = 0};
 	push(f, 200, "{}");
 	assert_int_equal(tpd_pd_health(pd, err), TPD_ERR_OK);
 	assert_int_equal(f->nsleeps, 1);
@@ -425,7 +454,8 @@ static void test_429_honours_reset_then_rate_limited(void **state)
 	for (int i = 0; i < 5; i++)
 		f->script[f->n++] = (canned){.status = 429, .reset = 20};
 	assert_int_equal(tpd_pd_health(pd, err), TPD_ERR_RATE_LIMITED);
-	assert_non_null(strstr(err, "Rate Limit Exceeded") ? strstr(err, "Rate Limit Exceeded") : strstr(err, "429"));
+	assert_non_null(strstr(err, "Rate Limit Exceeded") ? strstr(err, "Rate Limit Exceeded")
+	                                                   : strstr(err, "429"));
 	tpd_metric *rl = tpd_metrics_counter(m, "teleport_pagerduty_pagerduty_rate_limited_total", "", NULL);
 	assert_true(tpd_metric_value(rl) >= 2.0);
 	tpd_pd_free(pd);
@@ -448,9 +478,12 @@ static void test_4xx_not_retried_and_mapped(void **state)
 	assert_non_null(strstr(err, "read-only API key?"));
 	push(f, 404, "{\"error\":{\"message\":\"Not Found\",\"code\":2100}}");
 	assert_int_equal(tpd_pd_add_note(pd, "NOPE", "x", err), TPD_ERR_NOT_FOUND);
-	push(f, 400, "{\"error\":{\"message\":\"Invalid Input Provided\",\"code\":2001,\"errors\":[\"query is bad\"]}}");
+	push(f, 400,
+	     "{\"error\":{\"message\":\"Invalid Input Provided\",\"code\":2001,\"errors\":[\"query is "
+	     "bad\"]}}");
 	assert_int_equal(tpd_pd_find_service(pd, "x", &s, err), TPD_ERR_REMOTE);
-	assert_string_equal(err, "PagerDuty find_service: HTTP 400: Invalid Input Provided (code 2001): query is bad");
+	assert_string_equal(
+	    err, "PagerDuty find_service: HTTP 400: Invalid Input Provided (code 2001): query is bad");
 	assert_int_equal(f->nreq, 4);
 	assert_int_equal(f->nsleeps, 0);
 	tpd_pd_free(pd);
@@ -473,12 +506,16 @@ static void test_hostile_answers(void **state)
 	push(f, 200, "[1,2,3]");
 	assert_int_equal(tpd_pd_find_user(pd, "a@b.c", &u, err), TPD_ERR_PROTOCOL);
 	/* Elements with wrong types are skipped; "more" of the wrong type ends paging. */
-	push(f, 200, "{\"users\":[null,7,{\"id\":5,\"email\":\"a@b.c\"},{\"id\":\"U\",\"email\":[\"a@b.c\"]}],\"more\":\"yes\"}");
+	push(f, 200,
+	     "{\"users\":[null,7,{\"id\":5,\"email\":\"a@b.c\"},{\"id\":\"U\",\"email\":[\"a@b.c\"]}],"
+	     "\"more\":\"yes\"}");
 	assert_int_equal(tpd_pd_find_user(pd, "a@b.c", &u, err), TPD_ERR_NOT_FOUND);
 	push(f, 200, "{\"oncalls\":[{\"user\":\"U1\",\"escalation_policy\":null}],\"more\":false}");
 	assert_int_equal(tpd_pd_oncall(pd, "U1", ids, 1, on, err), TPD_ERR_OK);
 	assert_false(on[0]);
-	push(f, 200, "{\"incidents\":[{\"id\":\"I1\",\"incident_key\":\"other\",\"status\":\"triggered\"}],\"more\":false}");
+	push(f, 200,
+	     "{\"incidents\":[{\"id\":\"I1\",\"incident_key\":\"other\",\"status\":\"triggered\"}],\"more\":"
+	     "false}");
 	assert_int_equal(tpd_pd_find_incident_by_key(pd, "k", &id, NULL, err), TPD_ERR_NOT_FOUND);
 	assert_null(id);
 	tpd_pd_free(pd);
@@ -494,7 +531,8 @@ static void test_resolve_and_already_resolved(void **state)
 	assert_int_equal(tpd_pd_resolve_incident(pd, "I1", err), TPD_ERR_OK);
 	assert_string_equal(f->req[0].method, "PUT");
 	assert_string_equal(f->req[0].url, "https://pd.example.test/incidents/I1");
-	assert_string_equal(f->req[0].body, "{\"incident\":{\"type\":\"incident_reference\",\"status\":\"resolved\"}}");
+	assert_string_equal(f->req[0].body,
+	                    "{\"incident\":{\"type\":\"incident_reference\",\"status\":\"resolved\"}}");
 	assert_non_null(strstr(f->req[0].headers, "From: bot@example.com"));
 	push(f, 400, "{\"error\":{\"message\":\"Incident Already Resolved\",\"code\":1001}}");
 	assert_int_equal(tpd_pd_resolve_incident(pd, "I1", err), TPD_ERR_OK);
@@ -525,16 +563,22 @@ static void test_list_open_incidents_prefix_paged(void **state)
 	collected c = {0};
 	char err[TPD_ERRLEN];
 
-	push(f, 200, "{\"incidents\":[{\"id\":\"A\",\"status\":\"triggered\",\"incident_key\":\"teleport-access-request/1\"},"
-		     "{\"id\":\"B\",\"status\":\"triggered\",\"incident_key\":\"someone-else/1\"}],\"more\":true}");
-	push(f, 200, "{\"incidents\":[{\"id\":\"C\",\"status\":\"acknowledged\",\"incident_key\":\"teleport-access-request/2\"},"
-		     "{\"id\":\"D\",\"status\":\"triggered\",\"incident_key\":null}],\"more\":false}");
-	assert_int_equal(tpd_pd_list_open_incidents(pd, TPD_PD_INCIDENT_KEY_PREFIX, collect, &c, err), TPD_ERR_OK);
+	push(f, 200,
+	     "{\"incidents\":[{\"id\":\"A\",\"status\":\"triggered\",\"incident_key\":\"teleport-access-"
+	     "request/1\"},"
+	     "{\"id\":\"B\",\"status\":\"triggered\",\"incident_key\":\"someone-else/1\"}],\"more\":true}");
+	push(f, 200,
+	     "{\"incidents\":[{\"id\":\"C\",\"status\":\"acknowledged\",\"incident_key\":\"teleport-access-"
+	     "request/2\"},"
+	     "{\"id\":\"D\",\"status\":\"triggered\",\"incident_key\":null}],\"more\":false}");
+	assert_int_equal(tpd_pd_list_open_incidents(pd, TPD_PD_INCIDENT_KEY_PREFIX, collect, &c, err),
+	                 TPD_ERR_OK);
 	assert_int_equal(c.n, 2);
 	assert_string_equal(c.ids[0], "A");
 	assert_string_equal(c.ids[1], "C");
-	assert_string_equal(f->req[0].url, "https://pd.example.test/incidents?limit=100&offset=0&date_range=all"
-					   "&statuses%5B%5D=triggered&statuses%5B%5D=acknowledged");
+	assert_string_equal(f->req[0].url,
+	                    "https://pd.example.test/incidents?limit=100&offset=0&date_range=all"
+	                    "&statuses%5B%5D=triggered&statuses%5B%5D=acknowledged");
 	assert_non_null(strstr(f->req[1].url, "offset=2&"));
 	tpd_pd_free(pd);
 }
@@ -554,7 +598,8 @@ static void test_shutdown_cancels(void **state)
 static void test_writes_need_user_email(void **state)
 {
 	fixture *f = *state;
-	tpd_pd_hooks hooks = {.transport = transport, .transport_ud = f, .now_ms = clk, .sleep_ms = slp, .clock_ud = f};
+	tpd_pd_hooks hooks = {
+	    .transport = transport, .transport_ud = f, .now_ms = clk, .sleep_ms = slp, .clock_ud = f};
 	tpd_pd_opts o = {.api_key = KEY, .hooks = &hooks};
 	tpd_pd *pd = NULL;
 	char err[TPD_ERRLEN];
@@ -568,24 +613,25 @@ static void test_writes_need_user_email(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_new_validates),
-		cmocka_unit_test_setup_teardown(test_health_headers_exact, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_find_service_paged_cached, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_find_service_not_found_negative_cache, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_find_user_exact_email, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_oncall_paged_and_short_cache, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_create_incident_exact, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_create_duplicate_key_adopts, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_create_ambiguous_failure_adopts_before_retry, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_retries_5xx_then_success, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_retry_budget_exhausted, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_429_honours_reset_then_rate_limited, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_4xx_not_retried_and_mapped, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_hostile_answers, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_resolve_and_already_resolved, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_list_open_incidents_prefix_paged, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_shutdown_cancels, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_writes_need_user_email, setup, teardown),
+	    cmocka_unit_test(test_new_validates),
+	    cmocka_unit_test_setup_teardown(test_health_headers_exact, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_find_service_paged_cached, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_find_service_not_found_negative_cache, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_find_user_exact_email, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_oncall_paged_and_short_cache, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_create_incident_exact, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_create_duplicate_key_adopts, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_create_ambiguous_failure_adopts_before_retry, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_retries_5xx_then_success, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_retry_budget_exhausted, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_429_honours_reset_then_rate_limited, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_4xx_not_retried_and_mapped, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_hostile_answers, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_resolve_and_already_resolved, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_list_open_incidents_prefix_paged, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_shutdown_cancels, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_writes_need_user_email, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,28 +16,31 @@ static void test_incident_body_exact(void **state)
 {
 	(void)state;
 	tpd_pd_incident_spec s = {.title = "Access request from alice",
-				  .service_id = "PSVC001",
-				  .incident_key = "teleport-access-request/0b9c",
-				  .details = "alice requested <roles> & more/\n"};
+	                          .service_id = "PSVC001",
+	                          .incident_key = "teleport-access-request/0b9c",
+	                          .details = "alice requested <roles> & more/\n"};
 	char *b = tpd_pd_build_incident_body(&s, NULL, "");
 
-	assert_string_equal(b, "{\"incident\":{\"type\":\"incident\",\"title\":\"Access request from alice\","
-			       "\"service\":{\"id\":\"PSVC001\",\"type\":\"service_reference\"},"
-			       "\"incident_key\":\"teleport-access-request/0b9c\","
-			       "\"body\":{\"type\":\"incident_body\",\"details\":\"alice requested <roles> & more/\\n\"}}}");
+	assert_string_equal(
+	    b, "{\"incident\":{\"type\":\"incident\",\"title\":\"Access request from alice\","
+	       "\"service\":{\"id\":\"PSVC001\",\"type\":\"service_reference\"},"
+	       "\"incident_key\":\"teleport-access-request/0b9c\","
+	       "\"body\":{\"type\":\"incident_body\",\"details\":\"alice requested <roles> & more/\\n\"}}}");
 	free(b);
 	b = tpd_pd_build_incident_body(&s, "low", "PPRIO1");
-	assert_non_null(strstr(b, ",\"urgency\":\"low\",\"priority\":{\"id\":\"PPRIO1\",\"type\":\"priority_reference\"}}}"));
+	assert_non_null(strstr(
+	    b, ",\"urgency\":\"low\",\"priority\":{\"id\":\"PPRIO1\",\"type\":\"priority_reference\"}}}"));
 	free(b);
 }
 
 static void test_note_and_resolve_bodies(void **state)
 {
 	(void)state;
-	char *b = tpd_pd_build_note_body("bob reviewed the request at 01 Jan 26 00:00 UTC.\nResolution: APPROVED.\n");
+	char *b = tpd_pd_build_note_body(
+	    "bob reviewed the request at 01 Jan 26 00:00 UTC.\nResolution: APPROVED.\n");
 
 	assert_string_equal(b, "{\"note\":{\"content\":\"bob reviewed the request at 01 Jan 26 00:00 UTC.\\n"
-			       "Resolution: APPROVED.\\n\"}}");
+	                       "Resolution: APPROVED.\\n\"}}");
 	free(b);
 	b = tpd_pd_build_resolve_body();
 	assert_string_equal(b, "{\"incident\":{\"type\":\"incident_reference\",\"status\":\"resolved\"}}");
@@ -76,7 +79,7 @@ static void test_parse_json_strict(void **state)
 	assert_non_null(o);
 	json_object_put(o);
 	assert_null(tpd_pd_parse_json("{\"a\":1} x", 9));
-	assert_null(tpd_pd_parse_json("{\"a\":", 5));    /* truncated */
+	assert_null(tpd_pd_parse_json("{\"a\":", 5)); /* truncated */
 	assert_null(tpd_pd_parse_json("<html>", 6));
 	assert_null(tpd_pd_parse_json("", 0));
 	assert_null(tpd_pd_parse_json(NULL, 3));
@@ -90,13 +93,14 @@ static void test_parse_error_good(void **state)
 {
 	(void)state;
 	const char *b = "{\"error\":{\"message\":\"Invalid Input Provided\",\"code\":2001,"
-			"\"errors\":[\"Service not found\",\"Title too long\"]}}";
+	                "\"errors\":[\"Service not found\",\"Title too long\"]}}";
 	char msg[TPD_ERRLEN];
 	int code;
 
 	assert_int_equal(tpd_pd_parse_error(400, b, strlen(b), &code, msg, sizeof(msg)), TPD_ERR_REMOTE);
 	assert_int_equal(code, 2001);
-	assert_string_equal(msg, "HTTP 400: Invalid Input Provided (code 2001): Service not found; Title too long");
+	assert_string_equal(
+	    msg, "HTTP 400: Invalid Input Provided (code 2001): Service not found; Title too long");
 	b = "{\"error\":{\"message\":\"Not Found\",\"code\":2100}}";
 	assert_int_equal(tpd_pd_parse_error(404, b, strlen(b), &code, msg, sizeof(msg)), TPD_ERR_NOT_FOUND);
 	assert_string_equal(msg, "HTTP 404: Not Found (code 2100)");
@@ -145,8 +149,9 @@ static void test_duplicate_key_detection(void **state)
 {
 	(void)state;
 	const char *dup = "{\"error\":{\"message\":\"Arguments Caused Error\",\"code\":2002,\"errors\":"
-			  "[\"Open incident with matching dedup key already exists on this service\"]}}";
-	const char *other = "{\"error\":{\"message\":\"Invalid Input Provided\",\"code\":2001,\"errors\":[\"x\"]}}";
+	                  "[\"Open incident with matching dedup key already exists on this service\"]}}";
+	const char *other =
+	    "{\"error\":{\"message\":\"Invalid Input Provided\",\"code\":2001,\"errors\":[\"x\"]}}";
 	assert_true(tpd_pd_is_duplicate_key_error(dup, strlen(dup)));
 	assert_false(tpd_pd_is_duplicate_key_error(other, strlen(other)));
 	assert_false(tpd_pd_is_duplicate_key_error("garbage", 7));
@@ -240,7 +245,7 @@ static void test_ttlcache_bounded(void **state)
 	void *v;
 
 	tpd_ttlcache_put(c, "a", "A", 0, 100);
-	tpd_ttlcache_put(c, "b", "B", 0, 50);  /* closest to expiry */
+	tpd_ttlcache_put(c, "b", "B", 0, 50); /* closest to expiry */
 	tpd_ttlcache_put(c, "c", "C", 0, 300);
 	tpd_ttlcache_put(c, "d", "D", 0, 300);
 	assert_int_equal(tpd_ttlcache_size(c), 3);
@@ -257,17 +262,17 @@ static void test_ttlcache_bounded(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_incident_body_exact),
-		cmocka_unit_test(test_note_and_resolve_bodies),
-		cmocka_unit_test(test_urlencode),
-		cmocka_unit_test(test_parse_json_strict),
-		cmocka_unit_test(test_parse_error_good),
-		cmocka_unit_test(test_parse_error_hostile),
-		cmocka_unit_test(test_duplicate_key_detection),
-		cmocka_unit_test(test_retryable_statuses),
-		cmocka_unit_test(test_retry_schedule),
-		cmocka_unit_test(test_ttlcache_hit_expiry_negative),
-		cmocka_unit_test(test_ttlcache_bounded),
+	    cmocka_unit_test(test_incident_body_exact),
+	    cmocka_unit_test(test_note_and_resolve_bodies),
+	    cmocka_unit_test(test_urlencode),
+	    cmocka_unit_test(test_parse_json_strict),
+	    cmocka_unit_test(test_parse_error_good),
+	    cmocka_unit_test(test_parse_error_hostile),
+	    cmocka_unit_test(test_duplicate_key_detection),
+	    cmocka_unit_test(test_retryable_statuses),
+	    cmocka_unit_test(test_retry_schedule),
+	    cmocka_unit_test(test_ttlcache_hit_expiry_negative),
+	    cmocka_unit_test(test_ttlcache_bounded),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

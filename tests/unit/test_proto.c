@@ -125,11 +125,11 @@ static void test_review_submission(void **state)
 	 * teleport-wire.md Appendix A gives 0a03616263 1207 0a03626f74 1802 without Annotations;
 	 * Go always adds the empty non-nullable Annotations (field 6: 0x32 0x00). */
 	static const uint8_t want[] = {
-		0x0a, 0x03, 'a', 'b', 'c',    /* 1 RequestID */
-		0x12, 0x09,                   /* 2 Review, 9 bytes */
-		0x0a, 0x03, 'b', 'o', 't',    /*   1 Author */
-		0x18, 0x02,                   /*   3 ProposedState = APPROVED */
-		0x32, 0x00,                   /*   6 Annotations = {} */
+	    0x0a, 0x03, 'a', 'b', 'c', /* 1 RequestID */
+	    0x12, 0x09,                /* 2 Review, 9 bytes */
+	    0x0a, 0x03, 'b', 'o', 't', /*   1 Author */
+	    0x18, 0x02,                /*   3 ProposedState = APPROVED */
+	    0x32, 0x00,                /*   6 Annotations = {} */
 	};
 	uint8_t *out = NULL;
 	size_t n = 0;
@@ -140,12 +140,12 @@ static void test_review_submission(void **state)
 
 	/* With reason and Created = 2021-06-01 13:27:17 UTC (1622554037 = varint b5 eb d8 85 06). */
 	static const uint8_t want2[] = {
-		0x0a, 0x02, 'r', '1',                     /* 1 RequestID */
-		0x12, 0x10,                               /* 2 Review, 16 bytes */
-		0x18, 0x02,                               /*   3 ProposedState */
-		0x22, 0x02, 'o', 'k',                     /*   4 Reason */
-		0x2a, 0x06, 0x08, 0xb5, 0xeb, 0xd8, 0x85, 0x06, /* 5 Created{seconds} */
-		0x32, 0x00,                               /*   6 Annotations */
+	    0x0a, 0x02, 'r',  '1',                          /* 1 RequestID */
+	    0x12, 0x10,                                     /* 2 Review, 16 bytes */
+	    0x18, 0x02,                                     /*   3 ProposedState */
+	    0x22, 0x02, 'o',  'k',                          /*   4 Reason */
+	    0x2a, 0x06, 0x08, 0xb5, 0xeb, 0xd8, 0x85, 0x06, /* 5 Created{seconds} */
+	    0x32, 0x00,                                     /*   6 Annotations */
 	};
 	assert_int_equal(tpd_teleport_encode_review("r1", NULL, "ok", 1622554037, &out, &n, err), TPD_ERR_OK);
 	assert_bytes(out, n, want2, sizeof(want2));
@@ -187,7 +187,8 @@ static void test_plugin_update(void **state)
 	w_str(&want, 2, "req-1");
 	w_str(&want, 3, "pagerduty");
 	for (size_t i = 0; i < TPD_PLUGIN_DATA_NKEYS; i++)
-		w_map_ss(&want, 4, tpd_plugin_data_keys[i], tpd_plugin_data_get(&set, tpd_plugin_data_keys[i]), false);
+		w_map_ss(&want, 4, tpd_plugin_data_keys[i],
+		         tpd_plugin_data_get(&set, tpd_plugin_data_keys[i]), false);
 	for (size_t i = 0; i < TPD_PLUGIN_DATA_NKEYS; i++)
 		w_map_ss(&want, 5, tpd_plugin_data_keys[i], "", false);
 
@@ -206,11 +207,12 @@ static void test_plugin_update(void **state)
 	w_str(&go, 2, "req-1");
 	w_str(&go, 3, "pagerduty");
 	for (size_t i = 0; i < TPD_PLUGIN_DATA_NKEYS; i++)
-		w_map_ss(&go, 4, tpd_plugin_data_keys[i], tpd_plugin_data_get(&set, tpd_plugin_data_keys[i]), true);
+		w_map_ss(&go, 4, tpd_plugin_data_keys[i], tpd_plugin_data_get(&set, tpd_plugin_data_keys[i]),
+		         true);
 	for (size_t i = 0; i < TPD_PLUGIN_DATA_NKEYS; i++)
 		w_map_ss(&go, 5, tpd_plugin_data_keys[i], "", true);
 	Types__PluginDataUpdateParams *p =
-		types__plugin_data_update_params__unpack(NULL, go.len, (const uint8_t *)go.data);
+	    types__plugin_data_update_params__unpack(NULL, go.len, (const uint8_t *)go.data);
 	assert_non_null(p);
 	assert_string_equal(p->kind, "access_request");
 	assert_int_equal(p->n_set, TPD_PLUGIN_DATA_NKEYS);
@@ -226,7 +228,8 @@ static void test_plugin_update(void **state)
 
 	/* With an expectation the Expect map carries it. */
 	tpd_plugin_data_set(&expect, "incident_id", "INCIDENT1");
-	assert_int_equal(tpd_teleport_encode_plugin_update("req-1", &set, &expect, &out, &n, err), TPD_ERR_OK);
+	assert_int_equal(tpd_teleport_encode_plugin_update("req-1", &set, &expect, &out, &n, err),
+	                 TPD_ERR_OK);
 	p = types__plugin_data_update_params__unpack(NULL, n, out);
 	assert_non_null(p);
 	assert_string_equal(p->expect[0]->key, "incident_id");
@@ -245,8 +248,8 @@ static void test_requests_we_send(void **state)
 
 	/* Watch{Kinds:[{Kind:"access_request"}]} */
 	static const uint8_t want_watch[] = {
-		0x0a, 0x10,                                   /* 1 Kinds[0], 16 bytes */
-		0x0a, 0x0e, 'a', 'c', 'c', 'e', 's', 's', '_', 'r', 'e', 'q', 'u', 'e', 's', 't', /* 1 Kind */
+	    0x0a, 0x10, /* 1 Kinds[0], 16 bytes */
+	    0x0a, 0x0e, 'a', 'c', 'c', 'e', 's', 's', '_', 'r', 'e', 'q', 'u', 'e', 's', 't', /* 1 Kind */
 	};
 	Types__WatchKind k = TYPES__WATCH_KIND__INIT;
 	Types__WatchKind *kinds[] = {&k};
@@ -260,9 +263,8 @@ static void test_requests_we_send(void **state)
 
 	/* PluginDataFilter{Kind:"access_request", Resource:"r1", Plugin:"pagerduty"} */
 	static const uint8_t want_filter[] = {
-		0x0a, 0x0e, 'a', 'c', 'c', 'e', 's', 's', '_', 'r', 'e', 'q', 'u', 'e', 's', 't',
-		0x12, 0x02, 'r', '1',
-		0x1a, 0x09, 'p', 'a', 'g', 'e', 'r', 'd', 'u', 't', 'y',
+	    0x0a, 0x0e, 'a', 'c', 'c',  'e',  's', 's', '_', 'r', 'e', 'q', 'u', 'e', 's', 't',
+	    0x12, 0x02, 'r', '1', 0x1a, 0x09, 'p', 'a', 'g', 'e', 'r', 'd', 'u', 't', 'y',
 	};
 	Types__PluginDataFilter f = TYPES__PLUGIN_DATA_FILTER__INIT;
 	f.kind = "access_request";
@@ -274,9 +276,9 @@ static void test_requests_we_send(void **state)
 
 	/* ListAccessRequestsRequest{Filter:{}, Limit:256, StartKey:"k"} */
 	static const uint8_t want_list[] = {
-		0x0a, 0x00,             /* 1 Filter = {} (Go sends the filter it was given) */
-		0x20, 0x80, 0x02,       /* 4 Limit = 256 */
-		0x2a, 0x01, 'k',        /* 5 StartKey */
+	    0x0a, 0x00,       /* 1 Filter = {} (Go sends the filter it was given) */
+	    0x20, 0x80, 0x02, /* 4 Limit = 256 */
+	    0x2a, 0x01, 'k',  /* 5 StartKey */
 	};
 	Types__AccessRequestFilter af = TYPES__ACCESS_REQUEST_FILTER__INIT;
 	Proto__ListAccessRequestsRequest lr = PROTO__LIST_ACCESS_REQUESTS_REQUEST__INIT;
@@ -347,7 +349,7 @@ static void build_request(tpd_buf *b, const char *id, int64_t created, bool with
 	w_ts(&spec, 17, GO_ZERO); /* MaxDuration: zero Go time */
 	w_ts(&spec, 18, GO_ZERO); /* SessionTTL */
 	if (with_unknown) {
-		w_uint(&spec, 25, 2);      /* a newer field (RequestKind-like enum) */
+		w_uint(&spec, 25, 2);       /* a newer field (RequestKind-like enum) */
 		w_str(&spec, 27, "timing"); /* and a newer message/string */
 	}
 
@@ -392,12 +394,14 @@ static void test_access_request_decode(void **state)
 		tpd_buf_init(&b, 0);
 		build_request(&b, "3f1a5c9e-0000-4000-8000-000000000001", 1700000000, unknown);
 		tpd_access_request r = {0};
-		assert_int_equal(tpd_teleport_decode_request((const uint8_t *)b.data, b.len, &r, err), TPD_ERR_OK);
+		assert_int_equal(tpd_teleport_decode_request((const uint8_t *)b.data, b.len, &r, err),
+		                 TPD_ERR_OK);
 		check_request(&r, "3f1a5c9e-0000-4000-8000-000000000001", 1700000000);
 		tpd_access_request_clear(&r);
 
 		/* Re-encode with protobuf-c (unknown fields are kept) and decode again. */
-		Types__AccessRequestV3 *m = types__access_request_v3__unpack(NULL, b.len, (const uint8_t *)b.data);
+		Types__AccessRequestV3 *m =
+		    types__access_request_v3__unpack(NULL, b.len, (const uint8_t *)b.data);
 		assert_non_null(m);
 		assert_int_equal(m->spec->maxduration->seconds, GO_ZERO);
 		size_t n;
@@ -426,7 +430,8 @@ static void test_access_request_decode(void **state)
 	tpd_buf_free(&b);
 
 	/* A bare request (no Spec at all) decodes to empty strings, not NULLs. */
-	static const uint8_t bare[] = {0x0a, 0x0e, 'a', 'c', 'c', 'e', 's', 's', '_', 'r', 'e', 'q', 'u', 'e', 's', 't'};
+	static const uint8_t bare[] = {0x0a, 0x0e, 'a', 'c', 'c', 'e', 's', 's',
+	                               '_',  'r',  'e', 'q', 'u', 'e', 's', 't'};
 	memset(&r, 0, sizeof(r));
 	assert_int_equal(tpd_teleport_decode_request(bare, sizeof(bare), &r, err), TPD_ERR_OK);
 	assert_string_equal(r.id, "");
@@ -458,16 +463,17 @@ static void test_events(void **state)
 
 	/* INIT with a WatchStatus (field 43 → tag varint 0xda 0x02). */
 	static const uint8_t init[] = {
-		0xda, 0x02, 0x12,                          /* 43 WatchStatus, 18 bytes */
-		0x0a, 0x0c, 'w', 'a', 't', 'c', 'h', '_', 's', 't', 'a', 't', 'u', 's', /* 1 Kind */
-		0x1a, 0x02, 'v', '1',                      /* 3 Version */
+	    0xda, 0x02, 0x12, /* 43 WatchStatus, 18 bytes */
+	    0x0a, 0x0c, 'w',  'a', 't', 'c', 'h', '_', 's', 't', 'a', 't', 'u', 's', /* 1 Kind */
+	    0x1a, 0x02, 'v',  '1',                                                   /* 3 Version */
 	};
 	assert_int_equal(tpd_teleport_decode_event(init, sizeof(init), &op, &r, &has, &del, err), TPD_ERR_OK);
 	assert_int_equal(op, TPD_EV_INIT);
 	assert_false(has);
 	assert_null(del);
 	/* An old server's INIT: an empty message (Type 0 is not written). */
-	assert_int_equal(tpd_teleport_decode_event((const uint8_t *)"", 0, &op, &r, &has, &del, err), TPD_ERR_OK);
+	assert_int_equal(tpd_teleport_decode_event((const uint8_t *)"", 0, &op, &r, &has, &del, err),
+	                 TPD_ERR_OK);
 	assert_int_equal(op, TPD_EV_INIT);
 
 	/* PUT with AccessRequest (field 14: tag 0x72). */
@@ -477,7 +483,9 @@ static void test_events(void **state)
 	build_request(&req, "put-1", 1700000000, true);
 	w_uint(&ev, 1, 1);
 	w_msg(&ev, 14, &req);
-	assert_int_equal(tpd_teleport_decode_event((const uint8_t *)ev.data, ev.len, &op, &r, &has, &del, err), TPD_ERR_OK);
+	assert_int_equal(
+	    tpd_teleport_decode_event((const uint8_t *)ev.data, ev.len, &op, &r, &has, &del, err),
+	    TPD_ERR_OK);
 	assert_int_equal(op, TPD_EV_PUT);
 	assert_true(has);
 	check_request(&r, "put-1", 1700000000);
@@ -496,27 +504,30 @@ static void test_events(void **state)
 
 	/* PUT of another kind (an unknown oneof member, e.g. User = field 8): ignored. */
 	static const uint8_t put_user[] = {
-		0x08, 0x01,                                /* 1 Type = PUT */
-		0x42, 0x06, 0x0a, 0x04, 'u', 's', 'e', 'r', /* 8 User{Kind:"user"} — not in our subset */
+	    0x08, 0x01,                                 /* 1 Type = PUT */
+	    0x42, 0x06, 0x0a, 0x04, 'u', 's', 'e', 'r', /* 8 User{Kind:"user"} — not in our subset */
 	};
-	assert_int_equal(tpd_teleport_decode_event(put_user, sizeof(put_user), &op, &r, &has, &del, err), TPD_ERR_OK);
+	assert_int_equal(tpd_teleport_decode_event(put_user, sizeof(put_user), &op, &r, &has, &del, err),
+	                 TPD_ERR_OK);
 	assert_int_equal(op, TPD_EV_PUT);
 	assert_false(has);
 	/* A far-away member (field 81, tag 0x8a 0x05) is just as harmless. */
 	static const uint8_t put_far[] = {0x08, 0x01, 0x8a, 0x05, 0x02, 0x0a, 0x00};
-	assert_int_equal(tpd_teleport_decode_event(put_far, sizeof(put_far), &op, &r, &has, &del, err), TPD_ERR_OK);
+	assert_int_equal(tpd_teleport_decode_event(put_far, sizeof(put_far), &op, &r, &has, &del, err),
+	                 TPD_ERR_OK);
 	assert_false(has);
 
 	/* DELETE with ResourceHeader (field 2). */
 	static const uint8_t delete_ev[] = {
-		0x08, 0x02,                                /* 1 Type = DELETE */
-		0x12, 0x1f,                                /* 2 ResourceHeader, 31 bytes */
-		0x0a, 0x0e, 'a', 'c', 'c', 'e', 's', 's', '_', 'r', 'e', 'q', 'u', 'e', 's', 't', /* 1 Kind */
-		0x1a, 0x02, 'v', '3',                      /*   3 Version */
-		0x22, 0x09,                                /*   4 Metadata, 9 bytes */
-		0x0a, 0x07, 'r', 'e', 'q', '-', 'd', 'e', 'l', /* 1 Name */
+	    0x08, 0x02, /* 1 Type = DELETE */
+	    0x12, 0x1f, /* 2 ResourceHeader, 31 bytes */
+	    0x0a, 0x0e, 'a', 'c', 'c', 'e', 's', 's', '_', 'r', 'e', 'q', 'u', 'e', 's', 't', /* 1 Kind */
+	    0x1a, 0x02, 'v', '3',                          /*   3 Version */
+	    0x22, 0x09,                                    /*   4 Metadata, 9 bytes */
+	    0x0a, 0x07, 'r', 'e', 'q', '-', 'd', 'e', 'l', /* 1 Name */
 	};
-	assert_int_equal(tpd_teleport_decode_event(delete_ev, sizeof(delete_ev), &op, &r, &has, &del, err), TPD_ERR_OK);
+	assert_int_equal(tpd_teleport_decode_event(delete_ev, sizeof(delete_ev), &op, &r, &has, &del, err),
+	                 TPD_ERR_OK);
 	assert_int_equal(op, TPD_EV_DELETE);
 	assert_non_null(del);
 	assert_string_equal(del, "req-del");
@@ -529,17 +540,20 @@ static void test_events(void **state)
 	proto__event__free_unpacked(pe, NULL);
 
 	/* DELETE of another kind: no id. */
-	static const uint8_t delete_role[] = {0x08, 0x02, 0x12, 0x0c, 0x0a, 0x04, 'r', 'o', 'l', 'e',
-					      0x22, 0x04, 0x0a, 0x02, 'r', '1'};
-	assert_int_equal(tpd_teleport_decode_event(delete_role, sizeof(delete_role), &op, &r, &has, &del, err), TPD_ERR_OK);
+	static const uint8_t delete_role[] = {0x08, 0x02, 0x12, 0x0c, 0x0a, 0x04, 'r', 'o',
+	                                      'l',  'e',  0x22, 0x04, 0x0a, 0x02, 'r', '1'};
+	assert_int_equal(
+	    tpd_teleport_decode_event(delete_role, sizeof(delete_role), &op, &r, &has, &del, err),
+	    TPD_ERR_OK);
 	assert_null(del);
 
 	/* Unknown operation and garbage are protocol errors, never crashes. */
 	static const uint8_t bad_op[] = {0x08, 0x07};
-	assert_int_equal(tpd_teleport_decode_event(bad_op, sizeof(bad_op), &op, &r, &has, &del, err), TPD_ERR_PROTOCOL);
+	assert_int_equal(tpd_teleport_decode_event(bad_op, sizeof(bad_op), &op, &r, &has, &del, err),
+	                 TPD_ERR_PROTOCOL);
 	static const uint8_t truncated[] = {0x08, 0x01, 0x72, 0x40, 0x0a};
 	assert_int_equal(tpd_teleport_decode_event(truncated, sizeof(truncated), &op, &r, &has, &del, err),
-			 TPD_ERR_PROTOCOL);
+	                 TPD_ERR_PROTOCOL);
 	tpd_access_request_clear(&r);
 }
 
@@ -549,9 +563,9 @@ static void test_ping_response(void **state)
 	tpd_buf b, feat;
 	tpd_buf_init(&b, 0);
 	tpd_buf_init(&feat, 0);
-	w_uint(&feat, 1, 1); /* Kubernetes: unknown to our subset */
-	w_uint(&feat, 7, 1); /* AdvancedAccessWorkflows */
-	w_str(&feat, 22, "dark");  /* CustomTheme */
+	w_uint(&feat, 1, 1);      /* Kubernetes: unknown to our subset */
+	w_uint(&feat, 7, 1);      /* AdvancedAccessWorkflows */
+	w_str(&feat, 22, "dark"); /* CustomTheme */
 	w_str(&b, 1, "example.com");
 	w_str(&b, 2, "16.4.0");
 	w_msg(&b, 3, &feat);
@@ -611,7 +625,8 @@ static void test_plugin_data_seq(void **state)
 	tpd_plugin_data out;
 	char err[TPD_ERRLEN];
 	memset(&out, 0, sizeof(out));
-	assert_int_equal(tpd_teleport_decode_plugin_data((const uint8_t *)seq.data, seq.len, &out, err), TPD_ERR_OK);
+	assert_int_equal(tpd_teleport_decode_plugin_data((const uint8_t *)seq.data, seq.len, &out, err),
+	                 TPD_ERR_OK);
 	assert_string_equal(out.incident_id, "INCIDENT1");
 	assert_string_equal(out.roles, "role-foo,role-bar");
 	assert_string_equal(out.reviews_count, "");
@@ -635,9 +650,11 @@ static void test_plugin_data_seq(void **state)
 
 	/* Empty sequence and "only another plugin": NOT_FOUND. */
 	memset(&out, 0, sizeof(out));
-	assert_int_equal(tpd_teleport_decode_plugin_data((const uint8_t *)"", 0, &out, err), TPD_ERR_NOT_FOUND);
+	assert_int_equal(tpd_teleport_decode_plugin_data((const uint8_t *)"", 0, &out, err),
+	                 TPD_ERR_NOT_FOUND);
 	static const uint8_t garbage[] = {0x0a, 0xff};
-	assert_int_equal(tpd_teleport_decode_plugin_data(garbage, sizeof(garbage), &out, err), TPD_ERR_PROTOCOL);
+	assert_int_equal(tpd_teleport_decode_plugin_data(garbage, sizeof(garbage), &out, err),
+	                 TPD_ERR_PROTOCOL);
 }
 
 typedef struct {
@@ -676,16 +693,18 @@ static void test_list_response(void **state)
 	bool stopped = false;
 	char *next = NULL;
 	char err[TPD_ERRLEN];
-	assert_int_equal(tpd_teleport_decode_request_list((const uint8_t *)b.data, b.len, count_cb, &c, &stopped, &next, err),
-			 TPD_ERR_OK);
+	assert_int_equal(tpd_teleport_decode_request_list((const uint8_t *)b.data, b.len, count_cb, &c,
+	                                                  &stopped, &next, err),
+	                 TPD_ERR_OK);
 	assert_int_equal(c.n, 2);
 	assert_string_equal(c.first, "list-1");
 	assert_false(stopped);
 	assert_string_equal(next, "2/list-3");
 	free(next);
 	cnt s = {0};
-	assert_int_equal(tpd_teleport_decode_request_list((const uint8_t *)b.data, b.len, stop_cb, &s, &stopped, &next, err),
-			 TPD_ERR_OK);
+	assert_int_equal(tpd_teleport_decode_request_list((const uint8_t *)b.data, b.len, stop_cb, &s,
+	                                                  &stopped, &next, err),
+	                 TPD_ERR_OK);
 	assert_int_equal(s.n, 1);
 	assert_true(stopped);
 	free(next);
@@ -704,11 +723,15 @@ static void test_timestamps(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_review_submission), cmocka_unit_test(test_plugin_update),
-		cmocka_unit_test(test_requests_we_send),  cmocka_unit_test(test_access_request_decode),
-		cmocka_unit_test(test_events),            cmocka_unit_test(test_ping_response),
-		cmocka_unit_test(test_plugin_data_seq),   cmocka_unit_test(test_list_response),
-		cmocka_unit_test(test_timestamps),
+	    cmocka_unit_test(test_review_submission),
+	    cmocka_unit_test(test_plugin_update),
+	    cmocka_unit_test(test_requests_we_send),
+	    cmocka_unit_test(test_access_request_decode),
+	    cmocka_unit_test(test_events),
+	    cmocka_unit_test(test_ping_response),
+	    cmocka_unit_test(test_plugin_data_seq),
+	    cmocka_unit_test(test_list_response),
+	    cmocka_unit_test(test_timestamps),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -175,14 +175,14 @@ static void test_concurrent_reservations_are_consistent(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_burst_then_wait),
-		cmocka_unit_test(test_refill_capped_at_burst),
-		cmocka_unit_test(test_max_wait_refuses_without_consuming),
-		cmocka_unit_test(test_default_rate_900),
-		cmocka_unit_test(test_pause_until),
-		cmocka_unit_test(test_observe_remaining_zero_pauses),
-		cmocka_unit_test(test_observe_low_remaining_spaces_requests),
-		cmocka_unit_test(test_concurrent_reservations_are_consistent),
+	    cmocka_unit_test(test_burst_then_wait),
+	    cmocka_unit_test(test_refill_capped_at_burst),
+	    cmocka_unit_test(test_max_wait_refuses_without_consuming),
+	    cmocka_unit_test(test_default_rate_900),
+	    cmocka_unit_test(test_pause_until),
+	    cmocka_unit_test(test_observe_remaining_zero_pauses),
+	    cmocka_unit_test(test_observe_low_remaining_spaces_requests),
+	    cmocka_unit_test(test_concurrent_reservations_are_consistent),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,7 +17,7 @@ static const tpd_reconcile_opts opts = {"pagerduty_notify_service", "pagerduty_s
 
 /* A request in `state` with the given notify/services annotations and n reviews. */
 static tpd_access_request *mkreq(tpd_request_state state, const char *notify, const char *services,
-				 size_t n_reviews)
+                                 size_t n_reviews)
 {
 	tpd_access_request *r = calloc(1, sizeof(*r));
 
@@ -36,7 +36,8 @@ static tpd_access_request *mkreq(tpd_request_state state, const char *notify, co
 		tpd_access_request_add_annotation(r, "pagerduty_services", v, *services ? 3 : 0);
 	}
 	for (size_t i = 0; i < n_reviews; i++)
-		tpd_access_request_add_review(r, "reviewer@example.com", TPD_STATE_APPROVED, 1622554100, "ok");
+		tpd_access_request_add_review(r, "reviewer@example.com", TPD_STATE_APPROVED, 1622554100,
+		                              "ok");
 	return r;
 }
 
@@ -56,9 +57,9 @@ static tpd_plugin_data *mkpd(const char *incident, const char *count, const char
 
 struct row {
 	const char *name;
-	int state;              /* -1 = deleted */
-	const char *notify;     /* NULL = no annotation, "" = empty list */
-	const char *services;   /* NULL = none, "" = empty, "x" = present */
+	int state;            /* -1 = deleted */
+	const char *notify;   /* NULL = no annotation, "" = empty list */
+	const char *services; /* NULL = none, "" = empty, "x" = present */
 	size_t reviews;
 	bool has_pd;
 	const char *incident, *count, *resolution;
@@ -70,50 +71,54 @@ struct row {
 };
 
 static const struct row rows[] = {
-	{"pending, no annotations", TPD_STATE_PENDING, NULL, NULL, 0, false, "", "", "", false, true, TPD_ACT_NONE},
-	{"pending, notify, new", TPD_STATE_PENDING, "Teleport Notifications", NULL, 0, false, "", "", "", false, true,
-	 TPD_ACT_CREATE_INCIDENT, NULL, 0, 0, true},
-	{"pending, notify, intent stored (crash)", TPD_STATE_PENDING, "Svc", NULL, 0, true, "", "", "", false, false,
-	 TPD_ACT_CREATE_INCIDENT, NULL, 0, 0, false},
-	{"pending, notify empty, services", TPD_STATE_PENDING, "", "x", 0, false, "", "", "", false, true,
-	 TPD_ACT_AUTO_APPROVE},
-	{"pending, notify empty, no approval wanted", TPD_STATE_PENDING, "", "x", 0, false, "", "", "", false, false,
-	 TPD_ACT_NONE},
-	{"pending, services only", TPD_STATE_PENDING, NULL, "x", 0, false, "", "", "", false, true,
-	 TPD_ACT_AUTO_APPROVE},
-	{"pending, services empty list", TPD_STATE_PENDING, NULL, "", 0, false, "", "", "", false, true, TPD_ACT_NONE},
-	{"pending, incident, no new reviews, approval", TPD_STATE_PENDING, "Svc", "x", 0, true, "P1", "", "", false,
-	 true, TPD_ACT_AUTO_APPROVE},
-	{"pending, incident, no new reviews", TPD_STATE_PENDING, "Svc", NULL, 0, true, "P1", "", "", false, true,
-	 TPD_ACT_NONE},
-	{"pending, incident, 2 reviews, 1 noted", TPD_STATE_PENDING, "Svc", NULL, 2, true, "P1", "1", "", false, false,
-	 TPD_ACT_POST_REVIEW_NOTES, NULL, 1, 2},
-	{"pending, incident, reviews all noted", TPD_STATE_PENDING, "Svc", NULL, 2, true, "P1", "2", "", false, false,
-	 TPD_ACT_NONE},
-	{"approved, no plugin data", TPD_STATE_APPROVED, "Svc", NULL, 0, false, "", "", "", false, false, TPD_ACT_NONE},
-	{"approved, incident, reviews pending", TPD_STATE_APPROVED, "Svc", NULL, 1, true, "P1", "", "", false, false,
-	 TPD_ACT_POST_REVIEW_NOTES, NULL, 0, 1},
-	{"approved, incident", TPD_STATE_APPROVED, "Svc", NULL, 1, true, "P1", "1", "", false, false, TPD_ACT_RESOLVE,
-	 "approved"},
-	{"denied, incident", TPD_STATE_DENIED, "Svc", NULL, 0, true, "P1", "", "", false, false, TPD_ACT_RESOLVE,
-	 "denied"},
-	{"promoted, incident", TPD_STATE_PROMOTED, "Svc", NULL, 0, true, "P1", "", "", false, false, TPD_ACT_RESOLVE,
-	 "promoted"},
-	{"approved, intent without incident id", TPD_STATE_APPROVED, "Svc", NULL, 0, true, "", "", "", false, false,
-	 TPD_ACT_ADOPT_BY_KEY, "approved"},
-	{"approved, resolution stored, not confirmed", TPD_STATE_APPROVED, "Svc", NULL, 0, true, "P1", "", "approved",
-	 false, false, TPD_ACT_RESOLVE, "approved", 0, 0, false, true},
-	{"approved, resolution confirmed", TPD_STATE_APPROVED, "Svc", NULL, 0, true, "P1", "", "approved", true, false,
-	 TPD_ACT_NONE},
-	{"approved, resolved without incident", TPD_STATE_APPROVED, "Svc", NULL, 0, true, "", "", "approved", true,
-	 false, TPD_ACT_NONE},
-	{"deleted, no plugin data", -1, NULL, NULL, 0, false, "", "", "", false, false, TPD_ACT_NONE},
-	{"deleted, incident", -1, NULL, NULL, 0, true, "P1", "", "", false, false, TPD_ACT_RESOLVE, "expired"},
-	{"deleted, intent only", -1, NULL, NULL, 0, true, "", "", "", false, false, TPD_ACT_ADOPT_BY_KEY, "expired"},
-	{"deleted, already resolved", -1, NULL, NULL, 0, true, "P1", "", "denied", true, false, TPD_ACT_NONE},
-	{"deleted, resolution unconfirmed", -1, NULL, NULL, 0, true, "P1", "", "denied", false, false, TPD_ACT_RESOLVE,
-	 "denied", 0, 0, false, true},
-	{"unknown state", TPD_STATE_NONE, "Svc", "x", 0, false, "", "", "", false, true, TPD_ACT_NONE},
+    {"pending, no annotations", TPD_STATE_PENDING, NULL, NULL, 0, false, "", "", "", false, true,
+     TPD_ACT_NONE},
+    {"pending, notify, new", TPD_STATE_PENDING, "Teleport Notifications", NULL, 0, false, "", "", "", false,
+     true, TPD_ACT_CREATE_INCIDENT, NULL, 0, 0, true},
+    {"pending, notify, intent stored (crash)", TPD_STATE_PENDING, "Svc", NULL, 0, true, "", "", "", false,
+     false, TPD_ACT_CREATE_INCIDENT, NULL, 0, 0, false},
+    {"pending, notify empty, services", TPD_STATE_PENDING, "", "x", 0, false, "", "", "", false, true,
+     TPD_ACT_AUTO_APPROVE},
+    {"pending, notify empty, no approval wanted", TPD_STATE_PENDING, "", "x", 0, false, "", "", "", false,
+     false, TPD_ACT_NONE},
+    {"pending, services only", TPD_STATE_PENDING, NULL, "x", 0, false, "", "", "", false, true,
+     TPD_ACT_AUTO_APPROVE},
+    {"pending, services empty list", TPD_STATE_PENDING, NULL, "", 0, false, "", "", "", false, true,
+     TPD_ACT_NONE},
+    {"pending, incident, no new reviews, approval", TPD_STATE_PENDING, "Svc", "x", 0, true, "P1", "", "",
+     false, true, TPD_ACT_AUTO_APPROVE},
+    {"pending, incident, no new reviews", TPD_STATE_PENDING, "Svc", NULL, 0, true, "P1", "", "", false, true,
+     TPD_ACT_NONE},
+    {"pending, incident, 2 reviews, 1 noted", TPD_STATE_PENDING, "Svc", NULL, 2, true, "P1", "1", "", false,
+     false, TPD_ACT_POST_REVIEW_NOTES, NULL, 1, 2},
+    {"pending, incident, reviews all noted", TPD_STATE_PENDING, "Svc", NULL, 2, true, "P1", "2", "", false,
+     false, TPD_ACT_NONE},
+    {"approved, no plugin data", TPD_STATE_APPROVED, "Svc", NULL, 0, false, "", "", "", false, false,
+     TPD_ACT_NONE},
+    {"approved, incident, reviews pending", TPD_STATE_APPROVED, "Svc", NULL, 1, true, "P1", "", "", false,
+     false, TPD_ACT_POST_REVIEW_NOTES, NULL, 0, 1},
+    {"approved, incident", TPD_STATE_APPROVED, "Svc", NULL, 1, true, "P1", "1", "", false, false,
+     TPD_ACT_RESOLVE, "approved"},
+    {"denied, incident", TPD_STATE_DENIED, "Svc", NULL, 0, true, "P1", "", "", false, false, TPD_ACT_RESOLVE,
+     "denied"},
+    {"promoted, incident", TPD_STATE_PROMOTED, "Svc", NULL, 0, true, "P1", "", "", false, false,
+     TPD_ACT_RESOLVE, "promoted"},
+    {"approved, intent without incident id", TPD_STATE_APPROVED, "Svc", NULL, 0, true, "", "", "", false,
+     false, TPD_ACT_ADOPT_BY_KEY, "approved"},
+    {"approved, resolution stored, not confirmed", TPD_STATE_APPROVED, "Svc", NULL, 0, true, "P1", "",
+     "approved", false, false, TPD_ACT_RESOLVE, "approved", 0, 0, false, true},
+    {"approved, resolution confirmed", TPD_STATE_APPROVED, "Svc", NULL, 0, true, "P1", "", "approved", true,
+     false, TPD_ACT_NONE},
+    {"approved, resolved without incident", TPD_STATE_APPROVED, "Svc", NULL, 0, true, "", "", "approved",
+     true, false, TPD_ACT_NONE},
+    {"deleted, no plugin data", -1, NULL, NULL, 0, false, "", "", "", false, false, TPD_ACT_NONE},
+    {"deleted, incident", -1, NULL, NULL, 0, true, "P1", "", "", false, false, TPD_ACT_RESOLVE, "expired"},
+    {"deleted, intent only", -1, NULL, NULL, 0, true, "", "", "", false, false, TPD_ACT_ADOPT_BY_KEY,
+     "expired"},
+    {"deleted, already resolved", -1, NULL, NULL, 0, true, "P1", "", "denied", true, false, TPD_ACT_NONE},
+    {"deleted, resolution unconfirmed", -1, NULL, NULL, 0, true, "P1", "", "denied", false, false,
+     TPD_ACT_RESOLVE, "denied", 0, 0, false, true},
+    {"unknown state", TPD_STATE_NONE, "Svc", "x", 0, false, "", "", "", false, true, TPD_ACT_NONE},
 };
 
 static void test_decision_table(void **state)
@@ -121,15 +126,18 @@ static void test_decision_table(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		const struct row *w = &rows[i];
-		tpd_access_request *r = w->state < 0 ? NULL : mkreq((tpd_request_state)w->state, w->notify, w->services,
-								    w->reviews);
-		tpd_plugin_data *pd = w->has_pd ? mkpd(w->incident, w->count, w->resolution, w->pd_resolved) : NULL;
+		tpd_access_request *r =
+		    w->state < 0 ? NULL
+		                 : mkreq((tpd_request_state)w->state, w->notify, w->services, w->reviews);
+		tpd_plugin_data *pd =
+		    w->has_pd ? mkpd(w->incident, w->count, w->resolution, w->pd_resolved) : NULL;
 		tpd_reconcile_input in = {r, pd, w->try_approval};
 		tpd_action a;
 
 		tpd_reconcile_next(&opts, &in, &a);
 		if (a.kind != w->want)
-			fail_msg("row '%s': got %s, want %s", w->name, tpd_action_name(a.kind), tpd_action_name(w->want));
+			fail_msg("row '%s': got %s, want %s", w->name, tpd_action_name(a.kind),
+			         tpd_action_name(w->want));
 		if (a.kind == TPD_ACT_NONE)
 			assert_non_null(a.why);
 		if (w->want_tag)
@@ -235,22 +243,24 @@ static void test_texts(void **state)
 	free(s);
 	tpd_access_request_add_role(r, "auditor");
 	s = tpd_incident_details(r, NULL);
-	assert_string_equal(s, "alice@example.com requested permissions for roles editor, auditor on Teleport at "
-			       "01 Jun 21 13:27 UTC.\n\n\n");
+	assert_string_equal(
+	    s, "alice@example.com requested permissions for roles editor, auditor on Teleport at "
+	       "01 Jun 21 13:27 UTC.\n\n\n");
 	free(s);
 	r->request_reason = strdup("because of");
 	s = tpd_incident_details(r, "https://teleport.example.com/web/requests/req-1");
-	assert_string_equal(s, "alice@example.com requested permissions for roles editor, auditor on Teleport at "
-			       "01 Jun 21 13:27 UTC.\nReason: because of\nTo approve or deny the request, proceed to "
-			       "https://teleport.example.com/web/requests/req-1\n");
+	assert_string_equal(
+	    s, "alice@example.com requested permissions for roles editor, auditor on Teleport at "
+	       "01 Jun 21 13:27 UTC.\nReason: because of\nTo approve or deny the request, proceed to "
+	       "https://teleport.example.com/web/requests/req-1\n");
 	free(s);
 	s = tpd_review_note(&v);
 	assert_string_equal(s, "reviewer1@example.com reviewed the request at 01 Jun 21 13:27 UTC.\n"
-			       "Resolution: APPROVED.\nReason: okay.");
+	                       "Resolution: APPROVED.\nReason: okay.");
 	free(s);
 	s = tpd_review_note(&v2);
 	assert_string_equal(s, "reviewer2@example.com reviewed the request at 01 Jun 21 13:27 UTC.\n"
-			       "Resolution: DENIED.\n");
+	                       "Resolution: DENIED.\n");
 	free(s);
 	s = tpd_resolution_note("expired", "");
 	assert_string_equal(s, "Access request has been expired\n");
@@ -259,8 +269,9 @@ static void test_texts(void **state)
 	assert_string_equal(s, "Access request has been approved\nReason: okay");
 	free(s);
 	s = tpd_approval_reason("Test User", "alice@example.com", svcs, 2);
-	assert_string_equal(s, "Access requested by user Test User (alice@example.com) who is on call in service(s) "
-			       "Service 1,Service 2");
+	assert_string_equal(
+	    s, "Access requested by user Test User (alice@example.com) who is on call in service(s) "
+	       "Service 1,Service 2");
 	free(s);
 	tpd_access_request_free(r);
 }
@@ -332,9 +343,12 @@ static void test_emails(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_decision_table),  cmocka_unit_test(test_lifecycle_converges),
-		cmocka_unit_test(test_texts),           cmocka_unit_test(test_links_and_keys),
-		cmocka_unit_test(test_plugin_data_encoding), cmocka_unit_test(test_emails),
+	    cmocka_unit_test(test_decision_table),
+	    cmocka_unit_test(test_lifecycle_converges),
+	    cmocka_unit_test(test_texts),
+	    cmocka_unit_test(test_links_and_keys),
+	    cmocka_unit_test(test_plugin_data_encoding),
+	    cmocka_unit_test(test_emails),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,25 +27,39 @@ static void test_parse_addr(void **state)
 		const char *in, *host;
 		int port;
 	} good[] = {
-		{":8081", "", 8081},          {"127.0.0.1:0", "127.0.0.1", 0}, {"[::1]:9000", "::1", 9000},
-		{"localhost:65535", "localhost", 65535}, {"0.0.0.0:80", "0.0.0.0", 80}, {"[::]:1", "::", 1},
+	    {":8081", "", 8081},           {"127.0.0.1:0", "127.0.0.1", 0},
+	    {"[::1]:9000", "::1", 9000},   {"localhost:65535", "localhost", 65535},
+	    {"0.0.0.0:80", "0.0.0.0", 80}, {"[::]:1", "::", 1},
 	};
-	const char *bad[] = {"", "8081", "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:-1",
-			     "127.0.0.1:8o", "::1:80", "[::1]", "[::1]80", "[]:80", "a b:80", "h/x:80",
-			     "127.0.0.1:000080000"};
+	const char *bad[] = {"",
+	                     "8081",
+	                     "127.0.0.1",
+	                     "127.0.0.1:",
+	                     "127.0.0.1:65536",
+	                     "127.0.0.1:-1",
+	                     "127.0.0.1:8o",
+	                     "::1:80",
+	                     "[::1]",
+	                     "[::1]80",
+	                     "[]:80",
+	                     "a b:80",
+	                     "h/x:80",
+	                     "127.0.0.1:000080000"};
 	char host[256], err[TPD_ERRLEN];
 	int port;
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 		port = -1;
-		assert_int_equal(tpd_status_parse_addr(good[i].in, host, sizeof(host), &port, err), TPD_ERR_OK);
+		assert_int_equal(tpd_status_parse_addr(good[i].in, host, sizeof(host), &port, err),
+		                 TPD_ERR_OK);
 		assert_string_equal(host, good[i].host);
 		assert_int_equal(port, good[i].port);
 	}
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err[0] = '\0';
-		assert_int_equal(tpd_status_parse_addr(bad[i], host, sizeof(host), &port, err), TPD_ERR_CONFIG);
+		assert_int_equal(tpd_status_parse_addr(bad[i], host, sizeof(host), &port, err),
+		                 TPD_ERR_CONFIG);
 		assert_non_null(strstr(err, bad[i][0] ? bad[i] : "empty"));
 	}
 	assert_int_equal(tpd_status_parse_addr(NULL, host, sizeof(host), &port, err), TPD_ERR_CONFIG);
@@ -161,7 +175,8 @@ static void test_round_trip(void **state)
 	r = http_get(tpd_status_port(s), "/readyz");
 	assert_non_null(strstr(r, " 503 "));
 	/* The reason is kept to one line. */
-	assert_non_null(strstr(r, "\r\n\r\n[-]sync failed: still \"syncing\" second line\nreadyz check failed\n"));
+	assert_non_null(
+	    strstr(r, "\r\n\r\n[-]sync failed: still \"syncing\" second line\nreadyz check failed\n"));
 	free(r);
 	r = http_get(tpd_status_port(s), "/healthz");
 	assert_non_null(strstr(r, " 200 "));
@@ -179,7 +194,8 @@ static void test_round_trip(void **state)
 
 	r = http_get(tpd_status_port(s), "/metrics");
 	assert_non_null(strstr(r, "content-type: text/plain; version=0.0.4; charset=utf-8\r\n"));
-	assert_non_null(strstr(r, "teleport_pagerduty_status_requests_total{handler=\"readyz\",code=\"503\"} 2\n"));
+	assert_non_null(
+	    strstr(r, "teleport_pagerduty_status_requests_total{handler=\"readyz\",code=\"503\"} 2\n"));
 	free(r);
 	tpd_status_free(s);
 	tpd_metrics_free(m);
@@ -207,11 +223,9 @@ static void test_heartbeat(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse_addr),
-		cmocka_unit_test(test_startup_errors),
-		cmocka_unit_test(test_lifecycle),
-		cmocka_unit_test(test_round_trip),
-		cmocka_unit_test(test_heartbeat),
+	    cmocka_unit_test(test_parse_addr), cmocka_unit_test(test_startup_errors),
+	    cmocka_unit_test(test_lifecycle),  cmocka_unit_test(test_round_trip),
+	    cmocka_unit_test(test_heartbeat),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

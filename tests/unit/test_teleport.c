@@ -20,20 +20,25 @@ static void test_status_mapping(void **state)
 	(void)state;
 	assert_int_equal(tpd_teleport_status_err(GRPC_STATUS_OK, ""), TPD_ERR_OK);
 	assert_int_equal(tpd_teleport_status_err(GRPC_STATUS_NOT_FOUND, "not found"), TPD_ERR_NOT_FOUND);
-	assert_int_equal(tpd_teleport_status_err(GRPC_STATUS_FAILED_PRECONDITION, "expectations not met for field \"incident_id\""),
-			 TPD_ERR_COMPARE_FAILED);
-	assert_int_equal(tpd_teleport_status_err(GRPC_STATUS_PERMISSION_DENIED, "access denied"), TPD_ERR_ACCESS_DENIED);
+	assert_int_equal(tpd_teleport_status_err(GRPC_STATUS_FAILED_PRECONDITION,
+	                                         "expectations not met for field \"incident_id\""),
+	                 TPD_ERR_COMPARE_FAILED);
+	assert_int_equal(tpd_teleport_status_err(GRPC_STATUS_PERMISSION_DENIED, "access denied"),
+	                 TPD_ERR_ACCESS_DENIED);
 	assert_int_equal(tpd_teleport_status_err(GRPC_STATUS_UNAUTHENTICATED, ""), TPD_ERR_ACCESS_DENIED);
 	/* Recognised by text whatever the code, like upstream. */
 	assert_int_equal(tpd_teleport_status_err(GRPC_STATUS_PERMISSION_DENIED,
-						 "user \"plugin\" has already reviewed this request"),
-			 TPD_ERR_ALREADY_REVIEWED);
+	                                         "user \"plugin\" has already reviewed this request"),
+	                 TPD_ERR_ALREADY_REVIEWED);
 	assert_int_equal(tpd_teleport_status_err(GRPC_STATUS_UNKNOWN, "x has already reviewed this request"),
-			 TPD_ERR_ALREADY_REVIEWED);
-	assert_int_equal(tpd_teleport_status_err(GRPC_STATUS_PERMISSION_DENIED, "the access request has been already approved"),
-			 TPD_ERR_ACCESS_DENIED);
-	assert_int_equal(tpd_teleport_status_err(GRPC_STATUS_UNAVAILABLE, "Socket closed"), TPD_ERR_UNAVAILABLE);
-	assert_int_equal(tpd_teleport_status_err(GRPC_STATUS_DEADLINE_EXCEEDED, "Deadline Exceeded"), TPD_ERR_TIMEOUT);
+	                 TPD_ERR_ALREADY_REVIEWED);
+	assert_int_equal(tpd_teleport_status_err(GRPC_STATUS_PERMISSION_DENIED,
+	                                         "the access request has been already approved"),
+	                 TPD_ERR_ACCESS_DENIED);
+	assert_int_equal(tpd_teleport_status_err(GRPC_STATUS_UNAVAILABLE, "Socket closed"),
+	                 TPD_ERR_UNAVAILABLE);
+	assert_int_equal(tpd_teleport_status_err(GRPC_STATUS_DEADLINE_EXCEEDED, "Deadline Exceeded"),
+	                 TPD_ERR_TIMEOUT);
 	assert_int_equal(tpd_teleport_status_err(GRPC_STATUS_UNIMPLEMENTED, ""), TPD_ERR_UNIMPLEMENTED);
 	assert_int_equal(tpd_teleport_status_err(GRPC_STATUS_CANCELLED, ""), TPD_ERR_CANCELLED);
 	assert_int_equal(tpd_teleport_status_err(GRPC_STATUS_INVALID_ARGUMENT, ""), TPD_ERR_INVAL);
@@ -101,7 +106,8 @@ static void test_new_validates_credentials(void **state)
 {
 	(void)state;
 	char *key = pki_file("client.key"), *crt = pki_file("client.crt"), *ca = pki_file("ca.crt");
-	char *key2 = pki_file("client2.key"), *eckey = pki_file("client-ec.key"), *eccrt = pki_file("client-ec.crt");
+	char *key2 = pki_file("client2.key"), *eckey = pki_file("client-ec.key"),
+	     *eccrt = pki_file("client-ec.crt");
 	assert_non_null(key);
 	assert_non_null(crt);
 	assert_non_null(ca);
@@ -168,10 +174,10 @@ static void test_watch_stop_before_start(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_status_mapping),
-		cmocka_unit_test(test_semver),
-		cmocka_unit_test(test_new_validates_credentials),
-		cmocka_unit_test(test_watch_stop_before_start),
+	    cmocka_unit_test(test_status_mapping),
+	    cmocka_unit_test(test_semver),
+	    cmocka_unit_test(test_new_validates_credentials),
+	    cmocka_unit_test(test_watch_stop_before_start),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

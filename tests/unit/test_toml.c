@@ -95,16 +95,16 @@ static void expect_pos(const tpd_toml *t, const char *path, int line, int col)
 static void test_basic_document(void **state)
 {
 	const char *doc = "# top comment\n"
-			  "title = \"hello\" # trailing comment\n"
-			  "\n"
-			  "[teleport]\n"
-			  "addr = \"teleport.example.com:443\"\n"
-			  "  refresh_identity = true\n"
-			  "off = false\n"
-			  "[pagerduty]\n"
-			  "api_key = 'literal \\n stays'\n"
-			  "[pagerduty.RequestAnnotations]\n"
-			  "services = \"svc\"\n";
+	                  "title = \"hello\" # trailing comment\n"
+	                  "\n"
+	                  "[teleport]\n"
+	                  "addr = \"teleport.example.com:443\"\n"
+	                  "  refresh_identity = true\n"
+	                  "off = false\n"
+	                  "[pagerduty]\n"
+	                  "api_key = 'literal \\n stays'\n"
+	                  "[pagerduty.RequestAnnotations]\n"
+	                  "services = \"svc\"\n";
 	tpd_toml *t;
 
 	(void)state;
@@ -141,18 +141,18 @@ static void test_basic_document(void **state)
 static void test_strings(void **state)
 {
 	const char *doc = "esc = \"b\\b t\\t n\\n f\\f r\\r q\\\" bs\\\\ u\\u00e9 U\\U0001F600\"\n"
-			  "lit = 'C:\\Users\\x \"q\"'\n"
-			  "empty = \"\"\n"
-			  "eliteral = ''\n"
-			  "ml = \"\"\"\nline1\nline2 \\\n      joined\\\n\n   again\"\"\"\n"
-			  "ml2 = \"\"\"quotes \"\" inside\"\"\"\"\n"
-			  "mll = '''\nraw \\n text\n'''\n"
-			  "mll2 = '''ends with quote'''''\n"
-			  "\"quoted key\" = 1\n"
-			  "'lit key' = 2\n"
-			  "\"\" = 3\n"
-			  "\"k\\u00e9y\" = 4\n"
-			  "tab = \"a\tb\"\n";
+	                  "lit = 'C:\\Users\\x \"q\"'\n"
+	                  "empty = \"\"\n"
+	                  "eliteral = ''\n"
+	                  "ml = \"\"\"\nline1\nline2 \\\n      joined\\\n\n   again\"\"\"\n"
+	                  "ml2 = \"\"\"quotes \"\" inside\"\"\"\"\n"
+	                  "mll = '''\nraw \\n text\n'''\n"
+	                  "mll2 = '''ends with quote'''''\n"
+	                  "\"quoted key\" = 1\n"
+	                  "'lit key' = 2\n"
+	                  "\"\" = 3\n"
+	                  "\"k\\u00e9y\" = 4\n"
+	                  "tab = \"a\tb\"\n";
 	tpd_toml *t;
 
 	(void)state;
@@ -175,10 +175,11 @@ static void test_strings(void **state)
 
 static void test_numbers(void **state)
 {
-	const char *doc = "a = 42\nb = +17\nc = -5\nd = 1_000_000\ne = 0\nf = -0\n"
-			  "g = 9223372036854775807\nh = -9223372036854775808\n"
-			  "hx = 0xDEAD_beef\noc = 0o755\nbi = 0b1101\n"
-			  "f1 = 1.5\nf2 = -0.25e2\nf3 = 6E-3\nf4 = 1_0.5_0\nf5 = inf\nf6 = -inf\nf7 = nan\nf8 = 0e0\n";
+	const char *doc =
+	    "a = 42\nb = +17\nc = -5\nd = 1_000_000\ne = 0\nf = -0\n"
+	    "g = 9223372036854775807\nh = -9223372036854775808\n"
+	    "hx = 0xDEAD_beef\noc = 0o755\nbi = 0b1101\n"
+	    "f1 = 1.5\nf2 = -0.25e2\nf3 = 6E-3\nf4 = 1_0.5_0\nf5 = inf\nf6 = -inf\nf7 = nan\nf8 = 0e0\n";
 	tpd_toml *t;
 
 	(void)state;
@@ -209,12 +210,12 @@ static void test_numbers(void **state)
 static void test_arrays_and_inline_tables(void **state)
 {
 	const char *doc = "a = [ 1, 2, 3 ]\n"
-			  "b = [\n  \"x\", # comment inside\n\n  # a comment line\n  \"y\",\n]\n"
-			  "c = [ [1, 2], ['a'], [], {k = 1} ]\n"
-			  "d = []\n"
-			  "it = { name = \"n\", sub.key = true, deep = { x = 1 } }\n"
-			  "e = {}\n"
-			  "after = 1\n";
+	                  "b = [\n  \"x\", # comment inside\n\n  # a comment line\n  \"y\",\n]\n"
+	                  "c = [ [1, 2], ['a'], [], {k = 1} ]\n"
+	                  "d = []\n"
+	                  "it = { name = \"n\", sub.key = true, deep = { x = 1 } }\n"
+	                  "e = {}\n"
+	                  "after = 1\n";
 	tpd_toml *t, *b, *c;
 
 	(void)state;
@@ -245,24 +246,24 @@ static void test_arrays_and_inline_tables(void **state)
 static void test_tables_dotted_and_aot(void **state)
 {
 	const char *doc = "top.level = 1\n"
-			  "top.other = 2\n"
-			  "[a.b.c]\n"
-			  "x = 1\n"
-			  "[a]\n"
-			  "y = 2\n"
-			  "[ a . \"quoted.part\" ]\n"
-			  "z = 3\n"
-			  "[fruit]\n"
-			  "apple.color = \"red\"\n"
-			  "apple.taste.sweet = true\n"
-			  "[fruit.apple.texture]\n"
-			  "smooth = true\n"
-			  "[[srv]]\n"
-			  "name = \"one\"\n"
-			  "[[srv]]\n"
-			  "name = \"two\"\n"
-			  "[srv.sub]\n"
-			  "k = 1\n";
+	                  "top.other = 2\n"
+	                  "[a.b.c]\n"
+	                  "x = 1\n"
+	                  "[a]\n"
+	                  "y = 2\n"
+	                  "[ a . \"quoted.part\" ]\n"
+	                  "z = 3\n"
+	                  "[fruit]\n"
+	                  "apple.color = \"red\"\n"
+	                  "apple.taste.sweet = true\n"
+	                  "[fruit.apple.texture]\n"
+	                  "smooth = true\n"
+	                  "[[srv]]\n"
+	                  "name = \"one\"\n"
+	                  "[[srv]]\n"
+	                  "name = \"two\"\n"
+	                  "[srv.sub]\n"
+	                  "k = 1\n";
 	tpd_toml *t, *srv;
 
 	(void)state;
@@ -288,7 +289,8 @@ static void test_tables_dotted_and_aot(void **state)
 
 static void test_crlf_and_bom(void **state)
 {
-	const char *doc = "\xef\xbb\xbf# bom\r\n[t]\r\nk = \"v\" # c\r\nml = \"\"\"\r\na\r\nb\"\"\"\r\nn = 1\r\n";
+	const char *doc =
+	    "\xef\xbb\xbf# bom\r\n[t]\r\nk = \"v\" # c\r\nml = \"\"\"\r\na\r\nb\"\"\"\r\nn = 1\r\n";
 	tpd_toml *t;
 
 	(void)state;
@@ -331,77 +333,77 @@ struct bad {
 };
 
 static const struct bad bad_toml[] = {
-	{"a = 1\na = 2\n", 2, 1, "duplicate key a"},
-	{"[t]\nk = 1\n[t]\n", 3, 1, "table [t] is defined twice"},
-	{"a.b = 1\na.b = 2\n", 2, 3, "duplicate key a.b"},
-	{"a = 1\na.b = 2\n", 2, 1, "cannot add keys to a"},
-	{"a.b = 1\n[a.b]\n", 2, 1, "already a value"},
-	{"[a]\nb.c = 1\n[a.b]\n", 3, 1, "defined by dotted keys"},
-	{"[x.y]\n[x]\ny.z = 1\n", 3, 1, "cannot add keys to y"},
-	{"x = {a = 1}\n[x.b]\n", 2, 2, "inline table"},
-	{"x = {a = 1}\n[x]\n", 2, 1, "already an inline table"},
-	{"x = {a.b = 1}\nx.a.c = 2\n", 2, 1, "cannot add keys to x"},
-	{"x = [1]\n[[x]]\n", 2, 1, "cannot append [[x]]"},
-	{"[a]\n[[a]]\n", 2, 1, "cannot append [[a]]"},
-	{"[[a]]\n[a]\n", 2, 1, "already an array"},
-	{"a = \"unterminated\n", 1, 5, "unterminated string"},
-	{"a = 'unterminated\n", 1, 5, "unterminated string"},
-	{"a = \"\"\"never closed\n\n", 1, 5, "unterminated multi-line string"},
-	{"a = '''never closed", 1, 5, "unterminated multi-line string"},
-	{"\n\na = \"bad \\q escape\"\n", 3, 10, "invalid escape"},
-	{"a = \"\\u12\"\n", 1, 6, "incomplete unicode escape"},
-	{"a = \"\\UFFFFFFFF\"\n", 1, 6, "invalid unicode code point"},
-	{"a = \"\\uD800\"\n", 1, 6, "invalid unicode code point"},
-	{"a = \"\\u0000\"\n", 1, 6, "NUL"},
-	{"a = \"ctl \x01\"\n", 1, 10, "control character in a string"},
-	{"a = 1 # ctl \x7f\n", 1, 13, "control character in a comment"},
-	{"a = abc\n", 1, 5, "invalid value"},
-	{"a = True\n", 1, 5, "invalid value"},
-	{"a =\n", 1, 4, "missing value"},
-	{"a = # comment\n", 1, 5, "missing value"},
-	{"= 1\n", 1, 1, "missing key"},
-	{"a b = 1\n", 1, 3, "expected '='"},
-	{"a\n", 1, 2, "expected '='"},
-	{"a = 1 b = 2\n", 1, 7, "unexpected text after the value"},
-	{"a = \"x\" y\n", 1, 9, "unexpected text after the value"},
-	{"[t] x = 1\n", 1, 5, "unexpected text after the table header"},
-	{"[t\n", 1, 3, "expected ']'"},
-	{"[[t]\n", 1, 4, "expected ']]'"},
-	{"[]\n", 1, 2, "invalid character in a key"},
-	{"[t.]\n", 1, 4, "invalid character in a key"},
-	{"k@y = 1\n", 1, 2, "expected '='"},
-	{"@ = 1\n", 1, 1, "invalid character in a key"},
-	{"a = 012\n", 1, 5, "leading zeros"},
-	{"a = 1__0\n", 1, 5, "invalid value"},
-	{"a = _1\n", 1, 5, "invalid value"},
-	{"a = 1_\n", 1, 5, "invalid value"},
-	{"a = 9223372036854775808\n", 1, 5, "integer out of range"},
-	{"a = -9223372036854775809\n", 1, 5, "integer out of range"},
-	{"a = 0x8000000000000000\n", 1, 5, "integer out of range"},
-	{"a = -0x10\n", 1, 5, "cannot have a sign"},
-	{"a = 0xZZ\n", 1, 5, "invalid hexadecimal"},
-	{"a = 0b102\n", 1, 5, "invalid binary"},
-	{"a = 1.\n", 1, 5, "invalid float"},
-	{"a = .5\n", 1, 5, "expected a value"},
-	{"a = 1e\n", 1, 5, "invalid float exponent"},
-	{"a = 1e999\n", 1, 5, "float out of range"},
-	{"a = 1979-05-27\n", 1, 5, "dates and times"},
-	{"a = 07:32:00\n", 1, 5, "dates and times"},
-	{"a = [1,,2]\n", 1, 8, "missing value before ','"},
-	{"a = [1 2]\n", 1, 8, "expected ',' or ']'"},
-	{"a = [1,\n2\n", 1, 5, "unterminated array"},
-	{"a = {x = 1,}\n", 1, 12, "trailing comma"},
-	{"a = {x = 1\n}\n", 1, 11, "newline inside an inline table"},
-	{"a = {x = 1 y = 2}\n", 1, 12, "expected ',' or '}'"},
-	{"a = {x = 1, x = 2}\n", 1, 13, "duplicate key x"},
-	{"a = 1\r\n\rb = 2\n", 2, 1, "carriage return"},
-	{"a = \"x\"\"\"\"\"\"\n", 1, 8, "unexpected text"},
-	{"a = \"\"\"x\"\"\"\"\"\"\n", 1, 14, "too many quotes"},
-	{"\"\"\"k\"\"\" = 1\n", 1, 1, "multi-line string used as a key"},
-	{"a = \"\xff\"\n", 1, 6, "invalid UTF-8"},
-	{"a = \"\xc0\xaf\"\n", 1, 6, "invalid UTF-8"},
-	{"a = \"\xed\xa0\x80\"\n", 1, 6, "invalid UTF-8"},
-	{"a = 1\nb = 2\n\xe2\x82", 3, 1, "invalid UTF-8"},
+    {"a = 1\na = 2\n", 2, 1, "duplicate key a"},
+    {"[t]\nk = 1\n[t]\n", 3, 1, "table [t] is defined twice"},
+    {"a.b = 1\na.b = 2\n", 2, 3, "duplicate key a.b"},
+    {"a = 1\na.b = 2\n", 2, 1, "cannot add keys to a"},
+    {"a.b = 1\n[a.b]\n", 2, 1, "already a value"},
+    {"[a]\nb.c = 1\n[a.b]\n", 3, 1, "defined by dotted keys"},
+    {"[x.y]\n[x]\ny.z = 1\n", 3, 1, "cannot add keys to y"},
+    {"x = {a = 1}\n[x.b]\n", 2, 2, "inline table"},
+    {"x = {a = 1}\n[x]\n", 2, 1, "already an inline table"},
+    {"x = {a.b = 1}\nx.a.c = 2\n", 2, 1, "cannot add keys to x"},
+    {"x = [1]\n[[x]]\n", 2, 1, "cannot append [[x]]"},
+    {"[a]\n[[a]]\n", 2, 1, "cannot append [[a]]"},
+    {"[[a]]\n[a]\n", 2, 1, "already an array"},
+    {"a = \"unterminated\n", 1, 5, "unterminated string"},
+    {"a = 'unterminated\n", 1, 5, "unterminated string"},
+    {"a = \"\"\"never closed\n\n", 1, 5, "unterminated multi-line string"},
+    {"a = '''never closed", 1, 5, "unterminated multi-line string"},
+    {"\n\na = \"bad \\q escape\"\n", 3, 10, "invalid escape"},
+    {"a = \"\\u12\"\n", 1, 6, "incomplete unicode escape"},
+    {"a = \"\\UFFFFFFFF\"\n", 1, 6, "invalid unicode code point"},
+    {"a = \"\\uD800\"\n", 1, 6, "invalid unicode code point"},
+    {"a = \"\\u0000\"\n", 1, 6, "NUL"},
+    {"a = \"ctl \x01\"\n", 1, 10, "control character in a string"},
+    {"a = 1 # ctl \x7f\n", 1, 13, "control character in a comment"},
+    {"a = abc\n", 1, 5, "invalid value"},
+    {"a = True\n", 1, 5, "invalid value"},
+    {"a =\n", 1, 4, "missing value"},
+    {"a = # comment\n", 1, 5, "missing value"},
+    {"= 1\n", 1, 1, "missing key"},
+    {"a b = 1\n", 1, 3, "expected '='"},
+    {"a\n", 1, 2, "expected '='"},
+    {"a = 1 b = 2\n", 1, 7, "unexpected text after the value"},
+    {"a = \"x\" y\n", 1, 9, "unexpected text after the value"},
+    {"[t] x = 1\n", 1, 5, "unexpected text after the table header"},
+    {"[t\n", 1, 3, "expected ']'"},
+    {"[[t]\n", 1, 4, "expected ']]'"},
+    {"[]\n", 1, 2, "invalid character in a key"},
+    {"[t.]\n", 1, 4, "invalid character in a key"},
+    {"k@y = 1\n", 1, 2, "expected '='"},
+    {"@ = 1\n", 1, 1, "invalid character in a key"},
+    {"a = 012\n", 1, 5, "leading zeros"},
+    {"a = 1__0\n", 1, 5, "invalid value"},
+    {"a = _1\n", 1, 5, "invalid value"},
+    {"a = 1_\n", 1, 5, "invalid value"},
+    {"a = 9223372036854775808\n", 1, 5, "integer out of range"},
+    {"a = -9223372036854775809\n", 1, 5, "integer out of range"},
+    {"a = 0x8000000000000000\n", 1, 5, "integer out of range"},
+    {"a = -0x10\n", 1, 5, "cannot have a sign"},
+    {"a = 0xZZ\n", 1, 5, "invalid hexadecimal"},
+    {"a = 0b102\n", 1, 5, "invalid binary"},
+    {"a = 1.\n", 1, 5, "invalid float"},
+    {"a = .5\n", 1, 5, "expected a value"},
+    {"a = 1e\n", 1, 5, "invalid float exponent"},
+    {"a = 1e999\n", 1, 5, "float out of range"},
+    {"a = 1979-05-27\n", 1, 5, "dates and times"},
+    {"a = 07:32:00\n", 1, 5, "dates and times"},
+    {"a = [1,,2]\n", 1, 8, "missing value before ','"},
+    {"a = [1 2]\n", 1, 8, "expected ',' or ']'"},
+    {"a = [1,\n2\n", 1, 5, "unterminated array"},
+    {"a = {x = 1,}\n", 1, 12, "trailing comma"},
+    {"a = {x = 1\n}\n", 1, 11, "newline inside an inline table"},
+    {"a = {x = 1 y = 2}\n", 1, 12, "expected ',' or '}'"},
+    {"a = {x = 1, x = 2}\n", 1, 13, "duplicate key x"},
+    {"a = 1\r\n\rb = 2\n", 2, 1, "carriage return"},
+    {"a = \"x\"\"\"\"\"\"\n", 1, 8, "unexpected text"},
+    {"a = \"\"\"x\"\"\"\"\"\"\n", 1, 14, "too many quotes"},
+    {"\"\"\"k\"\"\" = 1\n", 1, 1, "multi-line string used as a key"},
+    {"a = \"\xff\"\n", 1, 6, "invalid UTF-8"},
+    {"a = \"\xc0\xaf\"\n", 1, 6, "invalid UTF-8"},
+    {"a = \"\xed\xa0\x80\"\n", 1, 6, "invalid UTF-8"},
+    {"a = 1\nb = 2\n\xe2\x82", 3, 1, "invalid UTF-8"},
 };
 
 static void test_errors(void **state)
@@ -418,7 +420,8 @@ static void test_errors(void **state)
 		assert_null(t);
 		snprintf(prefix, sizeof(prefix), "t:%d:%d: ", b->line, b->col);
 		if (strncmp(err, prefix, strlen(prefix)) || !strstr(err, b->what))
-			fail_msg("case %zu: got \"%s\", want prefix \"%s\" and \"%s\"", i, err, prefix, b->what);
+			fail_msg("case %zu: got \"%s\", want prefix \"%s\" and \"%s\"", i, err, prefix,
+			         b->what);
 		/* every message ends with a parenthesised fix and is one line */
 		assert_true(err[strlen(err) - 1] == ')');
 		assert_null(strchr(err, '\n'));
@@ -494,28 +497,29 @@ static void test_depth_limits(void **state)
 	assert_non_null(strstr(err, "nesting too deep"));
 }
 
-static const char sample[] = "# sample\n"
-			     "[teleport]\n"
-			     "addr = \"teleport.example.com:443\" # c\n"
-			     "identity = '/var/lib/id'\n"
-			     "refresh_identity = true\n"
-			     "nums = [1, 0x1f, -2_000, 1.5e3, inf, { a = \"\\u00e9\" }, [ 'x', \"\"\"y\"\"\" ],]\n"
-			     "[pagerduty]\n"
-			     "api_key = \"\"\"\nmulti \\\n  line\"\"\"\n"
-			     "lit = '''\nraw'''\n"
-			     "dotted.key.\"q\" = false\n"
-			     "[[aot]]\n"
-			     "x = 1\n"
-			     "[aot.sub]\r\n"
-			     "y = 2\n";
+static const char sample[] =
+    "# sample\n"
+    "[teleport]\n"
+    "addr = \"teleport.example.com:443\" # c\n"
+    "identity = '/var/lib/id'\n"
+    "refresh_identity = true\n"
+    "nums = [1, 0x1f, -2_000, 1.5e3, inf, { a = \"\\u00e9\" }, [ 'x', \"\"\"y\"\"\" ],]\n"
+    "[pagerduty]\n"
+    "api_key = \"\"\"\nmulti \\\n  line\"\"\"\n"
+    "lit = '''\nraw'''\n"
+    "dotted.key.\"q\" = false\n"
+    "[[aot]]\n"
+    "x = 1\n"
+    "[aot.sub]\r\n"
+    "y = 2\n";
 
 static void test_truncated_and_mutated_never_crash(void **state)
 {
 	size_t len = sizeof(sample) - 1;
 	char err[TPD_ERRLEN], *m = malloc(len);
 	tpd_toml *t = NULL;
-	static const unsigned char subst[] = {0, '"', '\'', '[', ']', '{', '}', '\\', '\n', '\r', '=', '.', ',',
-					      '#', 0xff, 0xc3, 'x', '1', ' '};
+	static const unsigned char subst[] = {0,   '"', '\'', '[', ']',  '{',  '}', '\\', '\n', '\r',
+	                                      '=', '.', ',',  '#', 0xff, 0xc3, 'x', '1',  ' '};
 
 	(void)state;
 	assert_non_null(m);
@@ -580,28 +584,28 @@ static void test_random_input_never_crashes(void **state)
 static void test_yaml_mapping(void **state)
 {
 	const char *doc = "teleport:\n"
-			  "  addr: teleport.example.com:443\n"
-			  "  refresh_identity: true\n"
-			  "  off: False\n"
-			  "pagerduty:\n"
-			  "  api_key: \"12345\"\n"
-			  "  plain_num: 12345\n"
-			  "  neg: -7\n"
-			  "  big: 99999999999999999999\n"
-			  "  yes_is_string: yes\n"
-			  "  float_is_string: 1.5\n"
-			  "  single: 'true'\n"
-			  "  tagged: !!str 42\n"
-			  "  empty:\n"
-			  "  tilde: ~\n"
-			  "  block: |\n"
-			  "    line one\n"
-			  "    line two\n"
-			  "log: {output: stdout, severity: INFO}\n"
-			  "list: [a, 1, {k: v}]\n"
-			  "blocklist:\n"
-			  "  - x\n"
-			  "  - y\n";
+	                  "  addr: teleport.example.com:443\n"
+	                  "  refresh_identity: true\n"
+	                  "  off: False\n"
+	                  "pagerduty:\n"
+	                  "  api_key: \"12345\"\n"
+	                  "  plain_num: 12345\n"
+	                  "  neg: -7\n"
+	                  "  big: 99999999999999999999\n"
+	                  "  yes_is_string: yes\n"
+	                  "  float_is_string: 1.5\n"
+	                  "  single: 'true'\n"
+	                  "  tagged: !!str 42\n"
+	                  "  empty:\n"
+	                  "  tilde: ~\n"
+	                  "  block: |\n"
+	                  "    line one\n"
+	                  "    line two\n"
+	                  "log: {output: stdout, severity: INFO}\n"
+	                  "list: [a, 1, {k: v}]\n"
+	                  "blocklist:\n"
+	                  "  - x\n"
+	                  "  - y\n";
 	tpd_toml *t;
 
 	(void)state;
@@ -646,19 +650,19 @@ static void test_yaml_mapping(void **state)
 }
 
 static const struct bad bad_yaml[] = {
-	{"a: &x 1\nb: *x\n", 1, 4, "anchors are not supported"},
-	{"a: 1\nb: *x\n", 2, 4, "aliases"},
-	{"a: 1\n---\nb: 2\n", 2, 1, "several YAML documents"},
-	{"- a\n- b\n", 1, 1, "top level of the file must be a mapping"},
-	{"just text\n", 1, 1, "top level of the file must be a mapping"},
-	{"a: 1\na: 2\n", 2, 1, "duplicate key a"},
-	{"t:\n  k: 1\n  k: 2\n", 3, 3, "duplicate key k"},
-	{"a: [1, 2\n", 2, 1, "YAML syntax error"},
-	{"a:\n\tb: 1\n", 2, 1, "YAML syntax error"},
-	{"a: !custom x\n", 1, 4, "tags are not supported"},
-	{"? [a, b]\n: 1\n", 1, 3, "keys must be scalars"},
-	{"a: \"unterminated\n", 2, 1, "YAML syntax error"},
-	{"a: b: c\n", 1, 5, "YAML syntax error"},
+    {"a: &x 1\nb: *x\n", 1, 4, "anchors are not supported"},
+    {"a: 1\nb: *x\n", 2, 4, "aliases"},
+    {"a: 1\n---\nb: 2\n", 2, 1, "several YAML documents"},
+    {"- a\n- b\n", 1, 1, "top level of the file must be a mapping"},
+    {"just text\n", 1, 1, "top level of the file must be a mapping"},
+    {"a: 1\na: 2\n", 2, 1, "duplicate key a"},
+    {"t:\n  k: 1\n  k: 2\n", 3, 3, "duplicate key k"},
+    {"a: [1, 2\n", 2, 1, "YAML syntax error"},
+    {"a:\n\tb: 1\n", 2, 1, "YAML syntax error"},
+    {"a: !custom x\n", 1, 4, "tags are not supported"},
+    {"? [a, b]\n: 1\n", 1, 3, "keys must be scalars"},
+    {"a: \"unterminated\n", 2, 1, "YAML syntax error"},
+    {"a: b: c\n", 1, 5, "YAML syntax error"},
 };
 
 static void test_yaml_errors(void **state)
@@ -678,7 +682,8 @@ static void test_yaml_errors(void **state)
 		assert_null(t);
 		snprintf(prefix, sizeof(prefix), "t:%d:%d: ", b->line, b->col);
 		if (strncmp(err, prefix, strlen(prefix)) || !strstr(err, b->what))
-			fail_msg("case %zu: got \"%s\", want prefix \"%s\" and \"%s\"", i, err, prefix, b->what);
+			fail_msg("case %zu: got \"%s\", want prefix \"%s\" and \"%s\"", i, err, prefix,
+			         b->what);
 		assert_null(strchr(err, '\n'));
 	}
 	/* depth: 100 nested flow sequences */
@@ -700,7 +705,7 @@ static void test_yaml_errors(void **state)
 static void test_yaml_truncated_never_crash(void **state)
 {
 	const char *doc = "teleport:\n  addr: \"x:443\"\n  identity: /id\npagerduty:\n  api_key: 'k'\n"
-			  "  list: [1, {a: b}, \"c\"]\n  block: |\n    text\nlog: {output: stdout}\n";
+	                  "  list: [1, {a: b}, \"c\"]\n  block: |\n    text\nlog: {output: stdout}\n";
 	size_t len = strlen(doc);
 	char err[TPD_ERRLEN];
 
@@ -718,21 +723,21 @@ static void test_yaml_truncated_never_crash(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_basic_document),
-		cmocka_unit_test(test_strings),
-		cmocka_unit_test(test_numbers),
-		cmocka_unit_test(test_arrays_and_inline_tables),
-		cmocka_unit_test(test_tables_dotted_and_aot),
-		cmocka_unit_test(test_crlf_and_bom),
-		cmocka_unit_test(test_columns_count_characters),
-		cmocka_unit_test(test_errors),
-		cmocka_unit_test(test_nul_and_exact_length),
-		cmocka_unit_test(test_depth_limits),
-		cmocka_unit_test(test_truncated_and_mutated_never_crash),
-		cmocka_unit_test(test_random_input_never_crashes),
-		cmocka_unit_test(test_yaml_mapping),
-		cmocka_unit_test(test_yaml_errors),
-		cmocka_unit_test(test_yaml_truncated_never_crash),
+	    cmocka_unit_test(test_basic_document),
+	    cmocka_unit_test(test_strings),
+	    cmocka_unit_test(test_numbers),
+	    cmocka_unit_test(test_arrays_and_inline_tables),
+	    cmocka_unit_test(test_tables_dotted_and_aot),
+	    cmocka_unit_test(test_crlf_and_bom),
+	    cmocka_unit_test(test_columns_count_characters),
+	    cmocka_unit_test(test_errors),
+	    cmocka_unit_test(test_nul_and_exact_length),
+	    cmocka_unit_test(test_depth_limits),
+	    cmocka_unit_test(test_truncated_and_mutated_never_crash),
+	    cmocka_unit_test(test_random_input_never_crashes),
+	    cmocka_unit_test(test_yaml_mapping),
+	    cmocka_unit_test(test_yaml_errors),
+	    cmocka_unit_test(test_yaml_truncated_never_crash),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

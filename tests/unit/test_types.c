@@ -62,8 +62,8 @@ static void test_plugin_data(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_request_dup),
-		cmocka_unit_test(test_plugin_data),
+	    cmocka_unit_test(test_request_dup),
+	    cmocka_unit_test(test_plugin_data),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

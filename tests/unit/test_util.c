@@ -134,10 +134,10 @@ static void test_read_file(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_buf_limits),  cmocka_unit_test(test_strings),
-		cmocka_unit_test(test_durations),   cmocka_unit_test(test_time_formats),
-		cmocka_unit_test(test_backoff),     cmocka_unit_test(test_errors),
-		cmocka_unit_test(test_read_file),
+	    cmocka_unit_test(test_buf_limits), cmocka_unit_test(test_strings),
+	    cmocka_unit_test(test_durations),  cmocka_unit_test(test_time_formats),
+	    cmocka_unit_test(test_backoff),    cmocka_unit_test(test_errors),
+	    cmocka_unit_test(test_read_file),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -124,9 +124,9 @@ static void test_shutdown_wakes(void **state)
 	tpd_workqueue_free(q);
 }
 
-#define NKEYS 64
+#define NKEYS    64
 #define NTHREADS 8
-#define ROUNDS 20
+#define ROUNDS   20
 
 struct stress {
 	tpd_workqueue *q;
@@ -186,9 +186,9 @@ static void test_stress_exclusion(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_dedup_and_flags), cmocka_unit_test(test_backoff),
-		cmocka_unit_test(test_delayed_order),   cmocka_unit_test(test_shutdown_wakes),
-		cmocka_unit_test(test_stress_exclusion),
+	    cmocka_unit_test(test_dedup_and_flags),  cmocka_unit_test(test_backoff),
+	    cmocka_unit_test(test_delayed_order),    cmocka_unit_test(test_shutdown_wakes),
+	    cmocka_unit_test(test_stress_exclusion),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
