@@ -1,0 +1,813 @@
+/* leader.c - leader election on a Kubernetes coordination.k8s.io/v1 Lease, following client-go's
+ * tryAcquireOrRenew algorithm and default timings (15 s lease, 10 s renew deadline, 2 s retry).
+ *
+ * One election thread per process. Every retry period it GETs the Lease (POSTing it when it does
+ * not exist). The Lease is free when its holder is empty, ours, or when the record has not changed
+ * for leaseDurationSeconds of *our own monotonic time* since we first saw it (client-go's observed
+ * time: no comparison of the server's renewTime with a local clock, so clock skew does not
+ * matter). A free Lease is taken, and a held one renewed, by PUTting the whole object as read,
+ * metadata.resourceVersion included: the API server refuses a stale write with 409 Conflict,
+ * which makes concurrent candidates serialise. The leader counts its renew deadline from the
+ * *start* of its last successful write; when no write succeeded within renew_deadline it stops
+ * leading (tpd_leader_is_leader turns false at that instant, the callback follows), which is
+ * before any other candidate can see the record expire (it needs lease_duration from a later
+ * observation). Freeing a leader releases the Lease (empty holder, leaseDurationSeconds 1, as
+ * client-go's ReleaseOnCancel), so a follower takes over at its next poll.
+ *
+ * The bearer token is re-read whenever its file changes (projected service-account tokens
+ * rotate), registered with the logger's secrets and never put into an error text. Responses
+ * are capped at 1 MiB; every request has a timeout bounded by the retry period (and, for the
+ * leader, by the time left before its renew deadline). */
+#include "tpd/leader.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tpd/util.h"
+
+#define SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
+#define RESP_MAX (1024 * 1024)
+#define TOKEN_MAX (64 * 1024)
+#define NAME_MAX_LEN 253
+
+struct tpd_leader {
+	/* configuration (immutable after new) */
+	char *url_item, *url_coll;
+	char *token_file, *ca_file;
+	char *name, *ns, *id;
+	int64_t lease_ms, renew_ms, retry_ms;
+	tpd_leader_cb cb;
+	void *cb_ud;
+	tpd_logger *log;
+	tpd_metric *m_is_leader, *m_transitions;
+	bool curl_inited;
+
+	/* election-thread state (owned by the thread; by free after the join) */
+	CURL *curl;
+	char *token;
+	struct stat token_st;
+	json_object *lease;   /* last Lease read or written */
+	char *obs_rv;         /* its resourceVersion */
+	int64_t obs_time_ms;  /* monotonic time we first saw that resourceVersion */
+	char *followed;       /* holder last logged with "Following leader" */
+
+	/* shared state */
+	pthread_t thread;
+	bool started;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool stop;
+	atomic_bool stopping; /* read by libcurl's progress callback */
+	bool leading;
+	int64_t renewed_ms; /* monotonic start of the last successful acquire/renew */
+};
+
+/* --- small helpers ---------------------------------------------------------------------------- */
+
+/* DNS-1123 subdomain (lease names, namespaces, holder identities are used in URLs or JSON only,
+ * but names are also path segments, so they are checked). */
+static bool valid_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > NAME_MAX_LEN)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.'))
+			return false;
+	}
+	return s[0] != '-' && s[0] != '.' && s[n - 1] != '-' && s[n - 1] != '.';
+}
+
+/* MicroTime: RFC 3339 in UTC with exactly six fractional digits. */
+static void microtime_now(char *buf, size_t len)
+{
+	struct timespec ts;
+	struct tm tm;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+		 tm.tm_hour, tm.tm_min, tm.tm_sec, (long)(ts.tv_nsec / 1000));
+}
+
+static const char *jstr(json_object *o, const char *key)
+{
+	json_object *v;
+
+	if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+static int64_t jint(json_object *o, const char *key, int64_t dflt)
+{
+	json_object *v;
+
+	if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
+		return dflt;
+	return json_object_get_int64(v);
+}
+
+static json_object *jobj(json_object *o, const char *key)
+{
+	json_object *v;
+
+	if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_object))
+		return NULL;
+	return v;
+}
+
+static json_object *parse_json(const char *s, size_t len)
+{
+	json_tokener *tok = json_tokener_new_ex(32);
+	json_object *o;
+
+	if (!tok)
+		return NULL;
+	o = json_tokener_parse_ex(tok, s, (int)len);
+	if (o && json_tokener_get_error(tok) != json_tokener_success) {
+		json_object_put(o);
+		o = NULL;
+	}
+	json_tokener_free(tok);
+	return o;
+}
+
+/* --- HTTP ------------------------------------------------------------------------------------- */
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+	tpd_buf *b = ud;
+
+	if (!tpd_buf_append(b, p, size * n))
+		return 0; /* larger than RESP_MAX: abort the transfer */
+	return size * n;
+}
+
+static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+	tpd_leader *l = ud;
+
+	(void)dt;
+	(void)dn;
+	(void)ut;
+	(void)un;
+	return atomic_load(&l->stopping) ? 1 : 0;
+}
+
+/* Reads the token when its file changed since the last read (or was never read). */
+static tpd_err load_token(tpd_leader *l, char *err)
+{
+	struct stat st;
+	char *buf = NULL;
+	tpd_err rc = TPD_ERR_OK;
+
+	if (stat(l->token_file, &st) != 0) {
+		if (l->token)
+			return TPD_ERR_OK; /* keep the last token while the file is being swapped */
+		return tpd_seterr(err, TPD_ERR_IO, "cannot read the service-account token %s: %s", l->token_file,
+				  strerror(errno));
+	}
+	if (l->token && st.st_ino == l->token_st.st_ino && st.st_dev == l->token_st.st_dev &&
+	    st.st_size == l->token_st.st_size && st.st_mtim.tv_sec == l->token_st.st_mtim.tv_sec &&
+	    st.st_mtim.tv_nsec == l->token_st.st_mtim.tv_nsec)
+		return TPD_ERR_OK;
+	rc = tpd_read_file(l->token_file, TOKEN_MAX, &buf, NULL, err);
+	if (rc != TPD_ERR_OK)
+		goto out;
+	tpd_str_trim(buf);
+	if (buf[0] == '\0' || strpbrk(buf, "\r\n")) {
+		rc = tpd_seterr(err, TPD_ERR_CONFIG, "the service-account token file %s is empty or malformed",
+				l->token_file);
+		goto out;
+	}
+	tpd_logger_add_secret(l->log, buf);
+	if (l->token) {
+		memset(l->token, 0, strlen(l->token));
+		free(l->token);
+	}
+	l->token = buf;
+	buf = NULL;
+	l->token_st = st;
+out:
+	if (buf) {
+		memset(buf, 0, strlen(buf));
+		free(buf);
+	}
+	return rc;
+}
+
+/* Turns a non-2xx answer into an error code and a text with the Status reason and message. */
+static tpd_err status_error(long code, const tpd_buf *body, const char *method, const char *what, char *err)
+{
+	json_object *st = body->len ? parse_json(body->data, body->len) : NULL;
+	const char *reason = jstr(st, "reason");
+	const char *msg = jstr(st, "message");
+	tpd_err e;
+
+	if (code == 404)
+		e = TPD_ERR_NOT_FOUND;
+	else if (code == 409)
+		e = tpd_streq(reason, "AlreadyExists") ? TPD_ERR_EXISTS : TPD_ERR_COMPARE_FAILED;
+	else if (code == 401 || code == 403)
+		e = TPD_ERR_ACCESS_DENIED;
+	else if (code == 429)
+		e = TPD_ERR_RATE_LIMITED;
+	else if (code == 408 || code == 504)
+		e = TPD_ERR_TIMEOUT;
+	else if (code >= 500)
+		e = TPD_ERR_UNAVAILABLE;
+	else
+		e = TPD_ERR_REMOTE;
+	tpd_seterr(err, e, "%s %s: HTTP %ld%s%s%s%.200s", method, what, code, reason ? " " : "", reason ? reason : "",
+		   msg ? ": " : "", msg ? msg : "");
+	json_object_put(st);
+	return e;
+}
+
+/* One request, to finish by the monotonic deadline (at least 100 ms). On 2xx *out gets the
+ * parsed JSON body. */
+static tpd_err http_do(tpd_leader *l, const char *method, const char *url, const char *body, int64_t deadline_ms,
+		       json_object **out, char *err)
+{
+	int64_t timeout_ms = deadline_ms - tpd_now_ms();
+	struct curl_slist *hdrs = NULL;
+	char *auth = NULL;
+	tpd_buf resp;
+	long code = 0;
+	CURLcode cc;
+	tpd_err rc;
+	const char *what = strcmp(url, l->url_coll) == 0 ? "leases" : "lease";
+
+	*out = NULL;
+	tpd_buf_init(&resp, RESP_MAX);
+	rc = load_token(l, err);
+	if (rc != TPD_ERR_OK)
+		goto out;
+	if (timeout_ms < 100)
+		timeout_ms = 100;
+	auth = xasprintf("Authorization: Bearer %s", l->token);
+	hdrs = curl_slist_append(hdrs, auth);
+	hdrs = curl_slist_append(hdrs, "Accept: application/json");
+	hdrs = curl_slist_append(hdrs, "Expect:");
+	if (body)
+		hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+	curl_easy_reset(l->curl);
+	curl_easy_setopt(l->curl, CURLOPT_URL, url);
+	curl_easy_setopt(l->curl, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(l->curl, CURLOPT_USERAGENT, "teleport-pagerduty/" TPD_VERSION " leader-election");
+	curl_easy_setopt(l->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(l->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(l->curl, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(l->curl, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(l->curl, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (!tpd_str_empty(l->ca_file))
+		curl_easy_setopt(l->curl, CURLOPT_CAINFO, l->ca_file);
+	curl_easy_setopt(l->curl, CURLOPT_CONNECTTIMEOUT_MS, (long)timeout_ms);
+	curl_easy_setopt(l->curl, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+	curl_easy_setopt(l->curl, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(l->curl, CURLOPT_WRITEDATA, &resp);
+	curl_easy_setopt(l->curl, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(l->curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(l->curl, CURLOPT_XFERINFODATA, l);
+	if (body) {
+		curl_easy_setopt(l->curl, CURLOPT_CUSTOMREQUEST, method);
+		curl_easy_setopt(l->curl, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(l->curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+	}
+	cc = curl_easy_perform(l->curl);
+	if (cc != CURLE_OK) {
+		switch (cc) {
+		case CURLE_OPERATION_TIMEDOUT:
+			rc = TPD_ERR_TIMEOUT;
+			break;
+		case CURLE_ABORTED_BY_CALLBACK:
+			rc = TPD_ERR_CANCELLED;
+			break;
+		case CURLE_WRITE_ERROR:
+			rc = TPD_ERR_TOO_LARGE;
+			break;
+		default:
+			rc = TPD_ERR_UNAVAILABLE;
+			break;
+		}
+		tpd_seterr(err, rc, "%s %s: %s", method, what,
+			   rc == TPD_ERR_TOO_LARGE ? "response larger than 1 MiB" : curl_easy_strerror(cc));
+		goto out;
+	}
+	curl_easy_getinfo(l->curl, CURLINFO_RESPONSE_CODE, &code);
+	if (code < 200 || code > 299) {
+		rc = status_error(code, &resp, method, what, err);
+		goto out;
+	}
+	*out = parse_json(resp.data, resp.len);
+	if (!*out || !json_object_is_type(*out, json_type_object)) {
+		json_object_put(*out);
+		*out = NULL;
+		rc = tpd_seterr(err, TPD_ERR_PARSE, "%s %s: HTTP %ld with a body that is not a JSON object", method,
+				what, code);
+		goto out;
+	}
+	rc = TPD_ERR_OK;
+out:
+	curl_slist_free_all(hdrs);
+	if (auth) {
+		memset(auth, 0, strlen(auth));
+		free(auth);
+	}
+	tpd_buf_free(&resp);
+	return rc;
+}
+
+/* --- the algorithm ---------------------------------------------------------------------------- */
+
+/* Remembers the Lease o (taking ownership); a new resourceVersion restarts the observed time. */
+static void observe(tpd_leader *l, json_object *o)
+{
+	const char *rv = jstr(jobj(o, "metadata"), "resourceVersion");
+
+	if (!rv || !tpd_streq(rv, l->obs_rv)) {
+		free(l->obs_rv);
+		l->obs_rv = xstrdup(rv ? rv : "");
+		l->obs_time_ms = tpd_now_ms();
+	}
+	json_object_put(l->lease);
+	l->lease = o;
+}
+
+static const char *holder_of(json_object *lease)
+{
+	const char *h = jstr(jobj(lease, "spec"), "holderIdentity");
+
+	return h ? h : "";
+}
+
+/* Lease duration of a record in ms (ours when the record has none). */
+static int64_t duration_of(const tpd_leader *l, json_object *lease)
+{
+	int64_t s = jint(jobj(lease, "spec"), "leaseDurationSeconds", 0);
+
+	if (s <= 0 || s > 86400 * 365)
+		return l->lease_ms;
+	return s * 1000;
+}
+
+static int64_t lease_seconds(const tpd_leader *l)
+{
+	int64_t s = (l->lease_ms + 999) / 1000;
+
+	return s < 1 ? 1 : s;
+}
+
+/* Fills spec for holder `holder` (we take or renew, or "" to release). */
+static void fill_spec(tpd_leader *l, json_object *spec, const char *holder, bool release)
+{
+	char now[40];
+	const char *old_holder = jstr(spec, "holderIdentity");
+	bool ours = tpd_streq(old_holder, l->id);
+	int64_t transitions = jint(spec, "leaseTransitions", 0);
+
+	microtime_now(now, sizeof(now));
+	if (!release && !ours)
+		transitions++;
+	if (!ours || release || !jstr(spec, "acquireTime"))
+		json_object_object_add(spec, "acquireTime", json_object_new_string(now));
+	json_object_object_add(spec, "holderIdentity", json_object_new_string(holder));
+	json_object_object_add(spec, "leaseDurationSeconds", json_object_new_int64(release ? 1 : lease_seconds(l)));
+	json_object_object_add(spec, "renewTime", json_object_new_string(now));
+	json_object_object_add(spec, "leaseTransitions", json_object_new_int64(transitions));
+}
+
+/* One client-go tryAcquireOrRenew. OK: we hold the Lease. EXISTS: another holder's unexpired
+ * Lease (or a lost create race). COMPARE_FAILED: a concurrent write won. Else a request error. */
+static tpd_err try_acquire_or_renew(tpd_leader *l, int64_t deadline_ms, char *err)
+{
+	json_object *got = NULL, *obj = NULL, *spec;
+	const char *holder;
+	char *body = NULL;
+	tpd_err rc;
+
+	rc = http_do(l, "GET", l->url_item, NULL, deadline_ms, &got, err);
+	if (rc == TPD_ERR_NOT_FOUND) {
+		obj = json_object_new_object();
+		json_object *meta = json_object_new_object();
+		json_object_object_add(obj, "apiVersion", json_object_new_string("coordination.k8s.io/v1"));
+		json_object_object_add(obj, "kind", json_object_new_string("Lease"));
+		json_object_object_add(meta, "name", json_object_new_string(l->name));
+		json_object_object_add(meta, "namespace", json_object_new_string(l->ns));
+		json_object_object_add(obj, "metadata", meta);
+		spec = json_object_new_object();
+		json_object_object_add(obj, "spec", spec);
+		fill_spec(l, spec, l->id, false);
+		json_object_object_add(spec, "leaseTransitions", json_object_new_int64(0));
+		body = xstrdup(json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN));
+		rc = http_do(l, "POST", l->url_coll, body, deadline_ms, &got, err);
+		if (rc == TPD_ERR_OK)
+			observe(l, got);
+		goto out;
+	}
+	if (rc != TPD_ERR_OK)
+		goto out;
+	observe(l, got);
+	holder = holder_of(l->lease);
+	if (holder[0] && !tpd_streq(holder, l->id) &&
+	    l->obs_time_ms + duration_of(l, l->lease) > tpd_now_ms()) {
+		rc = TPD_ERR_EXISTS;
+		goto out;
+	}
+	obj = json_object_get(l->lease);
+	spec = jobj(obj, "spec");
+	if (!spec) {
+		spec = json_object_new_object();
+		json_object_object_add(obj, "spec", spec);
+	}
+	fill_spec(l, spec, l->id, false);
+	body = xstrdup(json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN));
+	rc = http_do(l, "PUT", l->url_item, body, deadline_ms, &got, err);
+	if (rc == TPD_ERR_OK)
+		observe(l, got);
+out:
+	/* The spec edits above happened on the remembered object; forget it on failure so the next
+	 * round starts from a fresh GET (its rv still gets compared with obs_rv). */
+	if (rc != TPD_ERR_OK && rc != TPD_ERR_EXISTS && obj && obj == l->lease) {
+		json_object_put(l->lease);
+		l->lease = NULL;
+	}
+	json_object_put(obj);
+	free(body);
+	return rc;
+}
+
+static void set_leading(tpd_leader *l, bool leading, const char *why)
+{
+	char lease[2 * NAME_MAX_LEN + 2];
+
+	snprintf(lease, sizeof(lease), "%s/%s", l->ns, l->name);
+	tpd_metric_set(l->m_is_leader, leading ? 1.0 : 0.0);
+	tpd_metric_inc(l->m_transitions);
+	if (leading) {
+		tpd_log(l->log, TPD_LOG_INFO, "Became leader", "lease", lease, "identity", l->id, NULL);
+		free(l->followed);
+		l->followed = NULL;
+	} else {
+		tpd_log(l->log, TPD_LOG_WARN, "Lost leadership", "lease", lease, "identity", l->id, "error", why,
+			NULL);
+	}
+	if (l->cb)
+		l->cb(l->cb_ud, leading);
+}
+
+static void log_follow(tpd_leader *l)
+{
+	const char *holder = holder_of(l->lease);
+	char *msg;
+
+	if (tpd_streq(holder, l->followed))
+		return;
+	free(l->followed);
+	l->followed = xstrdup(holder);
+	msg = xasprintf("Following leader %s", holder);
+	tpd_log(l->log, TPD_LOG_INFO, msg, "leader", holder, "identity", l->id, NULL);
+	free(msg);
+}
+
+/* Waits until the monotonic time `until` or a stop; returns true when stopping. */
+static bool wait_until(tpd_leader *l, int64_t until)
+{
+	bool stop;
+
+	pthread_mutex_lock(&l->mu);
+	while (!l->stop) {
+		int64_t left = until - tpd_now_ms();
+		struct timespec ts;
+
+		if (left <= 0)
+			break;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += left / 1000;
+		ts.tv_nsec += (left % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&l->cv, &l->mu, &ts);
+	}
+	stop = l->stop;
+	pthread_mutex_unlock(&l->mu);
+	return stop;
+}
+
+static void *election_thread(void *arg)
+{
+	tpd_leader *l = arg;
+	char err[TPD_ERRLEN];
+
+	for (;;) {
+		int64_t start = tpd_now_ms(), deadline = start + l->retry_ms, next;
+		bool leading;
+		tpd_err rc;
+
+		pthread_mutex_lock(&l->mu);
+		if (l->stop) {
+			pthread_mutex_unlock(&l->mu);
+			break;
+		}
+		leading = l->leading;
+		if (leading && start - l->renewed_ms >= l->renew_ms) {
+			l->leading = false;
+			pthread_mutex_unlock(&l->mu);
+			set_leading(l, false, "the lease was not renewed within the renew deadline");
+			leading = false;
+		} else {
+			pthread_mutex_unlock(&l->mu);
+		}
+		if (leading && l->renewed_ms + l->renew_ms < deadline)
+			deadline = l->renewed_ms + l->renew_ms;
+
+		err[0] = '\0';
+		rc = try_acquire_or_renew(l, deadline, err);
+		if (rc == TPD_ERR_CANCELLED)
+			break;
+		if (rc == TPD_ERR_OK) {
+			pthread_mutex_lock(&l->mu);
+			l->renewed_ms = start;
+			l->leading = true;
+			pthread_mutex_unlock(&l->mu);
+			if (!leading)
+				set_leading(l, true, NULL);
+			next = start + l->retry_ms;
+		} else {
+			if (rc == TPD_ERR_EXISTS) {
+				if (l->lease && !leading)
+					log_follow(l);
+			} else if (rc == TPD_ERR_COMPARE_FAILED) {
+				tpd_log(l->log, TPD_LOG_DEBUG, "Lease was updated concurrently, retrying", "error", err,
+					NULL);
+			} else {
+				tpd_log(l->log, leading ? TPD_LOG_WARN : TPD_LOG_DEBUG,
+					leading ? "Failed to renew the leader lease" : "Failed to acquire the leader lease",
+					"error", err, NULL);
+			}
+			if (leading && rc == TPD_ERR_EXISTS) {
+				/* someone else wrote the Lease: step down at once */
+				char *why = xasprintf("the lease is now held by %s", holder_of(l->lease));
+				pthread_mutex_lock(&l->mu);
+				l->leading = false;
+				pthread_mutex_unlock(&l->mu);
+				set_leading(l, false, why);
+				free(why);
+				leading = false;
+				log_follow(l);
+			} else if (leading && tpd_now_ms() - l->renewed_ms >= l->renew_ms) {
+				pthread_mutex_lock(&l->mu);
+				l->leading = false;
+				pthread_mutex_unlock(&l->mu);
+				set_leading(l, false, err[0] ? err : "the lease was not renewed within the renew deadline");
+				leading = false;
+			}
+			if (leading) {
+				/* retry at once-ish, but never sleep past the deadline */
+				next = start + l->retry_ms;
+				if (next > l->renewed_ms + l->renew_ms)
+					next = l->renewed_ms + l->renew_ms;
+			} else {
+				/* Followers poll every 0.8-1.0 retry periods (spreading candidates), and
+				 * wake just after an observed holder's lease would expire. */
+				next = start + l->retry_ms - (int64_t)tpd_rand_below((uint64_t)(l->retry_ms / 5 + 1));
+				if (rc == TPD_ERR_EXISTS && l->lease) {
+					int64_t exp = l->obs_time_ms + duration_of(l, l->lease) + 5;
+					if (exp > tpd_now_ms() && exp < next)
+						next = exp;
+				}
+			}
+		}
+		if (wait_until(l, next))
+			break;
+	}
+	return NULL;
+}
+
+/* --- public API ------------------------------------------------------------------------------- */
+
+static char *opt_or(const char *v, const char *dflt)
+{
+	return xstrdup(tpd_str_empty(v) ? dflt : v);
+}
+
+tpd_err tpd_leader_new(const tpd_leader_opts *o, tpd_leader **out, char *err)
+{
+	tpd_leader *l = NULL;
+	char host[256];
+	const char *env;
+	tpd_err rc = TPD_ERR_OK;
+
+	*out = NULL;
+	if (!o)
+		return tpd_seterr(err, TPD_ERR_INVAL, "leader election: no options");
+	l = tpd_new(tpd_leader);
+	pthread_mutex_init(&l->mu, NULL);
+	{
+		pthread_condattr_t ca;
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&l->cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	atomic_init(&l->stopping, false);
+	l->cb = o->cb;
+	l->cb_ud = o->cb_ud;
+	l->log = o->log;
+	l->lease_ms = o->lease_duration_ms > 0 ? o->lease_duration_ms : 15000;
+	l->renew_ms = o->renew_deadline_ms > 0 ? o->renew_deadline_ms : 10000;
+	l->retry_ms = o->retry_period_ms > 0 ? o->retry_period_ms : 2000;
+	if (!(l->lease_ms > l->renew_ms && l->renew_ms > l->retry_ms)) {
+		rc = tpd_seterr(err, TPD_ERR_INVAL,
+				"leader election: need lease_duration (%lldms) > renew_deadline (%lldms) > retry_period "
+				"(%lldms)",
+				(long long)l->lease_ms, (long long)l->renew_ms, (long long)l->retry_ms);
+		goto out;
+	}
+	l->token_file = opt_or(o->token_file, SA_DIR "/token");
+	if (!tpd_str_empty(o->ca_file))
+		l->ca_file = xstrdup(o->ca_file);
+	else if (access(SA_DIR "/ca.crt", R_OK) == 0)
+		l->ca_file = xstrdup(SA_DIR "/ca.crt");
+	l->name = opt_or(o->lease_name, "teleport-plugin-pagerduty");
+	if (!tpd_str_empty(o->lease_namespace)) {
+		l->ns = xstrdup(o->lease_namespace);
+	} else if (!tpd_str_empty(env = getenv("POD_NAMESPACE"))) {
+		l->ns = xstrdup(env);
+	} else {
+		char *s = NULL;
+		if (tpd_read_file(SA_DIR "/namespace", 4096, &s, NULL, NULL) == TPD_ERR_OK && s)
+			tpd_str_trim(s);
+		l->ns = (s && s[0]) ? s : xstrdup("default");
+		if (l->ns != s)
+			free(s);
+	}
+	if (!tpd_str_empty(o->identity)) {
+		l->id = xstrdup(o->identity);
+	} else if (!tpd_str_empty(env = getenv("POD_NAME"))) {
+		l->id = xstrdup(env);
+	} else {
+		if (gethostname(host, sizeof(host)) != 0 || host[0] == '\0')
+			snprintf(host, sizeof(host), "pid-%ld", (long)getpid());
+		host[sizeof(host) - 1] = '\0';
+		l->id = xstrdup(host);
+	}
+	if (!valid_name(l->name) || !valid_name(l->ns)) {
+		rc = tpd_seterr(err, TPD_ERR_INVAL, "leader election: invalid lease name or namespace \"%s/%s\"", l->ns,
+				l->name);
+		goto out;
+	}
+	if (strlen(l->id) > NAME_MAX_LEN || strpbrk(l->id, "\"\\\r\n")) {
+		rc = tpd_seterr(err, TPD_ERR_INVAL, "leader election: invalid holder identity");
+		goto out;
+	}
+	if (!tpd_str_empty(o->api_url)) {
+		size_t n = strlen(o->api_url);
+		while (n > 0 && o->api_url[n - 1] == '/')
+			n--;
+		char *base = xstrndup(o->api_url, n);
+		l->url_coll = xasprintf("%s/apis/coordination.k8s.io/v1/namespaces/%s/leases", base, l->ns);
+		free(base);
+	} else {
+		const char *h = getenv("KUBERNETES_SERVICE_HOST"), *p = getenv("KUBERNETES_SERVICE_PORT");
+		if (tpd_str_empty(h) || tpd_str_empty(p)) {
+			rc = tpd_seterr(err, TPD_ERR_CONFIG,
+					"leader election: not running in a Kubernetes pod (KUBERNETES_SERVICE_HOST/PORT "
+					"unset) and no API server URL given");
+			goto out;
+		}
+		l->url_coll = xasprintf(strchr(h, ':') ? "https://[%s]:%s/apis/coordination.k8s.io/v1/namespaces/%s/leases"
+						       : "https://%s:%s/apis/coordination.k8s.io/v1/namespaces/%s/leases",
+					h, p, l->ns);
+	}
+	l->url_item = xasprintf("%s/%s", l->url_coll, l->name);
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		rc = tpd_seterr(err, TPD_ERR_INTERNAL, "libcurl global initialisation failed");
+		goto out;
+	}
+	l->curl_inited = true;
+	l->curl = curl_easy_init();
+	if (!l->curl) {
+		rc = tpd_seterr(err, TPD_ERR_NOMEM, "cannot create a libcurl handle");
+		goto out;
+	}
+	l->m_is_leader = tpd_metrics_gauge(o->metrics, TPD_METRICS_PREFIX "leader_is_leader",
+					   "1 while this process holds the leader-election Lease, else 0", NULL);
+	l->m_transitions = tpd_metrics_counter(o->metrics, TPD_METRICS_PREFIX "leader_transitions_total",
+					       "Times this process became leader or stopped being leader", NULL);
+	tpd_metric_set(l->m_is_leader, 0.0);
+	*out = l;
+	l = NULL;
+out:
+	tpd_leader_free(l);
+	return rc;
+}
+
+tpd_err tpd_leader_start(tpd_leader *l, char *err)
+{
+	int e;
+
+	if (!l)
+		return tpd_seterr(err, TPD_ERR_INVAL, "leader election: no elector");
+	if (l->started)
+		return tpd_seterr(err, TPD_ERR_INVAL, "leader election: already started");
+	e = pthread_create(&l->thread, NULL, election_thread, l);
+	if (e != 0)
+		return tpd_seterr(err, TPD_ERR_INTERNAL, "leader election: cannot start a thread: %s", strerror(e));
+	l->started = true;
+	return TPD_ERR_OK;
+}
+
+bool tpd_leader_is_leader(tpd_leader *l)
+{
+	bool r;
+
+	if (!l)
+		return false;
+	pthread_mutex_lock(&l->mu);
+	r = l->leading && tpd_now_ms() - l->renewed_ms < l->renew_ms;
+	pthread_mutex_unlock(&l->mu);
+	return r;
+}
+
+/* Client-go's ReleaseOnCancel: clears the holder of a Lease we hold (CAS on resourceVersion). */
+static void release(tpd_leader *l)
+{
+	json_object *obj, *spec, *got = NULL;
+	char err[TPD_ERRLEN], *body;
+	tpd_err rc;
+
+	if (!l->lease || !tpd_streq(holder_of(l->lease), l->id) || !(spec = jobj(l->lease, "spec")))
+		return;
+	obj = json_object_get(l->lease);
+	fill_spec(l, spec, "", true);
+	body = xstrdup(json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN));
+	rc = http_do(l, "PUT", l->url_item, body, tpd_now_ms() + l->retry_ms, &got, err);
+	if (rc == TPD_ERR_OK)
+		tpd_log(l->log, TPD_LOG_INFO, "Released leadership", "lease", l->name, "identity", l->id, NULL);
+	else
+		tpd_log(l->log, TPD_LOG_WARN, "Failed to release the leader lease", "error", err, NULL);
+	json_object_put(got);
+	json_object_put(obj);
+	free(body);
+}
+
+void tpd_leader_free(tpd_leader *l)
+{
+	bool was_leading;
+
+	if (!l)
+		return;
+	if (l->started) {
+		pthread_mutex_lock(&l->mu);
+		l->stop = true;
+		pthread_cond_broadcast(&l->cv);
+		pthread_mutex_unlock(&l->mu);
+		atomic_store(&l->stopping, true);
+		pthread_join(l->thread, NULL);
+		atomic_store(&l->stopping, false);
+		pthread_mutex_lock(&l->mu);
+		was_leading = l->leading;
+		l->leading = false;
+		pthread_mutex_unlock(&l->mu);
+		if (was_leading)
+			release(l);
+		tpd_metric_set(l->m_is_leader, 0.0);
+	}
+	if (l->curl)
+		curl_easy_cleanup(l->curl);
+	if (l->curl_inited)
+		curl_global_cleanup();
+	json_object_put(l->lease);
+	free(l->obs_rv);
+	free(l->followed);
+	if (l->token) {
+		memset(l->token, 0, strlen(l->token));
+		free(l->token);
+	}
+	free(l->url_item);
+	free(l->url_coll);
+	free(l->token_file);
+	free(l->ca_file);
+	free(l->name);
+	free(l->ns);
+	free(l->id);
+	pthread_cond_destroy(&l->cv);
+	pthread_mutex_destroy(&l->mu);
+	free(l);
+}
