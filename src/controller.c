@@ -144,7 +144,7 @@ static void fail(tpd_controller *c, const char *err)
 	pthread_mutex_lock(&c->fail_mu);
 	if (!c->failed) {
 		c->failed = true;
-		snprintf(c->fail_err, sizeof(c->fail_err), "%s", err);
+		snprintf(c->fail_err, sizeof(c->fail_err), "%.*s", (int)sizeof(c->fail_err) - 1, err);
 	}
 	pthread_mutex_unlock(&c->fail_mu);
 	tpd_controller_request_stop(c);

@@ -667,7 +667,8 @@ out:
 		json_object_put(res->json);
 		res->json = NULL;
 	}
-	scrub(pd, err);
+	if (rc)
+		scrub(pd, err);
 	return rc;
 }
 
@@ -802,7 +803,8 @@ tpd_err tpd_pd_new(const tpd_pd_opts *o, tpd_pd **out, char *err)
 	pd = NULL;
 out:
 	tpd_pd_free(pd);
-	scrub(*out ? *out : NULL, err);
+	if (rc)
+		scrub(*out ? *out : NULL, err);
 	return rc;
 }
 
@@ -988,7 +990,8 @@ out:
 	free(key);
 	free(q);
 	free(extra);
-	scrub(pd, err);
+	if (rc)
+		scrub(pd, err);
 	return rc;
 }
 
@@ -1051,7 +1054,8 @@ out:
 	free(key);
 	free(q);
 	free(extra);
-	scrub(pd, err);
+	if (rc)
+		scrub(pd, err);
 	return rc;
 }
 
@@ -1154,7 +1158,8 @@ out:
 	free(enc);
 	free(c.ask);
 	tpd_buf_free(&extra);
-	scrub(pd, err);
+	if (rc)
+		scrub(pd, err);
 	return rc;
 }
 
@@ -1230,7 +1235,8 @@ out:
 	free(c.status);
 	free(q);
 	free(extra);
-	scrub(pd, err);
+	if (rc)
+		scrub(pd, err);
 	return rc;
 }
 
@@ -1324,7 +1330,8 @@ out:
 	json_object_put(res.json);
 	free(a.id);
 	free(body);
-	scrub(pd, err);
+	if (rc)
+		scrub(pd, err);
 	return rc;
 }
 

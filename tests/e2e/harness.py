@@ -51,6 +51,7 @@ class Plugin:
     def __init__(self, env, workdir, extra_toml="", name="plugin", pd_extra=""):
         self.env = env
         self.workdir = workdir
+        self.name = name
         self.config = os.path.join(workdir, name + ".toml")
         self.log_path = os.path.join(workdir, name + ".log")
         self.extra_toml = extra_toml
@@ -69,10 +70,17 @@ class Plugin:
         penv = dict(os.environ)
         penv["SSL_CERT_FILE"] = self.env.pd.ca_file
         penv.setdefault("ASAN_OPTIONS", "detect_leaks=1")
-        self.proc = subprocess.Popen([binary(), "start", "-c", self.config, *args], stdout=self.logf,
-                                     stderr=subprocess.STDOUT, env=penv)
+        cmd = [binary(), "start", "-c", self.config, *args]
+        self.vg_log = None
+        if os.environ.get("TPD_VALGRIND"):
+            # Memory check of the release binary (see tests/e2e/tests.cmake, e2e/valgrind).
+            self.vg_log = os.path.join(self.workdir, self.name + ".valgrind")
+            cmd = ["valgrind", "--quiet", "--leak-check=full", "--errors-for-leak-kinds=definite,indirect",
+                   "--show-leak-kinds=definite,indirect", "--error-exitcode=99",
+                   "--suppressions=" + os.path.join(HERE, "valgrind.supp"), "--log-file=" + self.vg_log] + cmd
+        self.proc = subprocess.Popen(cmd, stdout=self.logf, stderr=subprocess.STDOUT, env=penv)
         if wait_ready:
-            self.wait_log("Plugin is ready", timeout=30)
+            self.wait_log("Plugin is ready", timeout=180 if self.vg_log else 30)
         return self
 
     def lines(self):
@@ -124,6 +132,9 @@ class Plugin:
                 self.proc.wait()
         if getattr(self, "logf", None):
             self.logf.close()
+        if getattr(self, "vg_log", None) and self.proc and self.proc.returncode == 99:
+            with open(self.vg_log) as f:
+                raise AssertionError("valgrind found errors:\n" + f.read()[-6000:])
         return self.proc.returncode if self.proc else None
 
     def kill(self):

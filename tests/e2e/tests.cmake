@@ -13,3 +13,14 @@ add_test(NAME e2e/recovery
   WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}/tests/e2e)
 set_tests_properties(e2e/upstream_suite e2e/recovery PROPERTIES
   TIMEOUT 900 LABELS e2e ENVIRONMENT "${TPD_E2E_ENV}")
+
+# The same binary, not sanitized, under valgrind memcheck for a few scenarios (issue: memory
+# safety). Definite and indirect leaks and any memory error fail the test.
+add_test(NAME e2e/valgrind
+  COMMAND /usr/bin/python3 -m pytest -q -p no:cacheprovider
+          -k "test_incident_creation or test_approval or test_expiration or test_auto_approval_when_on_call or test_sigterm_graceful"
+          ${CMAKE_SOURCE_DIR}/tests/e2e/test_e2e.py
+  WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}/tests/e2e)
+set_tests_properties(e2e/valgrind PROPERTIES TIMEOUT 900 LABELS "e2e;valgrind"
+  FIXTURES_REQUIRED release_binary
+  ENVIRONMENT "${TPD_E2E_ENV};TPD_VALGRIND=1;TPD_BIN=${CMAKE_BINARY_DIR}/release/teleport-pagerduty")
