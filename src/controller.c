@@ -27,6 +27,7 @@
 #include "tpd/controller.h"
 #include "tpd/identity.h"
 #include "tpd/idwatch.h"
+#include "tpd/leader.h"
 #include "tpd/metrics.h"
 #include "tpd/pagerduty.h"
 #include "tpd/reconcile.h"
@@ -62,6 +63,8 @@ struct tpd_controller {
 	tpd_teleport *tp;
 	tpd_pd *pd;
 	tpd_status *status;
+	tpd_leader *leader; /* NULL unless leader election is on */
+	atomic_bool leading;
 	char *cluster_name;
 	char *proxy_addr; /* set when the cluster has advanced workflows (links) */
 
@@ -696,6 +699,34 @@ out:
 	return rc;
 }
 
+/* Only the leader reconciles; without leader election every process does. */
+static bool may_reconcile(tpd_controller *c)
+{
+	return !c->leader || atomic_load(&c->leading);
+}
+
+static void enqueue_cached_event(void *ud, const char *key, void *value)
+{
+	(void)value;
+	tpd_workqueue_add(((tpd_controller *)ud)->q, key, TPD_WQ_EVENT);
+}
+
+/* Leadership changes (election thread). A new leader reconciles everything it knows, as events:
+ * keys a follower saw were dropped, including their auto-approval attempts. */
+static void on_leadership(void *ud, bool leading)
+{
+	tpd_controller *c = ud;
+
+	atomic_store(&c->leading, leading);
+	if (leading) {
+		pthread_mutex_lock(&c->cache_mu);
+		tpd_strmap_each(c->cache, enqueue_cached_event, c);
+		pthread_mutex_unlock(&c->cache_mu);
+		atomic_store(&c->orphan_scan_requested, true);
+		wake_all(c);
+	}
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -709,6 +740,12 @@ static void *worker_main(void *arg)
 		bool approval_pending = false;
 		tpd_err rc;
 
+		if (!may_reconcile(c)) {
+			/* A follower: the next leader resyncs every key. */
+			tpd_workqueue_done(c->q, key);
+			free(key);
+			continue;
+		}
 		rc = reconcile_key(c, key, flags, &approval_pending, err, &reason);
 		if (!rc) {
 			tpd_metric_inc(c->m_reconcile, "success");
@@ -1012,7 +1049,7 @@ static void scan_orphans(tpd_controller *c)
 	struct orphan_scan s = {c, 0};
 	char err[TPD_ERRLEN], n[24];
 
-	if (!atomic_load(&c->watch_synced))
+	if (!atomic_load(&c->watch_synced) || !may_reconcile(c))
 		return;
 	if (tpd_pd_list_open_incidents(c->pd, TPD_INCIDENT_KEY_PREFIX, orphan_cb, &s, err)) {
 		tpd_log(c->lg, TPD_LOG_WARN,
@@ -1068,7 +1105,7 @@ static void *housekeeper_main(void *arg)
 		}
 		if (now >= next_resync || atomic_exchange(&c->resync_requested, false)) {
 			next_resync = now + c->cfg->reconcile.resync_interval_ms;
-			if (atomic_load(&c->watch_synced)) {
+			if (atomic_load(&c->watch_synced) && may_reconcile(c)) {
 				pthread_mutex_lock(&c->cache_mu);
 				tpd_strmap_each(c->cache, enqueue_cached, c);
 				pthread_mutex_unlock(&c->cache_mu);
@@ -1145,13 +1182,8 @@ tpd_err tpd_controller_new(const tpd_config *cfg, tpd_logger *lg, tpd_controller
 {
 	tpd_controller *c;
 
+	(void)err; /* nothing can fail yet; kept for the API's shape */
 	*out = NULL;
-	if (cfg->leader.enabled)
-		return tpd_seterr(
-		    err, TPD_ERR_CONFIG,
-		    "%s: leader_election.enabled: leader election is not supported by this build yet "
-		    "(run one replica and set enabled = false)",
-		    cfg->path ? cfg->path : "config");
 	c = tpd_new(tpd_controller);
 	c->cfg = cfg;
 	c->lg = lg;
@@ -1308,6 +1340,23 @@ tpd_err tpd_controller_start(tpd_controller *c, char *err)
 			return rc;
 	}
 
+	if (cfg->leader.enabled) {
+		tpd_leader_opts lo = {0};
+
+		lo.lease_name = cfg->leader.lease_name;
+		lo.lease_namespace = cfg->leader.lease_namespace;
+		lo.lease_duration_ms = cfg->leader.lease_duration_ms;
+		lo.renew_deadline_ms = cfg->leader.renew_deadline_ms;
+		lo.retry_period_ms = cfg->leader.retry_period_ms;
+		lo.cb = on_leadership;
+		lo.cb_ud = c;
+		lo.log = c->lg;
+		lo.metrics = c->metrics;
+		rc = tpd_leader_new(&lo, &c->leader, err);
+		if (rc)
+			return rc;
+	}
+
 	atomic_store(&c->housekeeper_tick_ms, tpd_now_ms());
 	atomic_store(&c->live_threads, c->n_workers + 2);
 	c->threads_started = true;
@@ -1393,6 +1442,8 @@ void tpd_controller_free(tpd_controller *c)
 		for (int i = 0; i < c->n_workers; i++)
 			pthread_join(c->workers[i].thread, NULL);
 	}
+	/* After the workers: a leader releases its lease only once nothing reconciles any more. */
+	tpd_leader_free(c->leader);
 	tpd_status_free(c->status);
 	tpd_pd_free(c->pd);
 	tpd_teleport_free(c->tp);
