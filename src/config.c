@@ -113,6 +113,8 @@ static const field fields[] = {
     {"log", "format", K_STR, LDR(format), 0, 0, "format = \"json\""},
 
     {"status", "listen_addr", K_STR, CFG(status.listen_addr), 0, 0, "listen_addr = \":8081\""},
+    {"status", "pagerduty_check_interval", K_DUR, CFG(status.pagerduty_check_interval_ms), 1000,
+     DURATION_MAX_MS, "pagerduty_check_interval = \"1m\""},
 
     {"reconcile", "workers", K_INT, 0, offsetof(tpd_config, reconcile.workers), 1, 64, "workers = 4"},
     {"reconcile", "resync_interval", K_DUR, CFG(reconcile.resync_interval_ms), 1, DURATION_MAX_MS,
@@ -1058,6 +1060,7 @@ static tpd_config *config_defaults(const char *name)
 	c->log.severity = TPD_LOG_INFO;
 	c->log.format = TPD_LOG_FORMAT_TEXT;
 	c->status.listen_addr = xstrdup(":8081");
+	c->status.pagerduty_check_interval_ms = 60000;
 	c->reconcile.workers = 4;
 	c->reconcile.resync_interval_ms = 600000;
 	c->reconcile.shutdown_timeout_ms = 15000;
@@ -1263,6 +1266,7 @@ static const char example[] =
     "# Health and metrics endpoints (/healthz, /readyz, /metrics).\n"
     "# [status]\n"
     "# listen_addr = \":8081\"         # \"\" turns the endpoints off\n"
+    "# pagerduty_check_interval = \"1m\" # How often /readyz re-checks the PagerDuty API key\n"
     "\n"
     "# Request processing.\n"
     "# [reconcile]\n"

@@ -38,12 +38,10 @@
 #include "tpd/workqueue.h"
 
 #define MAX_WORKERS         64
-#define MAX_STEPS           24        /* reconcile steps per key per pass */
-#define INIT_TIMEOUT_MS     10000     /* upstream's initTimeout */
-#define HEALTH_INTERVAL_MS  60000     /* PagerDuty health check while running */
-#define IDENTITY_RETRY_MS   5000      /* re-read a bad rotated identity this often */
-#define LIVENESS_MAX_AGE_MS 60000     /* housekeeper loop must tick within this */
-#define KEY_ORPHAN_PREFIX   "orphan/" /* work-queue key of an orphaned incident */
+#define MAX_STEPS           24    /* reconcile steps per key per pass */
+#define INIT_TIMEOUT_MS     10000 /* upstream's initTimeout */
+#define IDENTITY_RETRY_MS   5000  /* re-read a bad rotated identity this often */
+#define LIVENESS_MAX_AGE_MS 60000 /* housekeeper loop must tick within this */
 
 struct worker {
 	struct tpd_controller *c;
@@ -1067,7 +1065,7 @@ static void *housekeeper_main(void *arg)
 	tpd_controller *c = arg;
 	int64_t now = tpd_now_ms();
 	int64_t next_resync = now + c->cfg->reconcile.resync_interval_ms;
-	int64_t next_health = now + HEALTH_INTERVAL_MS;
+	int64_t next_health = now + c->cfg->status.pagerduty_check_interval_ms;
 	int64_t refresh = c->cfg->teleport.refresh_identity_interval_ms > 0
 	                      ? c->cfg->teleport.refresh_identity_interval_ms
 	                      : 60000;
@@ -1117,7 +1115,7 @@ static void *housekeeper_main(void *arg)
 		if (now >= next_health) {
 			bool ok = tpd_pd_health(c->pd, err) == TPD_ERR_OK;
 
-			next_health = now + HEALTH_INTERVAL_MS;
+			next_health = now + c->cfg->status.pagerduty_check_interval_ms;
 			if (ok != atomic_exchange(&c->pd_healthy, ok))
 				tpd_log(c->lg, ok ? TPD_LOG_INFO : TPD_LOG_ERROR,
 				        ok ? "PagerDuty API health check passed again"

@@ -66,7 +66,8 @@ typedef struct tpd_config {
 	} log;
 
 	struct {
-		char *listen_addr; /* default ":8081"; "" disables the status server */
+		char *listen_addr;                   /* default ":8081"; "" disables the status server */
+		int64_t pagerduty_check_interval_ms; /* default 60000: PagerDuty health check for /readyz */
 	} status;
 
 	struct {

@@ -48,7 +48,7 @@ def eventually(pred, timeout=20.0, interval=0.02, what="condition"):
 class Plugin:
     """One teleport-pagerduty process with its config, log file and status port."""
 
-    def __init__(self, env, workdir, extra_toml="", name="plugin", pd_extra=""):
+    def __init__(self, env, workdir, extra_toml="", name="plugin", pd_extra="", status_extra=""):
         self.env = env
         self.workdir = workdir
         self.name = name
@@ -56,13 +56,14 @@ class Plugin:
         self.log_path = os.path.join(workdir, name + ".log")
         self.extra_toml = extra_toml
         self.pd_extra = pd_extra
+        self.status_extra = status_extra
         self.proc = None
         self.status_port = None
         self._log_offset = 0
 
     def write_config(self):
         with open(self.config, "w") as f:
-            f.write(self.env.toml(self.extra_toml, self.pd_extra))
+            f.write(self.env.toml(self.extra_toml, self.pd_extra, self.status_extra))
 
     def start(self, wait_ready=True, args=()):
         self.write_config()
@@ -166,7 +167,7 @@ class Env:
         self.pd.add_user("Bot", BOT_EMAIL)
         self.plugins = []
 
-    def toml(self, extra="", pd_extra=""):
+    def toml(self, extra="", pd_extra="", status_extra=""):
         return """
 [teleport]
 addr = "%s"
@@ -186,19 +187,20 @@ format = "json"
 
 [status]
 listen_addr = "127.0.0.1:0"
+%s
 
 [reconcile]
 workers = 4
 %s
-""" % (self.tp.addr, os.path.join(self.workdir, "identity"), self.api_key_file, BOT_EMAIL, self.pd.url, pd_extra, extra)
+""" % (self.tp.addr, os.path.join(self.workdir, "identity"), self.api_key_file, BOT_EMAIL, self.pd.url, pd_extra, status_extra, extra)
 
     def install_identity(self, name="identity"):
         shutil.copy(os.path.join(self.pki, name), os.path.join(self.workdir, "identity"))
 
-    def plugin(self, extra_toml="", name="plugin", pd_extra=""):
+    def plugin(self, extra_toml="", name="plugin", pd_extra="", status_extra=""):
         if not os.path.exists(os.path.join(self.workdir, "identity")):
             self.install_identity()
-        p = Plugin(self, self.workdir, extra_toml, name, pd_extra)
+        p = Plugin(self, self.workdir, extra_toml, name, pd_extra, status_extra)
         self.plugins.append(p)
         return p
 

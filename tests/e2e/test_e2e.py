@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -326,3 +327,45 @@ def test_expired_identity_refused_at_start(env):
     p = env.plugin().start(wait_ready=False)
     assert p.proc.wait(30) == 1
     assert "expired" in p.raw_log()
+
+
+def _probe(port, path):
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def test_probe_states(env):
+    """/readyz and /healthz in each state: starting (no INIT yet), connected, Teleport down,
+    PagerDuty failing; /readyz?verbose lists every check."""
+    env.tp.skip_init = True
+    p = env.plugin(status_extra='pagerduty_check_interval = "1s"').start(wait_ready=False)
+    p.wait_log("Controller started")
+    # Starting: the watch is open but Teleport has not sent INIT.
+    code, body = _probe(p.status_port, "/readyz")
+    assert code == 503 and "[-]teleport-watcher failed" in body, body
+    assert _probe(p.status_port, "/healthz")[0] == 200
+    # Connected.
+    env.tp.skip_init = False
+    env.tp.drop_streams("abort")
+    p.wait_log("Plugin is ready", timeout=30)
+    eventually(lambda: _probe(p.status_port, "/readyz")[0] == 200, what="ready")
+    code, body = _probe(p.status_port, "/readyz?verbose")
+    for check in ("teleport-watcher", "teleport-identity", "pagerduty"):
+        assert "[+]%s ok" % check in body, body
+    # Teleport down.
+    env.tp.refuse(60)
+    env.tp.drop_streams("reset")
+    eventually(lambda: _probe(p.status_port, "/readyz")[0] == 503, timeout=30, what="unready, Teleport down")
+    assert _probe(p.status_port, "/healthz")[0] == 200
+    env.tp.refuse(0)
+    eventually(lambda: _probe(p.status_port, "/readyz")[0] == 200, timeout=60, what="ready again")
+    # PagerDuty failing: its health check (every second here) answers 500.
+    env.pd.inject("status", status=500, count=1000, path="/abilities")
+    eventually(lambda: "[-]pagerduty failed" in _probe(p.status_port, "/readyz")[1], timeout=60,
+               what="unready, PagerDuty failing")
+    env.pd.clear_faults()
+    eventually(lambda: _probe(p.status_port, "/readyz")[0] == 200, timeout=60, what="ready, PagerDuty back")
+    assert p.stop() == 0
