@@ -35,9 +35,9 @@
 
 #include "tpd/util.h"
 
-#define SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
-#define RESP_MAX (1024 * 1024)
-#define TOKEN_MAX (64 * 1024)
+#define SA_DIR       "/var/run/secrets/kubernetes.io/serviceaccount"
+#define RESP_MAX     (1024 * 1024)
+#define TOKEN_MAX    (64 * 1024)
 #define NAME_MAX_LEN 253
 
 struct tpd_leader {
@@ -56,10 +56,10 @@ struct tpd_leader {
 	CURL *curl;
 	char *token;
 	struct stat token_st;
-	json_object *lease;   /* last Lease read or written */
-	char *obs_rv;         /* its resourceVersion */
-	int64_t obs_time_ms;  /* monotonic time we first saw that resourceVersion */
-	char *followed;       /* holder last logged with "Following leader" */
+	json_object *lease;  /* last Lease read or written */
+	char *obs_rv;        /* its resourceVersion */
+	int64_t obs_time_ms; /* monotonic time we first saw that resourceVersion */
+	char *followed;      /* holder last logged with "Following leader" */
 
 	/* shared state */
 	pthread_t thread;
@@ -98,8 +98,8 @@ static void microtime_now(char *buf, size_t len)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-		 tm.tm_hour, tm.tm_min, tm.tm_sec, (long)(ts.tv_nsec / 1000));
+	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+	         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long)(ts.tv_nsec / 1000));
 }
 
 static const char *jstr(json_object *o, const char *key)
@@ -177,8 +177,8 @@ static tpd_err load_token(tpd_leader *l, char *err)
 	if (stat(l->token_file, &st) != 0) {
 		if (l->token)
 			return TPD_ERR_OK; /* keep the last token while the file is being swapped */
-		return tpd_seterr(err, TPD_ERR_IO, "cannot read the service-account token %s: %s", l->token_file,
-				  strerror(errno));
+		return tpd_seterr(err, TPD_ERR_IO, "cannot read the service-account token %s: %s",
+		                  l->token_file, strerror(errno));
 	}
 	if (l->token && st.st_ino == l->token_st.st_ino && st.st_dev == l->token_st.st_dev &&
 	    st.st_size == l->token_st.st_size && st.st_mtim.tv_sec == l->token_st.st_mtim.tv_sec &&
@@ -189,8 +189,8 @@ static tpd_err load_token(tpd_leader *l, char *err)
 		goto out;
 	tpd_str_trim(buf);
 	if (buf[0] == '\0' || strpbrk(buf, "\r\n")) {
-		rc = tpd_seterr(err, TPD_ERR_CONFIG, "the service-account token file %s is empty or malformed",
-				l->token_file);
+		rc = tpd_seterr(err, TPD_ERR_CONFIG,
+		                "the service-account token file %s is empty or malformed", l->token_file);
 		goto out;
 	}
 	tpd_logger_add_secret(l->log, buf);
@@ -231,16 +231,16 @@ static tpd_err status_error(long code, const tpd_buf *body, const char *method, 
 		e = TPD_ERR_UNAVAILABLE;
 	else
 		e = TPD_ERR_REMOTE;
-	tpd_seterr(err, e, "%s %s: HTTP %ld%s%s%s%.200s", method, what, code, reason ? " " : "", reason ? reason : "",
-		   msg ? ": " : "", msg ? msg : "");
+	tpd_seterr(err, e, "%s %s: HTTP %ld%s%s%s%.200s", method, what, code, reason ? " " : "",
+	           reason ? reason : "", msg ? ": " : "", msg ? msg : "");
 	json_object_put(st);
 	return e;
 }
 
 /* One request, to finish by the monotonic deadline (at least 100 ms). On 2xx *out gets the
  * parsed JSON body. */
-static tpd_err http_do(tpd_leader *l, const char *method, const char *url, const char *body, int64_t deadline_ms,
-		       json_object **out, char *err)
+static tpd_err http_do(tpd_leader *l, const char *method, const char *url, const char *body,
+                       int64_t deadline_ms, json_object **out, char *err)
 {
 	int64_t timeout_ms = deadline_ms - tpd_now_ms();
 	struct curl_slist *hdrs = NULL;
@@ -304,7 +304,7 @@ static tpd_err http_do(tpd_leader *l, const char *method, const char *url, const
 			break;
 		}
 		tpd_seterr(err, rc, "%s %s: %s", method, what,
-			   rc == TPD_ERR_TOO_LARGE ? "response larger than 1 MiB" : curl_easy_strerror(cc));
+		           rc == TPD_ERR_TOO_LARGE ? "response larger than 1 MiB" : curl_easy_strerror(cc));
 		goto out;
 	}
 	curl_easy_getinfo(l->curl, CURLINFO_RESPONSE_CODE, &code);
@@ -316,8 +316,8 @@ static tpd_err http_do(tpd_leader *l, const char *method, const char *url, const
 	if (!*out || !json_object_is_type(*out, json_type_object)) {
 		json_object_put(*out);
 		*out = NULL;
-		rc = tpd_seterr(err, TPD_ERR_PARSE, "%s %s: HTTP %ld with a body that is not a JSON object", method,
-				what, code);
+		rc = tpd_seterr(err, TPD_ERR_PARSE, "%s %s: HTTP %ld with a body that is not a JSON object",
+		                method, what, code);
 		goto out;
 	}
 	rc = TPD_ERR_OK;
@@ -385,7 +385,8 @@ static void fill_spec(tpd_leader *l, json_object *spec, const char *holder, bool
 	if (!ours || release || !jstr(spec, "acquireTime"))
 		json_object_object_add(spec, "acquireTime", json_object_new_string(now));
 	json_object_object_add(spec, "holderIdentity", json_object_new_string(holder));
-	json_object_object_add(spec, "leaseDurationSeconds", json_object_new_int64(release ? 1 : lease_seconds(l)));
+	json_object_object_add(spec, "leaseDurationSeconds",
+	                       json_object_new_int64(release ? 1 : lease_seconds(l)));
 	json_object_object_add(spec, "renewTime", json_object_new_string(now));
 	json_object_object_add(spec, "leaseTransitions", json_object_new_int64(transitions));
 }
@@ -462,8 +463,8 @@ static void set_leading(tpd_leader *l, bool leading, const char *why)
 		free(l->followed);
 		l->followed = NULL;
 	} else {
-		tpd_log(l->log, TPD_LOG_WARN, "Lost leadership", "lease", lease, "identity", l->id, "error", why,
-			NULL);
+		tpd_log(l->log, TPD_LOG_WARN, "Lost leadership", "lease", lease, "identity", l->id, "error",
+		        why, NULL);
 	}
 	if (l->cb)
 		l->cb(l->cb_ud, leading);
@@ -553,12 +554,13 @@ static void *election_thread(void *arg)
 				if (l->lease && !leading)
 					log_follow(l);
 			} else if (rc == TPD_ERR_COMPARE_FAILED) {
-				tpd_log(l->log, TPD_LOG_DEBUG, "Lease was updated concurrently, retrying", "error", err,
-					NULL);
+				tpd_log(l->log, TPD_LOG_DEBUG, "Lease was updated concurrently, retrying",
+				        "error", err, NULL);
 			} else {
 				tpd_log(l->log, leading ? TPD_LOG_WARN : TPD_LOG_DEBUG,
-					leading ? "Failed to renew the leader lease" : "Failed to acquire the leader lease",
-					"error", err, NULL);
+				        leading ? "Failed to renew the leader lease"
+				                : "Failed to acquire the leader lease",
+				        "error", err, NULL);
 			}
 			if (leading && rc == TPD_ERR_EXISTS) {
 				/* someone else wrote the Lease: step down at once */
@@ -574,7 +576,9 @@ static void *election_thread(void *arg)
 				pthread_mutex_lock(&l->mu);
 				l->leading = false;
 				pthread_mutex_unlock(&l->mu);
-				set_leading(l, false, err[0] ? err : "the lease was not renewed within the renew deadline");
+				set_leading(l, false,
+				            err[0] ? err
+				                   : "the lease was not renewed within the renew deadline");
 				leading = false;
 			}
 			if (leading) {
@@ -583,9 +587,15 @@ static void *election_thread(void *arg)
 				if (next > l->renewed_ms + l->renew_ms)
 					next = l->renewed_ms + l->renew_ms;
 			} else {
-				/* Followers poll every 0.8-1.0 retry periods (spreading candidates), and
-				 * wake just after an observed holder's lease would expire. */
-				next = start + l->retry_ms - (int64_t)tpd_rand_below((uint64_t)(l->retry_ms / 5 + 1));
+				/* Followers poll every 0.4-0.5 retry periods and wake just after an
+				 * observed holder's lease would expire. Expiry counts from when we first
+				 * saw the holder's last renewal, so polling at half the leader's renew
+				 * period keeps that lag under retry_period / 2 and the take-over after a
+				 * crash under lease_duration + retry_period (client-go polls every 1-2.2
+				 * retry periods, which can take up to lease_duration + 2 x 2.2 retry
+				 * periods). The jitter spreads the candidates. */
+				next = start + l->retry_ms / 2 -
+				       (int64_t)tpd_rand_below((uint64_t)(l->retry_ms / 10 + 1));
 				if (rc == TPD_ERR_EXISTS && l->lease) {
 					int64_t exp = l->obs_time_ms + duration_of(l, l->lease) + 5;
 					if (exp > tpd_now_ms() && exp < next)
@@ -633,10 +643,11 @@ tpd_err tpd_leader_new(const tpd_leader_opts *o, tpd_leader **out, char *err)
 	l->renew_ms = o->renew_deadline_ms > 0 ? o->renew_deadline_ms : 10000;
 	l->retry_ms = o->retry_period_ms > 0 ? o->retry_period_ms : 2000;
 	if (!(l->lease_ms > l->renew_ms && l->renew_ms > l->retry_ms)) {
-		rc = tpd_seterr(err, TPD_ERR_INVAL,
-				"leader election: need lease_duration (%lldms) > renew_deadline (%lldms) > retry_period "
-				"(%lldms)",
-				(long long)l->lease_ms, (long long)l->renew_ms, (long long)l->retry_ms);
+		rc = tpd_seterr(
+		    err, TPD_ERR_INVAL,
+		    "leader election: need lease_duration (%lldms) > renew_deadline (%lldms) > retry_period "
+		    "(%lldms)",
+		    (long long)l->lease_ms, (long long)l->renew_ms, (long long)l->retry_ms);
 		goto out;
 	}
 	l->token_file = opt_or(o->token_file, SA_DIR "/token");
@@ -668,8 +679,8 @@ tpd_err tpd_leader_new(const tpd_leader_opts *o, tpd_leader **out, char *err)
 		l->id = xstrdup(host);
 	}
 	if (!valid_name(l->name) || !valid_name(l->ns)) {
-		rc = tpd_seterr(err, TPD_ERR_INVAL, "leader election: invalid lease name or namespace \"%s/%s\"", l->ns,
-				l->name);
+		rc = tpd_seterr(err, TPD_ERR_INVAL,
+		                "leader election: invalid lease name or namespace \"%s/%s\"", l->ns, l->name);
 		goto out;
 	}
 	if (strlen(l->id) > NAME_MAX_LEN || strpbrk(l->id, "\"\\\r\n")) {
@@ -686,14 +697,16 @@ tpd_err tpd_leader_new(const tpd_leader_opts *o, tpd_leader **out, char *err)
 	} else {
 		const char *h = getenv("KUBERNETES_SERVICE_HOST"), *p = getenv("KUBERNETES_SERVICE_PORT");
 		if (tpd_str_empty(h) || tpd_str_empty(p)) {
-			rc = tpd_seterr(err, TPD_ERR_CONFIG,
-					"leader election: not running in a Kubernetes pod (KUBERNETES_SERVICE_HOST/PORT "
-					"unset) and no API server URL given");
+			rc = tpd_seterr(
+			    err, TPD_ERR_CONFIG,
+			    "leader election: not running in a Kubernetes pod (KUBERNETES_SERVICE_HOST/PORT "
+			    "unset) and no API server URL given");
 			goto out;
 		}
-		l->url_coll = xasprintf(strchr(h, ':') ? "https://[%s]:%s/apis/coordination.k8s.io/v1/namespaces/%s/leases"
-						       : "https://%s:%s/apis/coordination.k8s.io/v1/namespaces/%s/leases",
-					h, p, l->ns);
+		l->url_coll = xasprintf(
+		    strchr(h, ':') ? "https://[%s]:%s/apis/coordination.k8s.io/v1/namespaces/%s/leases"
+		                   : "https://%s:%s/apis/coordination.k8s.io/v1/namespaces/%s/leases",
+		    h, p, l->ns);
 	}
 	l->url_item = xasprintf("%s/%s", l->url_coll, l->name);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
@@ -706,10 +719,12 @@ tpd_err tpd_leader_new(const tpd_leader_opts *o, tpd_leader **out, char *err)
 		rc = tpd_seterr(err, TPD_ERR_NOMEM, "cannot create a libcurl handle");
 		goto out;
 	}
-	l->m_is_leader = tpd_metrics_gauge(o->metrics, TPD_METRICS_PREFIX "leader_is_leader",
-					   "1 while this process holds the leader-election Lease, else 0", NULL);
-	l->m_transitions = tpd_metrics_counter(o->metrics, TPD_METRICS_PREFIX "leader_transitions_total",
-					       "Times this process became leader or stopped being leader", NULL);
+	l->m_is_leader =
+	    tpd_metrics_gauge(o->metrics, TPD_METRICS_PREFIX "leader_is_leader",
+	                      "1 while this process holds the leader-election Lease, else 0", NULL);
+	l->m_transitions =
+	    tpd_metrics_counter(o->metrics, TPD_METRICS_PREFIX "leader_transitions_total",
+	                        "Times this process became leader or stopped being leader", NULL);
 	tpd_metric_set(l->m_is_leader, 0.0);
 	*out = l;
 	l = NULL;
@@ -728,7 +743,8 @@ tpd_err tpd_leader_start(tpd_leader *l, char *err)
 		return tpd_seterr(err, TPD_ERR_INVAL, "leader election: already started");
 	e = pthread_create(&l->thread, NULL, election_thread, l);
 	if (e != 0)
-		return tpd_seterr(err, TPD_ERR_INTERNAL, "leader election: cannot start a thread: %s", strerror(e));
+		return tpd_seterr(err, TPD_ERR_INTERNAL, "leader election: cannot start a thread: %s",
+		                  strerror(e));
 	l->started = true;
 	return TPD_ERR_OK;
 }
@@ -759,7 +775,8 @@ static void release(tpd_leader *l)
 	body = xstrdup(json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN));
 	rc = http_do(l, "PUT", l->url_item, body, tpd_now_ms() + l->retry_ms, &got, err);
 	if (rc == TPD_ERR_OK)
-		tpd_log(l->log, TPD_LOG_INFO, "Released leadership", "lease", l->name, "identity", l->id, NULL);
+		tpd_log(l->log, TPD_LOG_INFO, "Released leadership", "lease", l->name, "identity", l->id,
+		        NULL);
 	else
 		tpd_log(l->log, TPD_LOG_WARN, "Failed to release the leader lease", "error", err, NULL);
 	json_object_put(got);

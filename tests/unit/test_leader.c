@@ -29,8 +29,8 @@
 #include "tpd/leader.h"
 #include "tpd/util.h"
 
-#define TOKEN "leader-test-token-Zq8v1Xk3"
-#define TOKEN2 "leader-test-token-rotated-P0o9"
+#define TOKEN    "leader-test-token-Zq8v1Xk3"
+#define TOKEN2   "leader-test-token-rotated-P0o9"
 #define LEASE_MS 3000
 #define RENEW_MS 2000
 #define RETRY_MS 250
@@ -217,29 +217,30 @@ static void put_foreign(fake *f, const char *name, const char *holder, int dur_s
 
 	snprintf(path, sizeof(path), "lease/default/%s", name);
 	snprintf(body, sizeof(body),
-		 "{\"apiVersion\":\"coordination.k8s.io/v1\",\"kind\":\"Lease\",\"metadata\":{},\"spec\":{"
-		 "\"holderIdentity\":\"%s\",\"leaseDurationSeconds\":%d,\"acquireTime\":\"2026-01-01T00:00:00.000000Z\","
-		 "\"renewTime\":\"2026-01-01T00:00:00.000000Z\",\"leaseTransitions\":4}}",
-		 holder, dur_s);
+	         "{\"apiVersion\":\"coordination.k8s.io/v1\",\"kind\":\"Lease\",\"metadata\":{},\"spec\":{"
+	         "\"holderIdentity\":\"%s\",\"leaseDurationSeconds\":%d,\"acquireTime\":\"2026-01-01T00:00:"
+	         "00.000000Z\","
+	         "\"renewTime\":\"2026-01-01T00:00:00.000000Z\",\"leaseTransitions\":4}}",
+	         holder, dur_s);
 	assert_int_equal(ctl(f, "PUT", path, body, NULL), 200);
 }
 
 static tpd_leader *mk(fake *f, const char *id, const char *name, events *ev, tpd_logger *lg, tpd_metrics *m)
 {
 	tpd_leader_opts o = {
-		.api_url = f->api,
-		.token_file = f->token_file,
-		.ca_file = f->ca,
-		.lease_name = name,
-		.lease_namespace = "default",
-		.identity = id,
-		.lease_duration_ms = LEASE_MS,
-		.renew_deadline_ms = RENEW_MS,
-		.retry_period_ms = RETRY_MS,
-		.cb = on_cb,
-		.cb_ud = ev,
-		.log = lg,
-		.metrics = m,
+	    .api_url = f->api,
+	    .token_file = f->token_file,
+	    .ca_file = f->ca,
+	    .lease_name = name,
+	    .lease_namespace = "default",
+	    .identity = id,
+	    .lease_duration_ms = LEASE_MS,
+	    .renew_deadline_ms = RENEW_MS,
+	    .retry_period_ms = RETRY_MS,
+	    .cb = on_cb,
+	    .cb_ud = ev,
+	    .log = lg,
+	    .metrics = m,
 	};
 	tpd_leader *l = NULL;
 	char err[TPD_ERRLEN] = "";
@@ -290,8 +291,12 @@ static void test_options(void **state)
 	fake *f = *state;
 	tpd_leader *l = NULL;
 	char err[TPD_ERRLEN] = "";
-	tpd_leader_opts o = {.api_url = f->api, .token_file = f->token_file, .ca_file = f->ca,
-			     .lease_duration_ms = 5000, .renew_deadline_ms = 5000, .retry_period_ms = 1000};
+	tpd_leader_opts o = {.api_url = f->api,
+	                     .token_file = f->token_file,
+	                     .ca_file = f->ca,
+	                     .lease_duration_ms = 5000,
+	                     .renew_deadline_ms = 5000,
+	                     .retry_period_ms = 1000};
 
 	assert_int_equal(tpd_leader_new(&o, &l, err), TPD_ERR_INVAL);
 	assert_null(l);
@@ -337,24 +342,25 @@ static void test_acquire_renew_release(void **state)
 	assert_true(json_object_object_get_ex(o1, "metadata", &meta));
 	rv1 = xstrdup(json_object_get_string(json_object_object_get(meta, "resourceVersion")));
 	/* metrics */
-	assert_true(tpd_metric_value(tpd_metrics_gauge(m, "teleport_pagerduty_leader_is_leader", "", NULL)) == 1.0);
-	assert_true(tpd_metric_value(tpd_metrics_counter(m, "teleport_pagerduty_leader_transitions_total", "", NULL)) ==
-		    1.0);
+	assert_true(tpd_metric_value(tpd_metrics_gauge(m, "teleport_pagerduty_leader_is_leader", "", NULL)) ==
+	            1.0);
+	assert_true(tpd_metric_value(tpd_metrics_counter(m, "teleport_pagerduty_leader_transitions_total", "",
+	                                                 NULL)) == 1.0);
 	/* renewals: resourceVersion and renewTime move, acquireTime and transitions stay */
 	int64_t end = tpd_now_ms() + 3000;
 	o2 = NULL;
 	while (tpd_now_ms() < end) {
 		json_object_put(o2);
 		o2 = get_lease(f, "acq");
-		if (!tpd_streq(json_object_get_string(json_object_object_get(json_object_object_get(o2, "metadata"),
-									       "resourceVersion")),
-			       rv1))
+		if (!tpd_streq(json_object_get_string(json_object_object_get(
+		                   json_object_object_get(o2, "metadata"), "resourceVersion")),
+		               rv1))
 			break;
 		usleep(20000);
 	}
-	assert_string_not_equal(
-		json_object_get_string(json_object_object_get(json_object_object_get(o2, "metadata"), "resourceVersion")),
-		rv1);
+	assert_string_not_equal(json_object_get_string(json_object_object_get(
+	                            json_object_object_get(o2, "metadata"), "resourceVersion")),
+	                        rv1);
 	assert_string_equal(spec_str(o2, "holderIdentity"), "pod-a");
 	assert_string_equal(spec_str(o2, "acquireTime"), acq1);
 	assert_string_not_equal(spec_str(o2, "renewTime"), spec_str(o1, "renewTime"));
@@ -371,7 +377,8 @@ static void test_acquire_renew_release(void **state)
 	assert_int_equal(spec_int(o2, "leaseDurationSeconds"), 1);
 	assert_int_equal(spec_int(o2, "leaseTransitions"), 0);
 	assert_int_equal(ev_get(&ev, 1), 0);
-	assert_true(tpd_metric_value(tpd_metrics_gauge(m, "teleport_pagerduty_leader_is_leader", "", NULL)) == 0.0);
+	assert_true(tpd_metric_value(tpd_metrics_gauge(m, "teleport_pagerduty_leader_is_leader", "", NULL)) ==
+	            0.0);
 	json_object_put(o1);
 	json_object_put(o2);
 	free(acq1);
@@ -439,8 +446,8 @@ static void test_expiry_takeover(void **state)
 	t_last = tpd_now_ms();
 	put_foreign(f, "exp", "other-pod", 3);
 	assert_true(wait_ev(&ev, 0, 1, 6000));
-	printf("# take-over %lld ms after the last foreign renewal (lease %d ms)\n", (long long)(ev.t_gained - t_last),
-	       LEASE_MS);
+	printf("# take-over %lld ms after the last foreign renewal (lease %d ms)\n",
+	       (long long)(ev.t_gained - t_last), LEASE_MS);
 	assert_true(ev.t_gained - t_last >= LEASE_MS);
 	assert_true(ev.t_gained - t_last < LEASE_MS + RETRY_MS + 400);
 	o = get_lease(f, "exp");
@@ -469,12 +476,15 @@ static void test_conflict_and_5xx_tolerated(void **state)
 
 	/* the first PUT-less create races: POST conflict (AlreadyExists is impossible here), so inject
 	 * faults on the first GETs instead: the candidate keeps retrying and then acquires */
-	assert_int_equal(ctl(f, "POST", "faults", "{\"method\":\"GET\",\"status\":503,\"count\":3}", NULL), 200);
+	assert_int_equal(ctl(f, "POST", "faults", "{\"method\":\"GET\",\"status\":503,\"count\":3}", NULL),
+	                 200);
 	assert_int_equal(tpd_leader_start(l, err), TPD_ERR_OK);
 	assert_true(wait_ev(&ev, 0, 1, 5000));
 	/* three conflicting renewals in a row, then two 500s: under the 2 s deadline */
-	assert_int_equal(ctl(f, "POST", "faults", "{\"method\":\"PUT\",\"status\":409,\"count\":3}", NULL), 200);
-	assert_int_equal(ctl(f, "POST", "faults", "{\"method\":\"GET\",\"status\":500,\"count\":2}", NULL), 200);
+	assert_int_equal(ctl(f, "POST", "faults", "{\"method\":\"PUT\",\"status\":409,\"count\":3}", NULL),
+	                 200);
+	assert_int_equal(ctl(f, "POST", "faults", "{\"method\":\"GET\",\"status\":500,\"count\":2}", NULL),
+	                 200);
 	usleep(8 * RETRY_MS * 1000);
 	assert_int_equal(ev_get(&ev, 1), 0);
 	assert_true(tpd_leader_is_leader(l));
@@ -509,8 +519,8 @@ static void renew_failure(fake *f, const char *name, const char *fault)
 	}
 	assert_true(t_false > 0);
 	assert_true(wait_ev(&ev, 1, 1, LEASE_MS));
-	printf("# %s: is_leader false after %lld ms, cb(false) after %lld ms (renew deadline %d, lease %d)\n", name,
-	       (long long)(t_false - t_fault), (long long)(ev.t_lost - t_fault), RENEW_MS, LEASE_MS);
+	printf("# %s: is_leader false after %lld ms, cb(false) after %lld ms (renew deadline %d, lease %d)\n",
+	       name, (long long)(t_false - t_fault), (long long)(ev.t_lost - t_fault), RENEW_MS, LEASE_MS);
 	/* the last successful renewal began at most one retry period (+ its latency) before the fault */
 	assert_true(t_false - t_fault <= RENEW_MS + 50);
 	assert_true(ev.t_lost - t_fault <= RENEW_MS + 300);
@@ -591,9 +601,10 @@ static void test_token_rotation_and_secrecy(void **state)
 	tpd_logger_set_level(lg, TPD_LOG_TRACE);
 	l = mk(f, "pod-a", "tok", &ev, lg, NULL);
 	/* a server echoing the Authorization header into its error message */
-	assert_int_equal(
-		ctl(f, "POST", "faults", "{\"method\":\"GET\",\"status\":500,\"count\":2,\"message\":\"bad {auth}\"}", NULL),
-		200);
+	assert_int_equal(ctl(f, "POST", "faults",
+	                     "{\"method\":\"GET\",\"status\":500,\"count\":2,\"message\":\"bad {auth}\"}",
+	                     NULL),
+	                 200);
 	assert_int_equal(tpd_leader_start(l, err), TPD_ERR_OK);
 	assert_true(wait_ev(&ev, 0, 1, 5000));
 	/* rotate: the server accepts only the new token from now on */
@@ -601,8 +612,9 @@ static void test_token_rotation_and_secrecy(void **state)
 	usleep(1100 * 1000); /* a distinct mtime second is not needed (ns mtime), but let a renewal fail */
 	write_file(f->token_file, TOKEN2 "\n");
 	assert_int_equal(ctl(f, "POST", "faults",
-			     "{\"method\":\"PUT\",\"status\":503,\"count\":1,\"message\":\"echo {auth}\"}", NULL),
-			 200);
+	                     "{\"method\":\"PUT\",\"status\":503,\"count\":1,\"message\":\"echo {auth}\"}",
+	                     NULL),
+	                 200);
 	usleep(6 * RETRY_MS * 1000);
 	/* leadership survived the rotation: renewals work with the new token */
 	assert_true(tpd_leader_is_leader(l));
@@ -628,18 +640,25 @@ static void test_ca_verification(void **state)
 	fake *f = *state;
 	events ev = {0};
 	char ca[400], err[TPD_ERRLEN];
-	tpd_leader_opts o = {.api_url = f->api, .token_file = f->token_file, .lease_name = "ca",
-			     .lease_namespace = "default", .identity = "pod-a", .lease_duration_ms = LEASE_MS,
-			     .renew_deadline_ms = RENEW_MS, .retry_period_ms = RETRY_MS, .cb = on_cb, .cb_ud = &ev};
+	tpd_leader_opts o = {.api_url = f->api,
+	                     .token_file = f->token_file,
+	                     .lease_name = "ca",
+	                     .lease_namespace = "default",
+	                     .identity = "pod-a",
+	                     .lease_duration_ms = LEASE_MS,
+	                     .renew_deadline_ms = RENEW_MS,
+	                     .retry_period_ms = RETRY_MS,
+	                     .cb = on_cb,
+	                     .cb_ud = &ev};
 	tpd_leader *l = NULL;
 
 	/* trust only some other self-signed certificate */
 	snprintf(ca, sizeof(ca), "%s/other.crt", f->dir);
 	char cmd[1200];
 	snprintf(cmd, sizeof(cmd),
-		 "openssl req -x509 -newkey rsa:2048 -nodes -keyout %s/other.key -out %s -days 1 -subj /CN=x "
-		 ">/dev/null 2>&1",
-		 f->dir, ca);
+	         "openssl req -x509 -newkey rsa:2048 -nodes -keyout %s/other.key -out %s -days 1 -subj /CN=x "
+	         ">/dev/null 2>&1",
+	         f->dir, ca);
 	assert_int_equal(system(cmd), 0);
 	o.ca_file = ca;
 	pthread_mutex_init(&ev.mu, NULL);
@@ -655,17 +674,17 @@ static void test_ca_verification(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_options),
-		cmocka_unit_test(test_acquire_renew_release),
-		cmocka_unit_test(test_release_handover),
-		cmocka_unit_test(test_expiry_takeover),
-		cmocka_unit_test(test_conflict_and_5xx_tolerated),
-		cmocka_unit_test(test_renew_failure_5xx),
-		cmocka_unit_test(test_renew_failure_timeout),
-		cmocka_unit_test(test_foreign_write_steps_down),
-		cmocka_unit_test(test_two_candidates),
-		cmocka_unit_test(test_token_rotation_and_secrecy),
-		cmocka_unit_test(test_ca_verification),
+	    cmocka_unit_test(test_options),
+	    cmocka_unit_test(test_acquire_renew_release),
+	    cmocka_unit_test(test_release_handover),
+	    cmocka_unit_test(test_expiry_takeover),
+	    cmocka_unit_test(test_conflict_and_5xx_tolerated),
+	    cmocka_unit_test(test_renew_failure_5xx),
+	    cmocka_unit_test(test_renew_failure_timeout),
+	    cmocka_unit_test(test_foreign_write_steps_down),
+	    cmocka_unit_test(test_two_candidates),
+	    cmocka_unit_test(test_token_rotation_and_secrecy),
+	    cmocka_unit_test(test_ca_verification),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	return cmocka_run_group_tests(tests, setup, teardown);
