@@ -369,3 +369,48 @@ def test_probe_states(env):
     env.pd.clear_faults()
     eventually(lambda: _probe(p.status_port, "/readyz")[0] == 200, timeout=60, what="ready, PagerDuty back")
     assert p.stop() == 0
+
+
+def _median_latency(env, n):
+    lat = []
+    for _ in range(n):
+        t0 = time.monotonic()
+        rid = env.request(services=None)
+        eventually(lambda: env.incident_for(rid), timeout=30, interval=0.002, what="incident")
+        lat.append(time.monotonic() - t0)
+    lat.sort()
+    return lat[len(lat) // 2]
+
+
+def test_hostile_status_clients_do_not_slow_the_controller(env, plugin):
+    """1,000 idle connections, slow senders and oversized headers on the status port: the
+    request→incident latency stays within 2x of the quiet case (plus 50 ms of scheduling slack
+    on this shared 2-core machine), and the process survives."""
+    import resource
+    import socket
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+    quiet = _median_latency(env, 15)
+    socks = []
+    try:
+        for i in range(1000):
+            try:
+                s = socket.create_connection(("127.0.0.1", plugin.status_port), timeout=2)
+            except OSError:
+                break
+            if i % 3 == 0:
+                s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")          # slowloris: never ends
+            elif i % 3 == 1:
+                s.sendall(b"GET /healthz HTTP/1.1\r\nX-Big: " + b"a" * 16384)  # oversized header
+            socks.append(s)
+        hostile = _median_latency(env, 15)
+    finally:
+        for s in socks:
+            s.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    print("request->incident median latency: quiet %.1f ms, with %d hostile status connections %.1f ms"
+          % (quiet * 1000, len(socks), hostile * 1000))
+    assert len(socks) >= 500
+    assert hostile <= 2 * quiet + 0.05, (quiet, hostile)
+    assert plugin.proc.poll() is None
+    assert _probe(plugin.status_port, "/healthz")[0] == 200
