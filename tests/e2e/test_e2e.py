@@ -49,6 +49,12 @@ def test_incident_creation(env, plugin):
     assert data["user"] == "requester-oss@example.com"
     assert data["roles"] == "editor"
     assert data["request_reason"] == "because of"
+    # Upstream's format: its 9 keys (empty ones are absent, "" deletes a key) plus our pd_resolved,
+    # created as decimal unix seconds, roles comma-joined.
+    upstream = {"incident_id", "service_id", "user", "roles", "created", "request_reason", "reviews_count",
+                "resolution", "resolve_reason"}
+    assert set(data) <= upstream | {"pd_resolved"}, data
+    assert data["created"].isdigit() and abs(int(data["created"]) - time.time()) < 600
     assert len(env.incident_for(rid)) == 1
     # The details carry the link because the fake cluster has advanced workflows.
     body = [r for r in env.pd.api_requests() if r["method"] == "POST" and r["path"] == "/incidents"][0]["body"]
