@@ -60,18 +60,22 @@ def diff(a, b):
     return +out
 
 
-def validity(pd_calls, tp_calls, seconds):
-    """'ok' or 'INVALID: ...' when a fake was pushed near its own measured capacity."""
+def validity(pd_calls, tp_calls, seconds, fakes_cpu_s=None):
+    """'ok' or 'INVALID: ...' when a fake was pushed near its own measured capacity, or when the
+    fakes' process (one interpreter lock) was busy more than 90% of the time."""
     if seconds <= 0 or not CAP:
         return "unchecked"
     pr, tr = pd_calls / seconds, tp_calls / seconds
     bad = []
+    if fakes_cpu_s is not None and fakes_cpu_s / seconds > 0.9:
+        bad.append("fakes' process at %.0f%% CPU" % (100 * fakes_cpu_s / seconds))
     if pr > SATURATION * CAP["pd_rps"]:
         bad.append("fake PagerDuty at %.0f%% of its capacity" % (100 * pr / CAP["pd_rps"]))
     if tr > SATURATION * CAP["tp_rps"]:
         bad.append("fake Teleport at %.0f%% of its capacity" % (100 * tr / CAP["tp_rps"]))
-    return "INVALID: " + "; ".join(bad) if bad else "ok (fakes at %.0f%%/%.0f%% of capacity)" % (
-        100 * pr / CAP["pd_rps"], 100 * tr / CAP["tp_rps"])
+    cpu = "" if fakes_cpu_s is None else ", fakes' process %.0f%% CPU" % (100 * fakes_cpu_s / seconds)
+    return "INVALID: " + "; ".join(bad) if bad else "ok (fakes at %.0f%%/%.0f%% of capacity%s)" % (
+        100 * pr / CAP["pd_rps"], 100 * tr / CAP["tp_rps"], cpu)
 
 
 class Ctx:
@@ -186,8 +190,8 @@ class Lifecycles:
     """Keeps `window` full lifecycles in flight: create -> (incident) review -> (note) approve ->
     (resolved) done. Reacts to the fake PagerDuty's callbacks; actions run on one driver thread."""
 
-    def __init__(self, env, window):
-        self.env, self.window = env, window
+    def __init__(self, env, window, delete_after=False):
+        self.env, self.window, self.delete_after = env, window, delete_after
         self.q = queue.Queue()
         self.active = set()
         self.lock = threading.Lock()
@@ -232,6 +236,8 @@ class Lifecycles:
                 with self.lock:
                     self.active.discard(rid)
                     self.done_times.append(time.monotonic())
+                if self.delete_after:   # what expiry does in a real cluster
+                    self.env.tp.delete_request(rid)
                 if self.running:
                     self._new()
 
@@ -260,6 +266,7 @@ def run_rate(ctx, env, plugin, rate, n):
     rids_inc, rids_apr = [], []
     pd0, tp0 = env.pd.snapshot_counts(), env.tp.call_counts()
     cpu0, t0 = plugin.cpu_seconds(), time.monotonic()
+    fcpu0 = B.proc_cpu_seconds(os.getpid())
     users = env.oncall_users
     for i in range(2 * n):
         due = t0 + i / rate
@@ -281,7 +288,8 @@ def run_rate(ctx, env, plugin, rate, n):
     return {"inc": B.percentiles(lat_i), "apr": B.percentiles(lat_a), "achieved_rate": 2 * n / gen_s,
             "pd_calls": pd_total(pdc), "pd_lookups": lookups, "tp_calls": sum(tpc.values()),
             "seconds": t1 - t0, "cpu_s": plugin.cpu_seconds() - cpu0, "pdc": pdc,
-            "dup_reviews": sum(1 for r in rids_apr if env.tp.plugin_reviews[r] != 1)}
+            "dup_reviews": sum(1 for r in rids_apr if env.tp.plugin_reviews[r] != 1),
+            "fakes_cpu_s": B.proc_cpu_seconds(os.getpid()) - fcpu0}
 
 
 def phase_latency(ctx):
@@ -293,7 +301,7 @@ def phase_latency(ctx):
             n = ctx.args.latency_n
             log("latency at %s rate: %d incidents + %d approvals at %.0f req/s" % (label, n, n, rate))
             r = run_rate(ctx, env, p, rate, n)
-            v = validity(r["pd_calls"], r["tp_calls"], r["seconds"])
+            v = validity(r["pd_calls"], r["tp_calls"], r["seconds"], r["fakes_cpu_s"])
             for kind, key in (("incident", "inc"), ("auto_approval", "apr")):
                 q = r[key]
                 emit("latency_%s_%s_ms" % (kind, label), "latency", rate_per_s=rate,
@@ -309,10 +317,11 @@ def phase_latency(ctx):
 
 # --- throughput, cost, memory ----------------------------------------------------------------------------
 
-def lifecycle_run(ctx, env, plugin, seconds, window):
-    lc = Lifecycles(env, window)
+def lifecycle_run(ctx, env, plugin, seconds, window, delete_after=False):
+    lc = Lifecycles(env, window, delete_after)
     pd0, tp0 = env.pd.snapshot_counts(), env.tp.call_counts()
     cpu0, t0 = plugin.cpu_seconds(), time.monotonic()
+    fcpu0 = B.proc_cpu_seconds(os.getpid())
     conn0 = B._NoDelayHandler.connections
     try:
         rate, total = lc.run(seconds)
@@ -322,7 +331,8 @@ def lifecycle_run(ctx, env, plugin, seconds, window):
     pdc, tpc = diff(pd0, env.pd.snapshot_counts()), diff(tp0, env.tp.call_counts())
     return {"rate": rate, "total": total, "pd_calls": pd_total(pdc), "tp_calls": sum(tpc.values()),
             "cpu_s": plugin.cpu_seconds() - cpu0, "seconds": t1 - t0, "pdc": pdc, "tpc": tpc,
-            "pd_conns": B._NoDelayHandler.connections - conn0}
+            "pd_conns": B._NoDelayHandler.connections - conn0,
+            "fakes_cpu_s": B.proc_cpu_seconds(os.getpid()) - fcpu0}
 
 
 def phase_throughput(ctx):
@@ -335,7 +345,7 @@ def phase_throughput(ctx):
                 r = lifecycle_run(ctx, env, p, ctx.args.tp_seconds, max(32, 4 * w))
             finally:
                 p.stop()
-            v = validity(r["pd_calls"], r["tp_calls"], r["seconds"])
+            v = validity(r["pd_calls"], r["tp_calls"], r["seconds"], r["fakes_cpu_s"])
             emit("throughput_workers_%d" % w, "throughput", lifecycles_per_s=r["rate"], lifecycles=r["total"],
                  validity=v)
             emit("cost_per_lifecycle_workers_%d" % w, "throughput", pd_calls=r["pd_calls"] / r["total"],
@@ -357,7 +367,7 @@ def phase_memory(ctx):
         total = 0
         t_end = time.monotonic() + ctx.args.long_seconds
         while time.monotonic() < t_end:
-            r = lifecycle_run(ctx, env, p, min(30, max(5, t_end - time.monotonic())), 64)
+            r = lifecycle_run(ctx, env, p, min(30, max(5, t_end - time.monotonic())), 64, delete_after=True)
             total += r["total"]
             time.sleep(1)
             samples.append((total, p.mem()))
@@ -367,7 +377,8 @@ def phase_memory(ctx):
         emit("memory_after_lifecycles_kib", "memory", lifecycles=total, **m1,
              rss_anon_growth_kib=m1["RssAnon"] - samples[0][1]["RssAnon"],
              samples=[(n, m["RssAnon"]) for n, m in samples],
-             note="growth measured from the first sample (after %d lifecycles)" % samples[0][0])
+             note="requests deleted after their lifecycle (as expiry does); growth measured from the "
+                  "first sample (after %d lifecycles)" % samples[0][0])
     finally:
         p.stop()
         env.close()
