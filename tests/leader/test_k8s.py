@@ -142,10 +142,16 @@ def test_manifests_server_dry_run(kubectl):
     assert "Role" in kinds and "RoleBinding" in kinds
 
 
-def test_chart_rbac_can_i(kubectl):
+@pytest.fixture(scope="module")
+def chart(kubectl):
+    """The chart rendered with HA values, applied for real: its Role/RoleBinding give the
+    participants (the chart's ServiceAccount) their Lease rights."""
     text, kinds, _ = filter_docs(render_chart("ha.yaml"))
     kubectl("apply", kubectl.validate, "-n", NS, "-f", "-", stdin=text)
+    return kinds
 
+
+def test_chart_rbac_can_i(kubectl, chart):
     def can(verb, res, ctx="admin", as_sa=True):
         args = ["auth", "can-i", verb, res, "-n", NS] + (["--as", SA] if as_sa else [])
         return kubectl(*args, ctx=ctx, check=False).stdout.strip()
@@ -164,14 +170,77 @@ def test_chart_rbac_can_i(kubectl):
 # --- election participants -------------------------------------------------------------------
 
 
+class CutProxy:
+    """A loopback TCP proxy in front of the API server; cut() drops every connection and
+    black-holes new ones (accepted, never forwarded), as a network partition would."""
+
+    def __init__(self, target_port):
+        import socket
+        self.target = target_port
+        self.cut_flag = threading.Event()
+        self.lsock = socket.socket()
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(16)
+        self.port = self.lsock.getsockname()[1]
+        self.conns = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _pump(self, a, b):
+        try:
+            while True:
+                d = a.recv(65536)
+                if not d or self.cut_flag.is_set():
+                    break
+                b.sendall(d)
+        except OSError:
+            pass
+        for x in (a, b):
+            try:
+                x.close()
+            except OSError:
+                pass
+
+    def _accept(self):
+        import socket
+        while True:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.conns.append(c)
+            if self.cut_flag.is_set():
+                continue  # black hole: keep it open, never answer
+            u = socket.create_connection(("127.0.0.1", self.target))
+            with self.lock:
+                self.conns.append(u)
+            threading.Thread(target=self._pump, args=(c, u), daemon=True).start()
+            threading.Thread(target=self._pump, args=(u, c), daemon=True).start()
+
+    def cut(self):
+        import socket
+        self.cut_flag.set()
+        with self.lock:
+            for c in self.conns:
+                try:
+                    c.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self):
+        self.cut()
+        self.lsock.close()
+
+
 class Participant:
-    def __init__(self, h, ident, logdir):
+    def __init__(self, h, ident, logdir, url=None):
         self.id = ident
         self.events = []
         self.cv = threading.Condition()
         self.errpath = os.path.join(logdir, ident + ".stderr")
         self.err = open(self.errpath, "w")
-        self.p = subprocess.Popen([DRIVER, "--api", h.url, "--token-file", h.pki + "/plugin-token",
+        self.p = subprocess.Popen([DRIVER, "--api", url or h.url, "--token-file", h.pki + "/plugin-token",
                                    "--ca-file", h.pki + "/ca.crt", "--namespace", NS, "--name", LEASE,
                                    "--id", ident, "--lease-ms", str(LEASE_MS), "--renew-ms", str(RENEW_MS),
                                    "--retry-ms", str(RETRY_MS)],
@@ -280,7 +349,7 @@ def fresh_lease(kubectl):
     kubectl("delete", "lease", LEASE, "-n", NS, "--ignore-not-found")
 
 
-def test_two_participants_sigkill_takeover(cluster, kubectl, logdir):
+def test_two_participants_sigkill_takeover(cluster, kubectl, chart, logdir):
     assert os.access(DRIVER, os.X_OK), DRIVER
     fresh_lease(kubectl)
     parts = [Participant(cluster, "pod-%d" % i, logdir) for i in range(2)]
@@ -316,7 +385,7 @@ def test_two_participants_sigkill_takeover(cluster, kubectl, logdir):
             p.close()
 
 
-def test_three_participants_kill_then_release(cluster, kubectl, logdir):
+def test_three_participants_kill_then_release(cluster, kubectl, chart, logdir):
     fresh_lease(kubectl)
     parts = [Participant(cluster, "pod-%d" % i, logdir) for i in range(3)]
     try:
@@ -357,6 +426,47 @@ def test_three_participants_kill_then_release(cluster, kubectl, logdir):
     finally:
         for p in parts:
             p.close()
+
+
+def test_partitioned_leader_steps_down_first(cluster, kubectl, chart, logdir):
+    """The leader loses the API server (its connections cut, new ones black-holed): it must stop
+    leading (is_leader false and its callback) within renew_deadline, and the follower may only
+    take over after that: the intervals never overlap, with lease - renew deadline to spare."""
+    fresh_lease(kubectl)
+    port = int(cluster.url.rsplit(":", 1)[1])
+    proxy = CutProxy(port)
+    parts = []
+    try:
+        a = Participant(cluster, "pod-a", logdir, url="https://127.0.0.1:%d" % proxy.port)
+        parts.append(a)
+        assert a.wait("lead_start"), "the proxied participant did not become leader"
+        b = Participant(cluster, "pod-b", logdir)
+        parts.append(b)
+        time.sleep(2 * RETRY_MS / 1000)
+        assert not b.leading()
+        t_cut = int(time.time() * 1000)
+        proxy.cut()
+        end_a = a.wait("lead_end", timeout=(LEASE_MS + 2 * RETRY_MS) / 1000)
+        cb_a = a.wait("cb", n=2, timeout=5)
+        start_b = b.wait("lead_start", timeout=(LEASE_MS + 4 * RETRY_MS) / 1000)
+        assert end_a and cb_a and start_b
+        assert cb_a["leading"] is False
+        print("PARTITION: leader stopped %d ms after the cut (renew deadline %d), callback at %d ms; "
+              "follower took over at %d ms; margin %d ms"
+              % (end_a["wall_ms"] - t_cut, RENEW_MS, cb_a["wall_ms"] - t_cut, start_b["wall_ms"] - t_cut,
+                 start_b["wall_ms"] - max(end_a["wall_ms"], cb_a["wall_ms"])))
+        assert end_a["wall_ms"] - t_cut <= RENEW_MS + 100
+        assert cb_a["wall_ms"] < start_b["wall_ms"]
+        check_no_overlap(parts)
+        assert get_lease(kubectl)["holderIdentity"] == "pod-b"
+        for p in parts:
+            p.p.send_signal(signal.SIGTERM)
+            p.p.wait(30)
+        check_logs(cluster, parts)
+    finally:
+        for p in parts:
+            p.close()
+        proxy.close()
 
 
 # --- the unit tests' fake answers like the real server -------------------------------------------
