@@ -28,16 +28,16 @@ typedef struct {
 	/* Files; "" → /var/run/secrets/kubernetes.io/serviceaccount/{token,ca.crt,namespace}. The
 	 * token file is re-read when it changes (projected tokens rotate). */
 	const char *token_file, *ca_file;
-	const char *lease_name;          /* default "teleport-plugin-pagerduty" */
-	const char *lease_namespace;     /* "" → the namespace file, else "default" */
-	const char *identity;            /* holder identity; "" → $POD_NAME, else hostname */
-	int64_t lease_duration_ms;       /* default 15000 */
-	int64_t renew_deadline_ms;       /* default 10000 */
-	int64_t retry_period_ms;         /* default 2000 */
+	const char *lease_name;      /* default "teleport-plugin-pagerduty" */
+	const char *lease_namespace; /* "" → $POD_NAMESPACE, the namespace file, else "default" */
+	const char *identity;        /* holder identity; "" → $POD_NAME, else hostname */
+	int64_t lease_duration_ms;   /* default 15000 */
+	int64_t renew_deadline_ms;   /* default 10000 */
+	int64_t retry_period_ms;     /* default 2000 */
 	tpd_leader_cb cb;
 	void *cb_ud;
-	tpd_logger *log;                 /* may be NULL */
-	tpd_metrics *metrics;            /* may be NULL: leader_is_leader, leader_transitions_total */
+	tpd_logger *log;      /* may be NULL */
+	tpd_metrics *metrics; /* may be NULL: leader_is_leader, leader_transitions_total */
 } tpd_leader_opts;
 
 tpd_err tpd_leader_new(const tpd_leader_opts *o, tpd_leader **out, char *err);
@@ -46,7 +46,7 @@ tpd_err tpd_leader_start(tpd_leader *l, char *err);
 /* True while this process holds a lease it renewed within renew_deadline. Thread-safe. */
 bool tpd_leader_is_leader(tpd_leader *l);
 /* Stops the thread; a leader releases the lease (holder cleared) so a follower takes over at
- * once. NULL-safe. */
+ * once. Call it after all leader work has stopped; it does not call cb. NULL-safe. */
 void tpd_leader_free(tpd_leader *l);
 
 #endif
