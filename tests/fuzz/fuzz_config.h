@@ -25,7 +25,9 @@ static void fuzz_warn_cb(void *ud, const char *msg)
 	size_t n = strlen(msg);
 	char *p;
 
-	if (strchr(msg, '\n'))
+	/* Known bug "key echo" (README): key names are echoed raw, so a quoted key with "\n" breaks the line.
+	 */
+	if (strchr(msg, '\n') && !fuzz_avoid_known())
 		fuzz_fail("config warning spans several lines: %s", msg);
 	p = realloc(w->all, w->len + n + 2);
 	if (!p)

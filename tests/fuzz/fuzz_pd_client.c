@@ -158,10 +158,16 @@ static void check_err(tpd_err rc, const char *err)
 		fuzz_fail("API key in an error text: %s", err);
 }
 
+/* Known bug "empty ids" (README): empty ids from PagerDuty are accepted as ids. */
+static bool bad_id(const char *id)
+{
+	return !id || (!id[0] && !fuzz_avoid_known());
+}
+
 static void on_incident(void *ud, const char *id, const char *key)
 {
 	(void)ud;
-	if (!id || !key || strncmp(key, "teleport-access-request/", 24) != 0)
+	if (bad_id(id) || !key || strncmp(key, "teleport-access-request/", 24) != 0)
 		fuzz_fail("list_open_incidents returned an incident outside the prefix: %s",
 		          key ? key : "(null)");
 	(void)strlen(id);
@@ -219,7 +225,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 1: {
 		tpd_pd_service svc = {0};
 		rc = tpd_pd_find_service(pd, "Teleport Access", &svc, err);
-		if (rc == TPD_ERR_OK && (!svc.id || !svc.name || !svc.escalation_policy_id))
+		if (rc == TPD_ERR_OK && (bad_id(svc.id) || !svc.name || !svc.escalation_policy_id))
 			fuzz_fail("find_service OK with a NULL field");
 		tpd_pd_service_clear(&svc);
 		/* Second lookup: served from the cache, or another round of answers. */
@@ -232,7 +238,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 2: {
 		tpd_pd_user u = {0};
 		rc = tpd_pd_find_user(pd, "alice@example.com", &u, err);
-		if (rc == TPD_ERR_OK && (!u.id || !u.email))
+		if (rc == TPD_ERR_OK && (bad_id(u.id) || !u.email))
 			fuzz_fail("find_user OK with a NULL field");
 		tpd_pd_user_clear(&u);
 		break;
@@ -253,7 +259,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		char *id = NULL;
 		bool adopted = false;
 		rc = tpd_pd_create_incident(pd, &sp, &id, &adopted, err);
-		if (rc == TPD_ERR_OK && (!id || !id[0]))
+		if (rc == TPD_ERR_OK && bad_id(id))
 			fuzz_fail("create_incident OK without an incident id");
 		free(id);
 		break;
@@ -261,7 +267,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 5: {
 		char *id = NULL, *st = NULL;
 		rc = tpd_pd_find_incident_by_key(pd, "teleport-access-request/8f6a3c1e", &id, &st, err);
-		if (rc == TPD_ERR_OK && !id)
+		if (rc == TPD_ERR_OK && bad_id(id))
 			fuzz_fail("find_incident_by_key OK without an id");
 		free(id);
 		free(st);

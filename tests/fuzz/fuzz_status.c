@@ -165,6 +165,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	answer[got] = '\0';
 	close(fd);
+	if (getenv("FUZZ_STATUS_DEBUG"))
+		fprintf(stderr, "--- %zu bytes in, %zu bytes out:\n%.300s\n", size, got, answer);
 	check_answer(answer, got, data, size);
 	return 0;
 }

@@ -16,7 +16,7 @@
 #include "tpd/teleport.h"
 #include "tpd/types.h"
 
-/* Known bug 2 (README): times gmtime_r cannot represent reach an unchecked struct tm. */
+/* Known bug "gmtime" (README): times gmtime_r cannot represent reach an unchecked struct tm. */
 static bool time_ok(int64_t t)
 {
 	return !fuzz_avoid_known() || (t >= -62135596800LL && t <= 253402300799LL);
