@@ -14,6 +14,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdbool.h>
+#include <strings.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -24,7 +26,11 @@
 #include "tpd/status.h"
 #include "tpd/util.h"
 
-#define READ_DEADLINE_MS 400
+/* The server neither answers nor hangs up on many malformed inputs (it waits for the rest until
+ * its header timeout), and keeps answered connections alive: wait at most this long for a first
+ * byte, and once bytes flow, until the connection has been quiet for READ_IDLE_MS. */
+#define READ_DEADLINE_MS 150
+#define READ_IDLE_MS     25
 #define MAX_ANSWER       (1024 * 1024)
 
 static tpd_status *srv;
@@ -101,6 +107,21 @@ static int dial(void)
 	fuzz_fail("the status server stopped accepting connections on port %d", port);
 }
 
+/* True once answer holds a complete response: headers and content-length bytes of body. */
+static bool answer_complete(const char *r, size_t n)
+{
+	const char *end = memmem(r, n, "\r\n\r\n", 4), *p;
+	if (!end)
+		return false;
+	for (p = r; p < end; p++) {
+		if ((p == r || p[-1] == '\n') && strncasecmp(p, "content-length:", 15) == 0) {
+			size_t body = (size_t)strtoul(p + 15, NULL, 10);
+			return n >= (size_t)(end + 4 - r) + body;
+		}
+	}
+	return false;
+}
+
 static void check_answer(const char *r, size_t n, const uint8_t *req, size_t req_len)
 {
 	static const int codes[] = {200, 400, 403, 404, 405, 408, 411, 413,
@@ -145,7 +166,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	shutdown(fd, SHUT_WR);
 	for (;;) {
-		int64_t left = deadline - mono_ms();
+		int64_t now = mono_ms(), left = deadline - now;
+		if (got && left > READ_IDLE_MS)
+			left = READ_IDLE_MS;
 		struct pollfd p = {.fd = fd, .events = POLLIN};
 		if (left <= 0)
 			break;
@@ -161,6 +184,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		got += (size_t)r;
 		if (got == MAX_ANSWER)
+			break;
+		answer[got] = '\0';
+		if (answer_complete(answer, got))
 			break;
 	}
 	answer[got] = '\0';
