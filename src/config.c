@@ -117,6 +117,7 @@ static const field fields[] = {
      DURATION_MAX_MS, "pagerduty_check_interval = \"1m\""},
 
     {"reconcile", "workers", K_INT, 0, offsetof(tpd_config, reconcile.workers), 1, 64, "workers = 4"},
+    {"reconcile", "resolve_orphans", K_BOOL, CFG(reconcile.resolve_orphans), 0, 0, "resolve_orphans = true"},
     {"reconcile", "resync_interval", K_DUR, CFG(reconcile.resync_interval_ms), 1, DURATION_MAX_MS,
      "resync_interval = \"10m\""},
     {"reconcile", "shutdown_timeout", K_DUR, CFG(reconcile.shutdown_timeout_ms), 1, DURATION_MAX_MS,
@@ -1064,6 +1065,7 @@ static tpd_config *config_defaults(const char *name)
 	c->reconcile.workers = 4;
 	c->reconcile.resync_interval_ms = 600000;
 	c->reconcile.shutdown_timeout_ms = 15000;
+	c->reconcile.resolve_orphans = true;
 	c->leader.enabled = false;
 	c->leader.lease_name = xstrdup("teleport-plugin-pagerduty");
 	c->leader.lease_namespace = xstrdup("");
@@ -1273,6 +1275,7 @@ static const char example[] =
     "# workers = 4                   # Access requests handled in parallel (1-64)\n"
     "# resync_interval = \"10m\"       # Full re-check of all pending requests\n"
     "# shutdown_timeout = \"15s\"      # Grace period for in-flight work on SIGTERM\n"
+    "# resolve_orphans = true          # Resolve open incidents whose request vanished while we were away\n"
     "\n"
     "# Leader election through a Kubernetes Lease, for running several replicas.\n"
     "# [leader_election]\n"

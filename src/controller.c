@@ -42,6 +42,9 @@
 #define INIT_TIMEOUT_MS     10000 /* upstream's initTimeout */
 #define IDENTITY_RETRY_MS   5000  /* re-read a bad rotated identity this often */
 #define LIVENESS_MAX_AGE_MS 60000 /* housekeeper loop must tick within this */
+/* Work-queue keys of housekeeping jobs; a request id (a UUID) never starts with a control char. */
+#define KEY_ORPHAN_SCAN "\x01orphan-scan"
+#define KEY_PD_HEALTH   "\x01pagerduty-health"
 
 struct worker {
 	struct tpd_controller *c;
@@ -69,15 +72,17 @@ struct tpd_controller {
 	/* Work. */
 	tpd_workqueue *q;
 	pthread_mutex_t cache_mu;
-	tpd_strmap *cache;   /* id → tpd_access_request* */
-	tpd_strmap *orphans; /* request id → incident id (char*), under cache_mu */
-	bool listed_once;    /* under cache_mu: the first listing after start is done */
+	tpd_strmap *cache;          /* id → tpd_access_request* */
+	tpd_strmap *orphans;        /* request id → incident id (char*), under cache_mu */
+	tpd_strmap *known_services; /* PagerDuty service ids seen in plugin data, under cache_mu */
+	bool listed_once;           /* under cache_mu: the first listing after start is done */
 
 	/* Threads. */
 	pthread_t watcher, housekeeper;
 	struct worker workers[MAX_WORKERS];
 	int n_workers;
 	bool threads_started;
+	bool watcher_started, housekeeper_started;
 	atomic_int live_threads;
 
 	/* Stop and wake-ups. */
@@ -418,6 +423,13 @@ static tpd_err act_adopt(struct job *j, const tpd_action *a)
 	tpd_err rc;
 
 	rc = tpd_pd_find_incident_by_key(c->pd, key, &incident, &status, j->err);
+	if (rc == TPD_ERR_NOT_FOUND && !a->tag) {
+		/* Pending, and no incident was ever opened: open it now. */
+		tpd_action create = {.kind = TPD_ACT_CREATE_INCIDENT, .service_name = a->service_name};
+
+		rc = act_create_incident(j, &create);
+		goto out;
+	}
 	if (rc == TPD_ERR_NOT_FOUND) {
 		/* No incident was ever opened: record the outcome so nothing is retried. */
 		char *tag = xstrdup(a->tag), *reason = xstrdup(a->reason ? a->reason : "");
@@ -471,7 +483,6 @@ static tpd_err act_auto_approve(struct job *j, const tpd_action *a)
 	char *reason = NULL;
 	tpd_err rc = TPD_ERR_OK;
 
-	j->try_approval = false;
 	if (!tpd_is_bare_email(email)) {
 		char msg[300];
 
@@ -575,6 +586,9 @@ out:
 	free(names);
 	free(reason);
 	tpd_pd_user_clear(&user);
+	/* A final answer (approved, not on call, unknown user...) ends the attempt; an error retries it. */
+	if (!rc)
+		j->try_approval = false;
 	return rc;
 }
 
@@ -621,6 +635,13 @@ static tpd_err reconcile_key(tpd_controller *c, const char *id, unsigned flags, 
 	rc = pd_read(c, id, &j.pd, &j.have_pd, j.err);
 	if (rc)
 		goto out;
+	if (j.have_pd && !tpd_str_empty(j.pd.service_id)) {
+		/* The orphan scan looks only at services this cluster uses. */
+		pthread_mutex_lock(&c->cache_mu);
+		if (tpd_strmap_len(c->known_services) < 256)
+			tpd_strmap_put(c->known_services, j.pd.service_id, NULL);
+		pthread_mutex_unlock(&c->cache_mu);
+	}
 	if (!j.req && !j.have_pd && (flags & TPD_WQ_ORPHAN)) {
 		rc = resolve_orphan(c, id, j.err);
 		j.reason = "pagerduty";
@@ -632,8 +653,10 @@ static tpd_err reconcile_key(tpd_controller *c, const char *id, unsigned flags, 
 
 		tpd_reconcile_next(&c->ropts, &in, &a);
 		if (a.kind == TPD_ACT_NONE) {
-			if (a.why && strcmp(a.why, "nothing to do") &&
-			    strcmp(a.why, "incident already resolved"))
+			if (a.why && !strcmp(a.why, "Unknown request state"))
+				tpd_log(c->lg, TPD_LOG_WARN, a.why, "request_id", id, NULL);
+			else if (a.why && strcmp(a.why, "nothing to do") &&
+			         strcmp(a.why, "incident already resolved"))
 				tpd_log(c->lg, TPD_LOG_DEBUG, a.why, "request_id", id, "request_state",
 				        state_name(&j), NULL);
 			tpd_action_clear(&a);
@@ -669,6 +692,23 @@ static tpd_err reconcile_key(tpd_controller *c, const char *id, unsigned flags, 
 			rc = TPD_ERR_OK;
 			break;
 		}
+		if (rc && rc != TPD_ERR_COMPARE_FAILED && j.try_approval && j.req &&
+		    (a.kind == TPD_ACT_CREATE_INCIDENT || a.kind == TPD_ACT_ADOPT_BY_KEY)) {
+			/* Notification failed: like upstream, still try the auto-approval, then retry. */
+			tpd_action ap = {.kind = TPD_ACT_AUTO_APPROVE};
+			char keep[TPD_ERRLEN];
+			const char *keep_reason = j.reason;
+
+			snprintf(keep, sizeof(keep), "%s", j.err);
+			if (!tpd_annotation_names(j.req, c->ropts.services_annotation, &ap.services,
+			                          &ap.n_services) &&
+			    act_auto_approve(&j, &ap))
+				tpd_log(c->lg, TPD_LOG_ERROR, "Failed to try the auto-approval", "request_id",
+				        id, "error", j.err, NULL);
+			tpd_action_clear(&ap);
+			snprintf(j.err, sizeof(j.err), "%s", keep);
+			j.reason = keep_reason;
+		}
 		tpd_action_clear(&a);
 		if (rc == TPD_ERR_COMPARE_FAILED && ++conflicts < 16) {
 			/* Someone else wrote the plugin data: re-read and plan again. */
@@ -696,6 +736,9 @@ out:
 	tpd_access_request_free(j.req);
 	return rc;
 }
+
+static void scan_orphans(tpd_controller *c);
+static void check_pd_health(tpd_controller *c);
 
 /* Only the leader reconciles; without leader election every process does. */
 static bool may_reconcile(tpd_controller *c)
@@ -738,6 +781,15 @@ static void *worker_main(void *arg)
 		bool approval_pending = false;
 		tpd_err rc;
 
+		if (!strcmp(key, KEY_ORPHAN_SCAN) || !strcmp(key, KEY_PD_HEALTH)) {
+			if (!strcmp(key, KEY_ORPHAN_SCAN))
+				scan_orphans(c);
+			else
+				check_pd_health(c);
+			tpd_workqueue_done(c->q, key);
+			free(key);
+			continue;
+		}
 		if (!may_reconcile(c)) {
 			/* A follower: the next leader resyncs every key. */
 			tpd_workqueue_done(c->q, key);
@@ -752,15 +804,21 @@ static void *worker_main(void *arg)
 			tpd_metric_inc(c->m_reconcile, "cancelled");
 		} else {
 			/* Keep the approval attempt pending if the failure came before it. */
-			int64_t delay =
-			    tpd_workqueue_add_rate_limited(c->q, key, approval_pending ? TPD_WQ_EVENT : 0);
+			unsigned keep = (approval_pending ? TPD_WQ_EVENT : 0) | (flags & TPD_WQ_ORPHAN);
+			int64_t delay = tpd_workqueue_add_rate_limited(c->q, key, keep);
+			bool deleted;
 			char retry[32];
 
 			fmt_seconds(delay, retry, sizeof(retry));
 			tpd_metric_inc(c->m_reconcile, "error");
 			tpd_metric_inc(c->m_reconcile_err, reason);
-			tpd_log(c->lg, TPD_LOG_ERROR, "Failed to process request", "request_id", key, "error",
-			        err, "error_kind", tpd_errname(rc), "retry_in", retry, NULL);
+			pthread_mutex_lock(&c->cache_mu);
+			deleted = tpd_strmap_get(c->cache, key) == NULL;
+			pthread_mutex_unlock(&c->cache_mu);
+			tpd_log(c->lg, TPD_LOG_ERROR,
+			        deleted ? "Failed to process deleted request" : "Failed to process request",
+			        "request_id", key, "error", err, "error_kind", tpd_errname(rc), "retry_in",
+			        retry, NULL);
 		}
 		tpd_workqueue_done(c->q, key);
 		free(key);
@@ -1042,22 +1100,104 @@ static void orphan_cb(void *ud, const char *incident_id, const char *incident_ke
 	free(id);
 }
 
+struct notify_names {
+	const char *annotation;
+	tpd_strmap *names;
+};
+
+static void collect_notify(void *ud, const char *key, void *value)
+{
+	struct notify_names *nn = ud;
+	const tpd_annotation *a = tpd_access_request_annotation(value, nn->annotation);
+
+	(void)key;
+	if (a && a->n_values && !tpd_str_empty(a->values[0]) && tpd_strmap_len(nn->names) < 256)
+		tpd_strmap_put(nn->names, a->values[0], NULL);
+}
+
+static void name_at(void *ud, const char *key, void *value)
+{
+	char ***cursor = ud;
+
+	(void)value;
+	*(*cursor)++ = xstrdup(key);
+}
+
+/* Resolves incidents of requests deleted while the plugin was away. Only incidents on services
+ * this cluster uses (named by its requests' notify annotations, or seen in its plugin data) are
+ * considered, so a PagerDuty account shared with other clusters keeps their incidents. Runs on a
+ * worker (it pages through PagerDuty). */
 static void scan_orphans(tpd_controller *c)
 {
 	struct orphan_scan s = {c, 0};
+	struct notify_names nn = {c->ropts.notify_annotation, tpd_strmap_new()};
 	char err[TPD_ERRLEN], n[24];
+	char **names, **cursor, **known, **kc;
+	const char **ids;
+	size_t n_names, n_ids, n_known;
+	tpd_strmap *idset;
 
-	if (!atomic_load(&c->watch_synced) || !may_reconcile(c))
+	if (!c->cfg->reconcile.resolve_orphans || !atomic_load(&c->watch_synced) || !may_reconcile(c)) {
+		tpd_strmap_free(nn.names, NULL);
 		return;
-	if (tpd_pd_list_open_incidents(c->pd, TPD_INCIDENT_KEY_PREFIX, orphan_cb, &s, err)) {
+	}
+	idset = tpd_strmap_new();
+	pthread_mutex_lock(&c->cache_mu);
+	tpd_strmap_each(c->cache, collect_notify, &nn);
+	n_known = tpd_strmap_len(c->known_services);
+	known = xcalloc(n_known ? n_known : 1, sizeof(char *));
+	kc = known;
+	tpd_strmap_each(c->known_services, name_at, &kc);
+	pthread_mutex_unlock(&c->cache_mu);
+	n_names = tpd_strmap_len(nn.names);
+	names = xcalloc(n_names ? n_names : 1, sizeof(char *));
+	cursor = names;
+	tpd_strmap_each(nn.names, name_at, &cursor);
+	tpd_strmap_free(nn.names, NULL);
+	for (size_t i = 0; i < n_known; i++)
+		tpd_strmap_put(idset, known[i], NULL);
+	for (size_t i = 0; i < n_names; i++) {
+		tpd_pd_service svc = {0};
+
+		if (!tpd_pd_find_service(c->pd, names[i], &svc, err))
+			tpd_strmap_put(idset, svc.id, NULL);
+		tpd_pd_service_clear(&svc);
+	}
+	n_ids = tpd_strmap_len(idset);
+	ids = xcalloc(n_ids ? n_ids : 1, sizeof(char *));
+	cursor = (char **)ids;
+	tpd_strmap_each(idset, name_at, &cursor);
+	tpd_strmap_free(idset, NULL);
+	if (tpd_pd_list_open_incidents_on(c->pd, TPD_INCIDENT_KEY_PREFIX, ids, n_ids, orphan_cb, &s, err)) {
 		tpd_log(c->lg, TPD_LOG_WARN,
 		        "Failed to scan PagerDuty for orphaned incidents, will retry at the next resync",
 		        "error", err, NULL);
-		return;
+	} else {
+		snprintf(n, sizeof(n), "%zu", s.found);
+		tpd_log(c->lg, s.found ? TPD_LOG_INFO : TPD_LOG_DEBUG,
+		        "Scanned PagerDuty for orphaned incidents", "found", n, NULL);
 	}
-	snprintf(n, sizeof(n), "%zu", s.found);
-	tpd_log(c->lg, s.found ? TPD_LOG_INFO : TPD_LOG_DEBUG, "Scanned PagerDuty for orphaned incidents",
-	        "found", n, NULL);
+	for (size_t i = 0; i < n_names; i++)
+		free(names[i]);
+	for (size_t i = 0; i < n_known; i++)
+		free(known[i]);
+	for (size_t i = 0; i < n_ids; i++)
+		free((char *)ids[i]);
+	free(names);
+	free(known);
+	free(ids);
+}
+
+/* The PagerDuty health check behind /readyz. Runs on a worker (it may retry for a while). */
+static void check_pd_health(tpd_controller *c)
+{
+	char err[TPD_ERRLEN];
+	bool ok = tpd_pd_health(c->pd, err) == TPD_ERR_OK;
+
+	if (ok != atomic_exchange(&c->pd_healthy, ok))
+		tpd_log(c->lg, ok ? TPD_LOG_INFO : TPD_LOG_ERROR,
+		        ok ? "PagerDuty API health check passed again" : "PagerDuty API health check failed",
+		        "error", ok ? "" : err, NULL);
 }
 
 static void *housekeeper_main(void *arg)
@@ -1065,7 +1205,8 @@ static void *housekeeper_main(void *arg)
 	tpd_controller *c = arg;
 	int64_t now = tpd_now_ms();
 	int64_t next_resync = now + c->cfg->reconcile.resync_interval_ms;
-	int64_t next_health = now + c->cfg->status.pagerduty_check_interval_ms;
+	int64_t next_health =
+	    now + (atomic_load(&c->pd_healthy) ? c->cfg->status.pagerduty_check_interval_ms : 1000);
 	int64_t refresh = c->cfg->teleport.refresh_identity_interval_ms > 0
 	                      ? c->cfg->teleport.refresh_identity_interval_ms
 	                      : 60000;
@@ -1073,7 +1214,6 @@ static void *housekeeper_main(void *arg)
 	int64_t retry_identity = 0;
 
 	while (!atomic_load(&c->stop)) {
-		char err[TPD_ERRLEN];
 		bool id_event = false;
 
 		atomic_store(&c->housekeeper_tick_ms, tpd_now_ms());
@@ -1110,17 +1250,15 @@ static void *housekeeper_main(void *arg)
 				atomic_store(&c->orphan_scan_requested, true);
 			}
 		}
+		/* Network work goes to the workers, so this loop never blocks (liveness). */
 		if (atomic_load(&c->watch_synced) && atomic_exchange(&c->orphan_scan_requested, false))
-			scan_orphans(c);
+			tpd_workqueue_add(c->q, KEY_ORPHAN_SCAN, 0);
 		if (now >= next_health) {
-			bool ok = tpd_pd_health(c->pd, err) == TPD_ERR_OK;
+			int64_t every = c->cfg->status.pagerduty_check_interval_ms;
 
-			next_health = now + c->cfg->status.pagerduty_check_interval_ms;
-			if (ok != atomic_exchange(&c->pd_healthy, ok))
-				tpd_log(c->lg, ok ? TPD_LOG_INFO : TPD_LOG_ERROR,
-				        ok ? "PagerDuty API health check passed again"
-				           : "PagerDuty API health check failed",
-				        "error", ok ? "" : err, NULL);
+			/* Re-check an unhealthy API sooner, so readiness returns quickly. */
+			next_health = now + (atomic_load(&c->pd_healthy) || every < 5000 ? every : 5000);
+			tpd_workqueue_add(c->q, KEY_PD_HEALTH, 0);
 		}
 	}
 	atomic_fetch_sub(&c->live_threads, 1);
@@ -1191,6 +1329,7 @@ tpd_err tpd_controller_new(const tpd_config *cfg, tpd_logger *lg, tpd_controller
 	c->q = tpd_workqueue_new(50, 5 * 60 * 1000, c->metrics);
 	c->cache = tpd_strmap_new();
 	c->orphans = tpd_strmap_new();
+	c->known_services = tpd_strmap_new();
 	c->n_workers = cfg->reconcile.workers > 0 ? cfg->reconcile.workers : 4;
 	if (c->n_workers > MAX_WORKERS)
 		c->n_workers = MAX_WORKERS;
@@ -1265,6 +1404,35 @@ static tpd_err init_teleport(tpd_controller *c, char *err)
 	return TPD_ERR_OK;
 }
 
+/* Starts the watcher, the housekeeper and the workers. If one cannot be created the others are
+ * stopped; only created threads are joined later (n_workers and the flags say which). */
+static tpd_err start_threads(tpd_controller *c, char *err)
+{
+	int want = c->n_workers, e;
+
+	if ((e = pthread_create(&c->watcher, NULL, watcher_main, c)) != 0)
+		goto fail;
+	c->watcher_started = true;
+	if ((e = pthread_create(&c->housekeeper, NULL, housekeeper_main, c)) != 0)
+		goto fail;
+	c->housekeeper_started = true;
+	for (c->n_workers = 0; c->n_workers < want; c->n_workers++) {
+		struct worker *w = &c->workers[c->n_workers];
+
+		w->c = c;
+		w->index = c->n_workers;
+		if ((e = pthread_create(&w->thread, NULL, worker_main, w)) != 0)
+			goto fail;
+	}
+	return TPD_ERR_OK;
+fail:
+	/* Threads never created never decrement live_threads: account for them. */
+	atomic_fetch_sub(&c->live_threads,
+	                 (want - c->n_workers) + !c->watcher_started + !c->housekeeper_started);
+	tpd_controller_request_stop(c);
+	return tpd_seterr(err, TPD_ERR_INTERNAL, "cannot start a controller thread: %s", strerror(e));
+}
+
 tpd_err tpd_controller_start(tpd_controller *c, char *err)
 {
 	const tpd_config *cfg = c->cfg;
@@ -1318,12 +1486,22 @@ tpd_err tpd_controller_start(tpd_controller *c, char *err)
 		return rc;
 	tpd_log(c->lg, TPD_LOG_DEBUG, "Starting PagerDuty API health check...", NULL);
 	rc = tpd_pd_health(c->pd, inner);
-	if (rc)
+	if (rc == TPD_ERR_ACCESS_DENIED || rc == TPD_ERR_CONFIG) {
+		/* A rejected key or a bad endpoint will not fix itself: stop, like upstream. */
 		return tpd_seterr(err, rc,
 		                  "api health check failed. check your credentials and endpoint settings: %s",
 		                  inner);
-	tpd_log(c->lg, TPD_LOG_DEBUG, "PagerDuty API health check finished ok", NULL);
-	atomic_store(&c->pd_healthy, true);
+	}
+	if (rc) {
+		/* Transient (429, 5xx, network): start anyway; /readyz reports it until it passes and
+		 * failed work is retried with backoff. */
+		tpd_log(c->lg, TPD_LOG_ERROR,
+		        "PagerDuty API health check failed, starting anyway and retrying", "error", inner,
+		        NULL);
+	} else {
+		tpd_log(c->lg, TPD_LOG_DEBUG, "PagerDuty API health check finished ok", NULL);
+	}
+	atomic_store(&c->pd_healthy, rc == TPD_ERR_OK);
 
 	if (!tpd_str_empty(cfg->status.listen_addr)) {
 		rc = tpd_status_new(cfg->status.listen_addr, c->metrics, c->lg, &c->status, err);
@@ -1358,13 +1536,8 @@ tpd_err tpd_controller_start(tpd_controller *c, char *err)
 	atomic_store(&c->housekeeper_tick_ms, tpd_now_ms());
 	atomic_store(&c->live_threads, c->n_workers + 2);
 	c->threads_started = true;
-	pthread_create(&c->watcher, NULL, watcher_main, c);
-	pthread_create(&c->housekeeper, NULL, housekeeper_main, c);
-	for (int i = 0; i < c->n_workers; i++) {
-		c->workers[i].c = c;
-		c->workers[i].index = i;
-		pthread_create(&c->workers[i].thread, NULL, worker_main, &c->workers[i]);
-	}
+	if ((rc = start_threads(c, err)) != TPD_ERR_OK)
+		return rc;
 	{
 		char workers[16], port[16] = "disabled";
 
@@ -1372,8 +1545,11 @@ tpd_err tpd_controller_start(tpd_controller *c, char *err)
 		if (c->status)
 			snprintf(port, sizeof(port), "%d", tpd_status_port(c->status));
 		tpd_log(c->lg, TPD_LOG_INFO, "Controller started", "workers", workers, "status_port", port,
-		        NULL);
+		        "leader_election", c->leader ? "on" : "off", NULL);
 	}
+	/* Last, so that leadership callbacks find the threads running. */
+	if (c->leader)
+		return tpd_leader_start(c->leader, err);
 	return TPD_ERR_OK;
 }
 
@@ -1435,8 +1611,10 @@ void tpd_controller_free(tpd_controller *c)
 	if (c->pd)
 		tpd_pd_shutdown(c->pd);
 	if (c->threads_started) {
-		pthread_join(c->watcher, NULL);
-		pthread_join(c->housekeeper, NULL);
+		if (c->watcher_started)
+			pthread_join(c->watcher, NULL);
+		if (c->housekeeper_started)
+			pthread_join(c->housekeeper, NULL);
 		for (int i = 0; i < c->n_workers; i++)
 			pthread_join(c->workers[i].thread, NULL);
 	}
@@ -1450,6 +1628,7 @@ void tpd_controller_free(tpd_controller *c)
 	tpd_workqueue_free(c->q);
 	tpd_strmap_free(c->cache, free_request);
 	tpd_strmap_free(c->orphans, free);
+	tpd_strmap_free(c->known_services, NULL);
 	tpd_metrics_free(c->metrics);
 	free(c->cluster_name);
 	free(c->proxy_addr);

@@ -16,8 +16,9 @@
 #include "tpd/log.h"
 #include "tpd/util.h"
 
-#define LOG_MAX_SECRETS 16
-#define LOG_LINE_MAX    (64 * 1024)
+#define LOG_MAX_SECRETS    32
+#define LOG_PINNED_SECRETS 4
+#define LOG_LINE_MAX       (64 * 1024)
 
 struct tpd_logger {
 	pthread_mutex_t mu;
@@ -119,9 +120,11 @@ void tpd_logger_add_secret(tpd_logger *lg, const char *secret)
 			goto out;
 	}
 	if (lg->n_secrets == LOG_MAX_SECRETS) {
-		/* Forget the oldest: rotated secrets outnumbering the slots is not expected. */
-		free(lg->secrets[0]);
-		memmove(lg->secrets, lg->secrets + 1, sizeof(lg->secrets[0]) * (LOG_MAX_SECRETS - 1));
+		/* Full: rotating secrets (tokens) replace each other; the first LOG_PINNED_SECRETS
+		 * (the API key, registered at start) are never evicted. */
+		free(lg->secrets[LOG_PINNED_SECRETS]);
+		memmove(lg->secrets + LOG_PINNED_SECRETS, lg->secrets + LOG_PINNED_SECRETS + 1,
+		        sizeof(lg->secrets[0]) * (LOG_MAX_SECRETS - LOG_PINNED_SECRETS - 1));
 		lg->n_secrets--;
 	}
 	lg->secrets[lg->n_secrets++] = xstrdup(secret);

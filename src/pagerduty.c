@@ -23,7 +23,7 @@
 #include "tpd/ratelimit.h"
 #include "tpd/ttlcache.h"
 
-#define POOL_MAX            16
+#define POOL_MAX            72 /* workers (max 64) + housekeeping callers */
 #define RETRY_BASE_MS       250
 #define RETRY_CAP_MS        10000
 #define ONCALL_TTL_MAX_MS   10000
@@ -393,6 +393,9 @@ static tpd_err curl_transport(void *ud, const tpd_pd_http_req *req, tpd_pd_http_
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)pd->connect_timeout);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)pd->request_timeout);
 	curl_easy_setopt(h, CURLOPT_SHARE, pd->share);
+	/* The shared connection cache is trimmed to each transfer's MAXCONNECTS (default 5): keep one
+	 * connection per concurrent caller instead of reconnecting with more than 5 workers. */
+	curl_easy_setopt(h, CURLOPT_MAXCONNECTS, (long)POOL_MAX);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &x);
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
@@ -1418,4 +1421,26 @@ tpd_err tpd_pd_list_open_incidents(tpd_pd *pd, const char *key_prefix, tpd_pd_in
 	return list_pages(pd, "list_incidents", "/incidents",
 	                  "&date_range=all&statuses%5B%5D=triggered&statuses%5B%5D=acknowledged", "incidents",
 	                  each_open, &c, NULL, err);
+}
+
+tpd_err tpd_pd_list_open_incidents_on(tpd_pd *pd, const char *key_prefix, const char *const *service_ids,
+                                      size_t n, tpd_pd_incident_cb cb, void *ud, char *err)
+{
+	list_ctx c = {.prefix = key_prefix, .cb = cb, .ud = ud};
+	tpd_buf q;
+	tpd_err rc;
+
+	if (!n)
+		return TPD_ERR_OK;
+	tpd_buf_init(&q, 0);
+	tpd_buf_puts(&q, "&date_range=all&statuses%5B%5D=triggered&statuses%5B%5D=acknowledged");
+	for (size_t i = 0; i < n; i++) {
+		char *e = tpd_pd_urlencode(service_ids[i]);
+
+		tpd_buf_printf(&q, "&service_ids%%5B%%5D=%s", e);
+		free(e);
+	}
+	rc = list_pages(pd, "list_incidents", "/incidents", q.data, "incidents", each_open, &c, NULL, err);
+	tpd_buf_free(&q);
+	return rc;
 }

@@ -211,9 +211,13 @@ static void plan_pending(const tpd_reconcile_opts *o, const tpd_reconcile_input 
 		const char *svc = notify_service(o, r, &why);
 
 		if (svc) {
-			out->kind = TPD_ACT_CREATE_INCIDENT;
+			/* Intent stored but no incident id: a run stopped between the two. PagerDuty only
+			 * de-duplicates open incidents, so look the key up (any status) before creating. */
+			bool intent = pd && !tpd_plugin_data_is_empty(pd);
+
+			out->kind = intent ? TPD_ACT_ADOPT_BY_KEY : TPD_ACT_CREATE_INCIDENT;
 			out->service_name = svc;
-			out->write_intent = !pd || tpd_plugin_data_is_empty(pd);
+			out->write_intent = !intent;
 			return;
 		}
 	}

@@ -1027,6 +1027,7 @@ tpd_err tpd_teleport_list_requests(tpd_teleport *t, tpd_request_cb cb, void *ud,
 	list_ctx lc = {.cb = cb, .ud = ud};
 	char *key = xstrdup("");
 	tpd_err rc = TPD_ERR_OK;
+	int32_t limit = LIST_PAGE_SIZE;
 	for (int page = 0;; page++) {
 		if (page >= LIST_MAX_PAGES) {
 			rc = tpd_seterr(err, TPD_ERR_PROTOCOL,
@@ -1036,7 +1037,7 @@ tpd_err tpd_teleport_list_requests(tpd_teleport *t, tpd_request_cb cb, void *ud,
 		Types__AccessRequestFilter f = TYPES__ACCESS_REQUEST_FILTER__INIT;
 		Proto__ListAccessRequestsRequest req = PROTO__LIST_ACCESS_REQUESTS_REQUEST__INIT;
 		req.filter = &f; /* Go sends the (empty) filter */
-		req.limit = LIST_PAGE_SIZE;
+		req.limit = limit;
 		req.startkey = key;
 		uint8_t *b = NULL;
 		size_t n = 0;
@@ -1047,6 +1048,13 @@ tpd_err tpd_teleport_list_requests(tpd_teleport *t, tpd_request_cb cb, void *ud,
 			        NULL);
 			rc = list_v2(t, &lc, err);
 			goto out;
+		}
+		if (rc == TPD_ERR_RATE_LIMITED && limit > 1) {
+			/* RESOURCE_EXHAUSTED: most likely a page larger than the 4 MiB message limit
+			 * (requests with long resource lists). Ask again for a smaller page. */
+			limit /= 2;
+			page--;
+			continue;
 		}
 		if (rc)
 			goto out;

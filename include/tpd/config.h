@@ -74,6 +74,7 @@ typedef struct tpd_config {
 		int workers;                 /* default 4 */
 		int64_t resync_interval_ms;  /* default 600000 */
 		int64_t shutdown_timeout_ms; /* default 15000 */
+		bool resolve_orphans;        /* default true: resolve incidents of vanished requests */
 	} reconcile;
 
 	struct {

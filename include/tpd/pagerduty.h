@@ -139,6 +139,10 @@ tpd_err tpd_pd_resolve_incident(tpd_pd *pd, const char *incident_id, char *err);
 typedef void (*tpd_pd_incident_cb)(void *ud, const char *incident_id, const char *incident_key);
 tpd_err tpd_pd_list_open_incidents(tpd_pd *pd, const char *key_prefix, tpd_pd_incident_cb cb, void *ud,
                                    char *err);
+/* The same, restricted to incidents on the given services (service_ids[] filter); n = 0 lists
+ * nothing and returns OK. */
+tpd_err tpd_pd_list_open_incidents_on(tpd_pd *pd, const char *key_prefix, const char *const *service_ids,
+                                      size_t n, tpd_pd_incident_cb cb, void *ud, char *err);
 
 /* ---- building blocks, exported for the unit tests (pd_wire.c) -------------------------------- */
 

@@ -28,8 +28,10 @@ typedef enum {
 	 * then mark pd_resolved. `recover` = the intent was stored earlier but PagerDuty was not
 	 * confirmed (crash, or upstream wrote it): check the incident before repeating anything. */
 	TPD_ACT_RESOLVE,
-	/* Plugin data exists without an incident id but the request is over: an incident may have
-	 * been created before a crash. Look it up by key; adopt and resolve it, or mark done. */
+	/* Plugin data exists without an incident id: an incident may have been created before a
+	 * crash. Look it up by key (any status) and adopt it. If none exists: for a request that is
+	 * over (tag set), record the outcome; for a pending one (tag NULL), create the incident on
+	 * `service_name`. */
 	TPD_ACT_ADOPT_BY_KEY,
 	/* Ask PagerDuty whether the requester is on call for one of `services`; if so, approve. */
 	TPD_ACT_AUTO_APPROVE,

@@ -53,10 +53,7 @@ set_tests_properties(deploy/chart_config PROPERTIES TIMEOUT 300 LABELS deploy
 # root plus a release build of the binary, warm a few seconds), then version, configure, check
 # and ENTRYPOINT + CMD end to end against the fakes, chrooted as the stage's USER. Needs root.
 # One root build at a time: RESOURCE_LOCK here, a lock file in the cache across build trees.
-# TODO: src/leader.c (microtime_now's snprintf) fails -Werror=format-truncation in every
-# non-sanitized build, so the Dockerfile's build stage fails as written. Until it is fixed the
-# test adds this flag (its output says so); delete the line then.
-set(TPD_RUNTIME_ENV ${TPD_DEPLOY_ENV} "TPD_RUNTIME_CMAKE_ARGS=-DCMAKE_C_FLAGS=-Wno-error=format-truncation")
+set(TPD_RUNTIME_ENV ${TPD_DEPLOY_ENV})
 add_test(NAME deploy/runtime_image COMMAND /usr/bin/python3 ${TPD_DEPLOY_DIR}/runtime_image.py)
 set_tests_properties(deploy/runtime_image PROPERTIES TIMEOUT 1500 LABELS deploy
   ENVIRONMENT "${TPD_RUNTIME_ENV}" RESOURCE_LOCK tpd_rootfs)

@@ -203,14 +203,24 @@ def test_requests_created_while_down_get_incidents(env):
 def test_deletion_while_stopped_resolves_orphan(env):
     p = env.plugin().start()
     rid = env.request(services=None)
+    other = env.request(services=None)   # still open: the cluster keeps using the service
     inc = env.wait_incident(rid)
+    env.wait_incident(other)
     env.wait_plugin_data(rid, lambda d: d.get("incident_id"))
     assert p.stop() == 0
     env.tp.delete_request(rid)
+    # An incident of ANOTHER cluster sharing the PagerDuty account, on a service this cluster does
+    # not use, with a key of the same shape: it must be left alone.
+    foreign_svc = env.pd.add_service("Other Cluster Notifications")
+    foreign = env.pd.add_incident(foreign_svc, "Access request from someone@else",
+                                  incident_key="teleport-access-request/00000000-aaaa-bbbb-cccc-000000000000")
     # The fake drops plugin data with the request, as Teleport does after its grace hour.
     p2 = env.plugin(name="plugin2").start()
     env.wait_resolved(rid)
     assert resolution_notes(env, inc["id"]) == ["Access request has been expired\n"]
+    p2.wait_log("Scanned PagerDuty for orphaned incidents")
+    assert [i for i in env.pd.incidents() if i["id"] == foreign][0]["status"] == "triggered"
+    assert env.incident_for(other)[0]["status"] == "triggered"
     p2.stop()
 
 

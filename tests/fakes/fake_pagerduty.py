@@ -180,6 +180,9 @@ class FakePagerDuty:
                 # TLS handshake in the connection's own thread, so a bad client blocks nobody.
                 try:
                     request.settimeout(30)
+                    # Headers and body go out in separate writes: without TCP_NODELAY every answer
+                    # waits ~40 ms for the client's delayed ACK (Nagle), which the real API doesn't.
+                    request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                     tls = ctx.wrap_socket(request, server_side=True)
                 except (ssl.SSLError, OSError):
                     return

@@ -96,6 +96,30 @@ static void test_redaction(void **state)
 	tpd_logger_free(lg);
 }
 
+static void emit_api_key(tpd_logger *lg)
+{
+	tpd_log(lg, TPD_LOG_ERROR, "echo", "error", "server said u+APIKEY-pinned-000", NULL);
+}
+
+/* Many rotating tokens never push the API key (registered first) out of the redaction list. */
+static void test_secret_pinning(void **state)
+{
+	tpd_logger *lg = tpd_logger_new();
+	char tok[64];
+	char *out;
+
+	(void)state;
+	tpd_logger_add_secret(lg, "u+APIKEY-pinned-000");
+	for (int i = 0; i < 500; i++) {
+		snprintf(tok, sizeof(tok), "rotating-token-%04d", i);
+		tpd_logger_add_secret(lg, tok);
+	}
+	out = capture(lg, emit_api_key);
+	assert_null(strstr(out, "APIKEY"));
+	free(out);
+	tpd_logger_free(lg);
+}
+
 static void test_levels(void **state)
 {
 	tpd_log_level l;
@@ -117,9 +141,8 @@ static void test_levels(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_logfmt),
-	    cmocka_unit_test(test_json),
-	    cmocka_unit_test(test_redaction),
+	    cmocka_unit_test(test_logfmt),    cmocka_unit_test(test_json),
+	    cmocka_unit_test(test_redaction), cmocka_unit_test(test_secret_pinning),
 	    cmocka_unit_test(test_levels),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

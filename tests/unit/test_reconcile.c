@@ -76,7 +76,7 @@ static const struct row rows[] = {
     {"pending, notify, new", TPD_STATE_PENDING, "Teleport Notifications", NULL, 0, false, "", "", "", false,
      true, TPD_ACT_CREATE_INCIDENT, NULL, 0, 0, true},
     {"pending, notify, intent stored (crash)", TPD_STATE_PENDING, "Svc", NULL, 0, true, "", "", "", false,
-     false, TPD_ACT_CREATE_INCIDENT, NULL, 0, 0, false},
+     false, TPD_ACT_ADOPT_BY_KEY, NULL, 0, 0, false},
     {"pending, notify empty, services", TPD_STATE_PENDING, "", "x", 0, false, "", "", "", false, true,
      TPD_ACT_AUTO_APPROVE},
     {"pending, notify empty, no approval wanted", TPD_STATE_PENDING, "", "x", 0, false, "", "", "", false,
@@ -142,6 +142,10 @@ static void test_decision_table(void **state)
 			assert_non_null(a.why);
 		if (w->want_tag)
 			assert_string_equal(a.tag, w->want_tag);
+		if (w->want == TPD_ACT_ADOPT_BY_KEY && w->state == TPD_STATE_PENDING) {
+			assert_null(a.tag);
+			assert_string_equal(a.service_name, "Svc");
+		}
 		if (w->want == TPD_ACT_POST_REVIEW_NOTES) {
 			assert_int_equal(a.from, w->want_from);
 			assert_int_equal(a.to, w->want_to);
