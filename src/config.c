@@ -210,6 +210,28 @@ static void redact(char *buf, size_t cap, const char *secret)
 	free(out);
 }
 
+/* Keeps a message on one line: control characters that came from the file (quoted key names,
+ * values) are shown as "\xNN", so a config can neither break the one-line error promise nor forge
+ * log lines. Truncates to cap. */
+static void one_line(char *buf, size_t cap)
+{
+	char *out = xmalloc(cap);
+	size_t o = 0;
+
+	for (const unsigned char *p = (const unsigned char *)buf; *p && o + 1 < cap; p++) {
+		if (*p < 0x20 || *p == 0x7f) {
+			if (o + 5 >= cap)
+				break;
+			o += (size_t)snprintf(out + o, cap - o, "\\x%02x", *p);
+		} else {
+			out[o++] = (char)*p;
+		}
+	}
+	out[o] = 0;
+	memcpy(buf, out, o + 1);
+	free(out);
+}
+
 /* Hands the held-back warnings to the callback, with the API key (if known) masked: a key that was
  * also typed somewhere as a key name or a value must not come out through a warning. */
 static void flush_warnings(loader *ld, const char *secret)
@@ -221,6 +243,7 @@ static void flush_warnings(loader *ld, const char *secret)
 
 		snprintf(msg, sizeof(msg), "%s", ld->warnings[i]);
 		redact(msg, sizeof(msg), secret);
+		one_line(msg, sizeof(msg));
 		if (ld->warn)
 			ld->warn(ld->ud, msg);
 		free(ld->warnings[i]);
@@ -1133,8 +1156,10 @@ out:
 		                         ? cfg->pagerduty.api_key
 		                         : NULL;
 
-		if (rc && err)
+		if (rc && err) {
 			redact(err, TPD_ERRLEN, secret);
+			one_line(err, TPD_ERRLEN);
+		}
 		flush_warnings(&ld, secret);
 	}
 	if (rc)

@@ -135,6 +135,15 @@ static const char *jstr(json_object *o, const char *key)
 	return json_object_get_string(v);
 }
 
+/* An object's "id": NULL when absent, not a string, or empty (an empty id would read as "no
+ * incident yet" in plugin data and lead to a duplicate, or to /incidents//notes). */
+static const char *jid(json_object *o)
+{
+	const char *id = jstr(o, "id");
+
+	return id && *id ? id : NULL;
+}
+
 static json_object *jobj(json_object *o, const char *key, json_type t)
 {
 	json_object *v;
@@ -935,14 +944,14 @@ typedef struct {
 static bool match_service(void *ud, json_object *it)
 {
 	find_ctx *c = ud;
-	const char *name = jstr(it, "name"), *id = jstr(it, "id");
+	const char *name = jstr(it, "name"), *id = jid(it);
 
 	c->seen++;
 	if (!name || !id || !tpd_strcaseeq(name, c->want))
 		return false;
 	c->svc->id = xstrdup(id);
 	c->svc->name = xstrdup(name);
-	const char *ep = jstr(jobj(it, "escalation_policy", json_type_object), "id");
+	const char *ep = jid(jobj(it, "escalation_policy", json_type_object));
 	c->svc->escalation_policy_id = xstrdup(ep ? ep : "");
 	return true;
 }
@@ -1001,7 +1010,7 @@ out:
 static bool match_user(void *ud, json_object *it)
 {
 	find_ctx *c = ud;
-	const char *email = jstr(it, "email"), *id = jstr(it, "id"), *name = jstr(it, "name");
+	const char *email = jstr(it, "email"), *id = jid(it), *name = jstr(it, "name");
 
 	c->seen++;
 	if (!email || !id || !tpd_strcaseeq(email, c->want))
@@ -1076,8 +1085,8 @@ static bool match_oncall(void *ud, json_object *it)
 {
 	oncall_ctx *c = ud;
 	json_object *user = jobj(it, "user", json_type_object);
-	const char *uid = jstr(user, "id"), *utype = jstr(user, "type");
-	const char *ep = jstr(jobj(it, "escalation_policy", json_type_object), "id");
+	const char *uid = jid(user), *utype = jstr(user, "type");
+	const char *ep = jid(jobj(it, "escalation_policy", json_type_object));
 
 	c->seen++;
 	if (!uid || !ep || strcmp(uid, c->user_id) != 0)
@@ -1182,7 +1191,7 @@ static bool is_open(const char *status)
 static bool match_key(void *ud, json_object *it)
 {
 	key_ctx *c = ud;
-	const char *id = jstr(it, "id"), *status = jstr(it, "status"), *key = jstr(it, "incident_key");
+	const char *id = jid(it), *status = jstr(it, "status"), *key = jstr(it, "incident_key");
 	json_object *kv;
 
 	if (!id)
@@ -1303,7 +1312,7 @@ tpd_err tpd_pd_create_incident(tpd_pd *pd, const tpd_pd_incident_spec *s, char *
 		goto out;
 	}
 	if (rc == TPD_ERR_OK) {
-		const char *id = jstr(jobj(res.json, "incident", json_type_object), "id");
+		const char *id = jid(jobj(res.json, "incident", json_type_object));
 		if (id) {
 			*incident_id = xstrdup(id);
 			goto out;
@@ -1406,7 +1415,7 @@ typedef struct {
 static bool each_open(void *ud, json_object *it)
 {
 	list_ctx *c = ud;
-	const char *id = jstr(it, "id"), *key = jstr(it, "incident_key"), *status = jstr(it, "status");
+	const char *id = jid(it), *key = jstr(it, "incident_key"), *status = jstr(it, "status");
 
 	if (id && key && is_open(status) && tpd_str_startswith(key, c->prefix ? c->prefix : ""))
 		c->cb(c->ud, id, key);

@@ -302,24 +302,35 @@ void tpd_format_rfc3339(int64_t wall_ms, char *buf, size_t len)
 {
 	time_t t = (time_t)(wall_ms / 1000);
 	struct tm tm;
+	int ms = (int)(wall_ms % 1000);
 
-	gmtime_r(&t, &tm);
-	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-	         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(wall_ms % 1000));
+	/* Out-of-range times (hostile wire values) format as the epoch rather than garbage. */
+	if (!gmtime_r(&t, &tm) || tm.tm_year > 8099 || tm.tm_year < -1900) {
+		t = 0;
+		ms = 0;
+		gmtime_r(&t, &tm);
+	}
+	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", (tm.tm_year + 1900) % 10000,
+	         (tm.tm_mon + 1) % 100, tm.tm_mday % 100, tm.tm_hour % 100, tm.tm_min % 100, tm.tm_sec % 100,
+	         (ms < 0 ? -ms : ms) % 1000);
 }
 
 void tpd_format_rfc822(int64_t unix_seconds, char *buf, size_t len)
 {
+	static const char *const mon[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+	                                  "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 	time_t t = (time_t)unix_seconds;
 	struct tm tm;
 
-	gmtime_r(&t, &tm);
-	static const char *const mon[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-	                                  "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+	/* Out-of-range times (hostile wire values) format as Go's zero time instead of garbage. */
+	if (!gmtime_r(&t, &tm) || tm.tm_mon < 0 || tm.tm_mon > 11) {
+		snprintf(buf, len, "01 Jan 01 00:00 UTC");
+		return;
+	}
 
 	/* Go's "02 Jan 06 15:04 MST" with the zone abbreviation of UTC (two-digit year on purpose). */
-	snprintf(buf, len, "%02d %s %02d %02d:%02d UTC", tm.tm_mday, mon[tm.tm_mon % 12], tm.tm_year % 100,
-	         tm.tm_hour, tm.tm_min);
+	snprintf(buf, len, "%02d %s %02d %02d:%02d UTC", tm.tm_mday % 100, mon[tm.tm_mon],
+	         (tm.tm_year % 100 + 100) % 100, tm.tm_hour % 100, tm.tm_min % 100);
 }
 
 bool tpd_parse_duration_ms(const char *s, int64_t *out_ms)

@@ -15,11 +15,6 @@ foreach(f ${TPD_FUZZ_TARGETS})
   get_filename_component(t ${f} NAME_WE)
   string(REPLACE "fuzz_" "" short ${t})
   set(env "TPD_BUILD_DIR=${CMAKE_BINARY_DIR}")
-  # TODO: drop once the known bugs in tests/fuzz/README.md are fixed (src/util.c
-  # tpd_format_rfc822/3339 ignore gmtime_r failing; src/config.c echoes key names with line
-  # breaks into warnings; src/pagerduty.c accepts "" as an id), and move
-  # tests/fuzz/known/<target>/* to regressions/<target>/.
-  list(APPEND env "FUZZ_AVOID_KNOWN=1")
   add_test(NAME fuzz/${short}
     COMMAND ${CMAKE_CURRENT_LIST_DIR}/run.sh -B ${CMAKE_BINARY_DIR} --no-build ${TPD_FUZZ_SECONDS} ${t})
   math(EXPR tmo "${TPD_FUZZ_SECONDS} + 120")

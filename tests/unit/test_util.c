@@ -80,6 +80,13 @@ static void test_time_formats(void **state)
 	assert_string_equal(buf, "01 Jun 21 13:27 UTC");
 	tpd_format_rfc3339(1622554037123, buf, sizeof(buf));
 	assert_string_equal(buf, "2021-06-01T13:27:17.123Z");
+	/* Hostile wire values: never garbage, never an out-of-bounds read. */
+	tpd_format_rfc822(INT64_MAX, buf, sizeof(buf));
+	assert_string_equal(buf, "01 Jan 01 00:00 UTC");
+	tpd_format_rfc822(INT64_MIN, buf, sizeof(buf));
+	assert_string_equal(buf, "01 Jan 01 00:00 UTC");
+	tpd_format_rfc3339(INT64_MAX, buf, sizeof(buf));
+	assert_string_equal(buf, "1970-01-01T00:00:00.000Z");
 }
 
 static void test_backoff(void **state)
