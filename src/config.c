@@ -134,6 +134,12 @@ static const field fields[] = {
      "renew_deadline = \"10s\""},
     {"leader_election", "retry_period", K_DUR, CFG(leader.retry_period_ms), 1, DURATION_MAX_MS,
      "retry_period = \"2s\""},
+    {"leader_election", "api_server", K_STR, CFG(leader.api_server), 0, 0,
+     "api_server = \"https://10.0.0.1:443\""},
+    {"leader_election", "token_file", K_STR, CFG(leader.token_file), 0, 0,
+     "token_file = \"/var/run/secrets/kubernetes.io/serviceaccount/token\""},
+    {"leader_election", "ca_file", K_STR, CFG(leader.ca_file), 0, 0,
+     "ca_file = \"/var/run/secrets/kubernetes.io/serviceaccount/ca.crt\""},
 };
 
 #define NFIELDS (sizeof(fields) / sizeof(fields[0]))
@@ -1095,6 +1101,9 @@ static tpd_config *config_defaults(const char *name)
 	c->leader.lease_duration_ms = 15000;
 	c->leader.renew_deadline_ms = 10000;
 	c->leader.retry_period_ms = 2000;
+	c->leader.api_server = xstrdup("");
+	c->leader.token_file = xstrdup("");
+	c->leader.ca_file = xstrdup("");
 	return c;
 }
 
@@ -1233,6 +1242,9 @@ void tpd_config_free(tpd_config *c)
 	free(c->log.output);
 	free(c->status.listen_addr);
 	free(c->leader.lease_name);
+	free(c->leader.api_server);
+	free(c->leader.token_file);
+	free(c->leader.ca_file);
 	free(c->leader.lease_namespace);
 	free(c);
 }
@@ -1309,7 +1321,10 @@ static const char example[] =
     "# lease_namespace = \"\"          # Empty: the pod's own namespace\n"
     "# lease_duration = \"15s\"\n"
     "# renew_deadline = \"10s\"\n"
-    "# retry_period = \"2s\"\n";
+    "# retry_period = \"2s\"\n"
+    "# api_server = \"\"               # Empty: in-cluster (KUBERNETES_SERVICE_HOST/PORT)\n"
+    "# token_file = \"\"               # Empty: the pod's service-account token\n"
+    "# ca_file = \"\"                  # Empty: the pod's service-account CA\n";
 
 const char *tpd_config_example(void)
 {

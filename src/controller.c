@@ -1519,6 +1519,9 @@ tpd_err tpd_controller_start(tpd_controller *c, char *err)
 	if (cfg->leader.enabled) {
 		tpd_leader_opts lo = {0};
 
+		lo.api_url = cfg->leader.api_server;
+		lo.token_file = cfg->leader.token_file;
+		lo.ca_file = cfg->leader.ca_file;
 		lo.lease_name = cfg->leader.lease_name;
 		lo.lease_namespace = cfg->leader.lease_namespace;
 		lo.lease_duration_ms = cfg->leader.lease_duration_ms;

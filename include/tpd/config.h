@@ -84,6 +84,9 @@ typedef struct tpd_config {
 		int64_t lease_duration_ms; /* default 15000 */
 		int64_t renew_deadline_ms; /* default 10000 */
 		int64_t retry_period_ms;   /* default 2000 */
+		char *api_server;          /* "" → in-cluster (KUBERNETES_SERVICE_HOST/PORT) */
+		char *token_file;          /* "" → the pod's service-account token */
+		char *ca_file;             /* "" → the pod's service-account CA */
 	} leader;
 } tpd_config;
 
