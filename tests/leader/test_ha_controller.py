@@ -1,0 +1,286 @@
+"""test_ha_controller.py - high availability end to end: two and three REAL teleport-pagerduty
+processes with `[leader_election] enabled = true`, electing a leader with a coordination.k8s.io/v1
+Lease on a REAL kube-apiserver (tests/leader/k8s_harness.py: Debian's etcd + the v1.20.2
+kube-apiserver built by scripts/k8s.sh; ServiceAccount bearer token, RBAC), and reconciling
+access requests from the fake Teleport into the fake PagerDuty (tests/e2e/harness.py).
+
+Timings: lease_duration 4 s, renew_deadline 3 s, retry_period 1 s. Every process has its own
+POD_NAME (Lease holder), status port, Teleport identity (certificate serial) and PagerDuty From
+address, so each call the fakes record names its sender (tests/ha/ha_env.py).
+
+  1. one process logs "Became leader", the others "Following leader <it>"; all answer /readyz 200;
+  2. a steady stream of access requests: exactly one incident each;
+  3. SIGKILL of the leader mid-stream: a follower takes over in less than lease_duration +
+     retry_period + 2 s (printed as TAKEOVER ...); requests created during the hand-over all get
+     their incident exactly once;
+  4. every reconciling call the fakes saw (PagerDuty POST/PUT; Teleport GetPluginData,
+     UpdatePluginData, SubmitAccessReview) came from the process leading at that instant, and
+     leadership intervals (log ts of "Became leader" / "Lost leadership" / "Released
+     leadership", the SIGKILL time) never overlap;
+  5. SIGTERM of the leader: it releases the Lease ("Released leadership", holder "") and
+     another process takes over within about one retry period (printed).
+
+Run: ctest --test-dir <build> -R ha/ --output-on-failure  (scripts/k8s.sh must have built the
+API server; ctest's fixtures do that).
+"""
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "tests", "ha"))
+sys.path.insert(0, HERE)
+
+import ha_env  # noqa: E402
+import k8s_harness  # noqa: E402
+from ha_env import HAPlugin, Stream, check_exactly_once, check_single_writer, election_toml, eventually  # noqa: E402
+
+NS = "tpd-ha"
+LEASE_S, RENEW_S, RETRY_S = 4, 3, 1
+KILL_LIMIT = LEASE_S + RETRY_S + 2.0   # brief: lease_duration + retry_period + 2 s slack
+TERM_LIMIT = RETRY_S + 1.0             # release -> take-over: one follower poll (<= retry/2) + slack
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    state = tempfile.mkdtemp(prefix="tpd-ha-k8s-")
+    h = k8s_harness.Harness(state)
+    try:
+        h.start()
+        ha_env.grant_leases(h, NS)
+        yield h
+    finally:
+        h.stop()
+        if os.environ.get("TPD_KEEP_STATE"):
+            print("state kept in", state)
+        else:
+            shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture
+def env():
+    e = ha_env.make_env(tempfile.mkdtemp(prefix="tpd-ha-"))
+    yield e
+    e.close()
+    if not os.environ.get("TPD_KEEP_STATE"):
+        shutil.rmtree(e.workdir, ignore_errors=True)
+
+
+def start_replicas(env, cluster, lease, pods):
+    toml = election_toml(cluster, NS, lease, LEASE_S, RENEW_S, RETRY_S)
+    ps = [HAPlugin(env, pod, i, toml) for i, pod in enumerate(pods)]
+    env.plugins.extend(ps)
+    for p in ps:
+        p.start(wait_ready=False)
+    for p in ps:
+        p.wait_log("Plugin is ready", timeout=60)
+    return ps
+
+
+def check_election(cluster, lease, ps):
+    leader = ha_env.wait_single_leader(ps)
+    followers = [p for p in ps if p is not leader and p.alive()]
+    for p in ps:
+        if p.alive():
+            eventually(lambda: p.probe("/readyz") == 200, 30, what="%s /readyz 200" % p.pod)
+            assert p.probe("/healthz") == 200
+    assert ha_env.get_lease(cluster, NS, lease)["holderIdentity"] == leader.pod
+    assert len(leader.find("Became leader")) == 1
+    for p in followers:
+        assert not p.find("Became leader"), "%s became leader too" % p.pod
+    for p in followers:
+        assert p.find("Following leader " + leader.pod), "%s: no 'Following leader %s'" % (p.pod, leader.pod)
+    print("leader %s, followers %s (all /readyz 200)" % (leader.pod, [p.pod for p in followers]))
+    return leader, followers
+
+
+def kill_and_measure(env, stream, leader, followers):
+    """SIGKILL the leader mid-stream; returns (new leader, takeover seconds, requests created
+    while nobody led)."""
+    stream.wait_more(5)
+    leader.kill9()
+    t_kill = leader.killed_at
+
+    def new_leader():
+        lead = [p for p in followers if p.is_leading()]
+        assert len(lead) <= 1, "two leaders: %s" % [p.pod for p in lead]
+        return lead[0] if lead else None
+    nl = eventually(new_leader, KILL_LIMIT + 10, interval=0.05, what="a follower taking over")
+    took = nl.became() - t_kill
+    gap = stream.between(t_kill, nl.became())
+    print("TAKEOVER after SIGKILL of %s: %s in %.3f s (limit %.1f s = lease %ds + retry %ds + 2 s); "
+          "%d requests created with no leader"
+          % (leader.pod, nl.pod, took, KILL_LIMIT, LEASE_S, RETRY_S, len(gap)))
+    assert took < KILL_LIMIT, "take-over took %.3f s" % took
+    assert gap, "no request was created during the hand-over (the stream is too slow to test it)"
+    stream.wait_more(5)
+    return nl, took, gap
+
+
+def term_and_measure(cluster, lease, stream, leader, followers):
+    """SIGTERM the leader: it releases the Lease, a follower takes over; returns (new leader,
+    seconds from SIGTERM, seconds from the release)."""
+    stream.wait_more(5)
+    leader.term()
+    rel = leader.find("Released leadership")
+    assert len(rel) == 1, "no 'Released leadership' after SIGTERM; log tail:\n%s" % leader.raw_log()[-3000:]
+    t_rel = ha_env.parse_ts(rel[0]["ts"])
+    assert leader.find("Successfully shut down")
+
+    def new_leader():
+        lead = [p for p in followers if p.is_leading()]
+        assert len(lead) <= 1, "two leaders: %s" % [p.pod for p in lead]
+        return lead[0] if lead else None
+    nl = eventually(new_leader, LEASE_S + 10, interval=0.05, what="a follower taking over after the release")
+    from_term = nl.became() - leader.termed_at
+    from_rel = nl.became() - t_rel
+    print("TAKEOVER after SIGTERM of %s: %s %.3f s after the release (limit %.1f s), %.3f s after SIGTERM "
+          "(graceful shutdown first)" % (leader.pod, nl.pod, from_rel, TERM_LIMIT, from_term))
+    assert from_rel < TERM_LIMIT, "take-over %.3f s after the release" % from_rel
+    assert ha_env.get_lease(cluster, NS, lease)["holderIdentity"] == nl.pod
+    stream.wait_more(5)
+    return nl, from_term, from_rel
+
+
+def final_checks(env, cluster, lease, stream, ps):
+    stream.stop()
+    # created by the first leader (0), taken over after the SIGKILL (1), taken after the
+    # release (2): any flapping would add transitions
+    spec = ha_env.get_lease(cluster, NS, lease)
+    assert spec["leaseTransitions"] == 2, spec
+    assert spec["holderIdentity"] == [p for p in ps if p.is_leading()][0].pod, spec
+    n, n_appr = check_exactly_once(env, stream.ids(), stream.approved)
+    iv, ws = check_single_writer(env, ps)
+    per = {}
+    for _, who, _ in ws:
+        per[who] = per.get(who, 0) + 1
+    print("%d requests, %d approved: each exactly one incident (approved: one resolution); "
+          "%d reconciling calls, per process %s, all inside their sender's leadership"
+          % (n, n_appr, len(ws), per))
+    for a, b, how, pod in iv:
+        print("  %s led %.3f .. %.3f (%s)" % (pod, a, b, how))
+    for p in ps:
+        assert cluster.plugin_token not in p.raw_log(), "%s logged the ServiceAccount token" % p.pod
+        assert ha_env.harness.API_KEY not in p.raw_log()
+
+
+def test_two_replicas(cluster, env):
+    lease = "ha-two"
+    ps = start_replicas(env, cluster, lease, ["pod-a", "pod-b"])
+    leader, followers = check_election(cluster, lease, ps)
+    stream = Stream(env).start()
+    try:
+        # steady state: only the leader reconciles
+        stream.wait_more(8)
+        for rid in stream.ids():
+            env.wait_incident(rid, timeout=30)
+        check_single_writer(env, ps)
+        assert not [w for w in ha_env.writes(env, ps) if w[1] != leader.pod]
+
+        nl, _, gap = kill_and_measure(env, stream, leader, followers)
+        for rid in gap:
+            env.wait_incident(rid, timeout=30)
+        check_single_writer(env, ps)
+
+        # a replacement pod joins as follower; SIGTERM of the leader hands over to it
+        repl = HAPlugin(env, "pod-c", 2, election_toml(cluster, NS, lease, LEASE_S, RENEW_S, RETRY_S))
+        env.plugins.append(repl)
+        ps.append(repl)
+        repl.start()
+        eventually(lambda: repl.following() and repl.following()[-1] == nl.pod, 20, what="pod-c following")
+        eventually(lambda: repl.probe("/readyz") == 200, 30, what="pod-c ready")
+        term_and_measure(cluster, lease, stream, nl, [repl])
+    finally:
+        stream.stop()
+    final_checks(env, cluster, lease, stream, ps)
+
+
+def test_three_replicas(cluster, env):
+    lease = "ha-three"
+    ps = start_replicas(env, cluster, lease, ["pod-x", "pod-y", "pod-z"])
+    leader, followers = check_election(cluster, lease, ps)
+    stream = Stream(env).start()
+    try:
+        stream.wait_more(8)
+        for rid in stream.ids():
+            env.wait_incident(rid, timeout=30)
+
+        second, _, gap = kill_and_measure(env, stream, leader, followers)
+        rest = [p for p in followers if p is not second]
+        eventually(lambda: rest[0].following() and rest[0].following()[-1] == second.pod, 20,
+                   what="the third process following the new leader")
+        assert not rest[0].find("Became leader")
+        for rid in gap:
+            env.wait_incident(rid, timeout=30)
+
+        term_and_measure(cluster, lease, stream, second, rest)
+    finally:
+        stream.stop()
+    final_checks(env, cluster, lease, stream, ps)
+
+
+# --- the checker itself can fail ---------------------------------------------------------------
+
+class _StubPlugin:
+    def __init__(self, pod, serial, iv):
+        self.pod, self.serial, self.email, self._iv = pod, serial, "bot-%s@example.com" % pod, iv
+
+    def intervals(self):
+        return self._iv
+
+
+class _StubEnv:
+    class _PD:
+        def __init__(self, reqs):
+            self.reqs = reqs
+
+        def api_requests(self):
+            return self.reqs
+
+    class _TP:
+        def __init__(self, calls):
+            import threading
+            self.calls, self.lock = calls, threading.Lock()
+
+    def __init__(self, pd, tp):
+        self.pd, self.tp = self._PD(pd), self._TP(tp)
+
+
+def _pd(t, pod):
+    return {"t": t, "method": "POST", "path": "/incidents", "headers": {"From": "bot-%s@example.com" % pod}}
+
+
+def _tp(t, serial):
+    return {"time": t, "method": "UpdatePluginData", "serial": serial}
+
+
+def test_single_writer_check_catches_violations():
+    """check_single_writer accepts a clean hand-over and rejects interleaved writers, a write
+    before its sender led, one after a release, one long after a SIGKILL, and overlapping
+    leadership, so the end-to-end assertions above can fail."""
+    a = _StubPlugin("a", "1", [(10.0, 20.0, "SIGKILL")])
+    b = _StubPlugin("b", "2", [(24.0, 30.0, "Released leadership")])
+    c = _StubPlugin("c", "3", [(30.5, 40.0, "Lost leadership")])
+    ok_pd = [_pd(11, "a"), _pd(20.2, "a"), _pd(25, "b"), _pd(29.9, "b"), _pd(31, "c"), _pd(41, "c")]
+    ok_tp = [_tp(12, "1"), _tp(26, "2"), _tp(35, "3")]
+    iv, ws = check_single_writer(_StubEnv(ok_pd, ok_tp), [a, b, c])
+    assert len(ws) == 9 and len(iv) == 3
+    bad_cases = {
+        "follower writes": (ok_pd + [_pd(15, "b")], ok_tp),
+        "old leader after the new one": (ok_pd + [_pd(25, "a")], ok_tp),
+        "long after SIGKILL": (ok_pd + [_pd(21, "a")], ok_tp),
+        "after release": (ok_pd + [_pd(30.2, "b")], ok_tp),
+        "teleport write by a follower": (ok_pd, ok_tp + [_tp(27, "1")]),
+    }
+    for what, (pd, tp) in bad_cases.items():
+        with pytest.raises(AssertionError):
+            check_single_writer(_StubEnv(pd, tp), [a, b, c])
+            print("not caught:", what)
+    overlap = _StubPlugin("b", "2", [(19.0, 30.0, "Released leadership")])
+    with pytest.raises(AssertionError, match="led until"):
+        check_single_writer(_StubEnv([], []), [a, overlap, c])
