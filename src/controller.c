@@ -34,6 +34,7 @@
 #include "tpd/status.h"
 #include "tpd/strmap.h"
 #include "tpd/teleport.h"
+#include "tpd/tlsdial.h"
 #include "tpd/util.h"
 #include "tpd/workqueue.h"
 
@@ -1369,22 +1370,59 @@ tpd_err tpd_controller_new(const tpd_config *cfg, tpd_logger *lg, tpd_controller
 	return TPD_ERR_OK;
 }
 
-/* Ping with retries until the init deadline (the Auth server may still be starting). */
-static tpd_err init_teleport(tpd_controller *c, char *err)
+/* Connects like upstream's client: the address decides which path is tried first (port 3025:
+ * Auth directly; 443/3080 or *.teleport.sh: the Proxy with TLS routing; anything else: direct,
+ * then routing), each path gets its share of the init timeout, and Ping answers (with retries,
+ * since the Auth server may still be starting). The log says which path connected. */
+static tpd_err init_teleport(tpd_controller *c, tpd_teleport_opts *to, char *err)
 {
-	int64_t deadline = tpd_now_ms() + INIT_TIMEOUT_MS, backoff = 0;
+	tpd_teleport_path order[2];
+	int n_paths = 1;
 	tpd_ping_info ping = {0};
-	tpd_err rc;
+	tpd_err rc = TPD_ERR_UNAVAILABLE;
 
+	switch (tpd_tlsdial_choose_path(tpd_str_empty(to->addr) ? "localhost:3025" : to->addr)) {
+	case TPD_TLSPATH_ROUTING_FIRST:
+		order[0] = TPD_TELEPORT_PATH_ROUTING;
+		order[1] = TPD_TELEPORT_PATH_DIRECT;
+		n_paths = 2;
+		break;
+	case TPD_TLSPATH_DIRECT_FIRST:
+		order[0] = TPD_TELEPORT_PATH_DIRECT;
+		order[1] = TPD_TELEPORT_PATH_ROUTING;
+		n_paths = 2;
+		break;
+	default:
+		order[0] = TPD_TELEPORT_PATH_DIRECT;
+		break;
+	}
 	tpd_log(c->lg, TPD_LOG_DEBUG, "Checking Teleport server version", NULL);
-	for (;;) {
-		rc = tpd_teleport_ping(c->tp, &ping, err);
-		if (!rc || rc == TPD_ERR_CONFIG || rc == TPD_ERR_ACCESS_DENIED || tpd_now_ms() >= deadline)
+	for (int i = 0; i < n_paths; i++) {
+		int64_t deadline = tpd_now_ms() + INIT_TIMEOUT_MS / n_paths, backoff = 0;
+
+		tpd_teleport_free(c->tp);
+		c->tp = NULL;
+		to->path = order[i];
+		rc = tpd_teleport_new(to, &c->tp, err);
+		if (rc)
+			return rc;
+		for (;;) {
+			rc = tpd_teleport_ping(c->tp, &ping, err);
+			if (!rc || rc == TPD_ERR_CONFIG || rc == TPD_ERR_ACCESS_DENIED ||
+			    tpd_now_ms() >= deadline)
+				break;
+			tpd_ping_info_clear(&ping);
+			backoff = tpd_backoff_decorr(100, 2000, backoff);
+			if (wait_or_stop(c, backoff))
+				return TPD_ERR_CANCELLED;
+		}
+		/* The server answered (even with a refusal): the path works, do not try the other. */
+		if (!rc || rc == TPD_ERR_CONFIG || rc == TPD_ERR_ACCESS_DENIED)
 			break;
-		tpd_ping_info_clear(&ping);
-		backoff = tpd_backoff_decorr(100, 2000, backoff);
-		if (wait_or_stop(c, backoff))
-			return TPD_ERR_CANCELLED;
+		if (i + 1 < n_paths)
+			tpd_log(c->lg, TPD_LOG_WARN, "Teleport path failed, trying the other one", "addr",
+			        tpd_teleport_addr(c->tp), "path", tpd_teleport_path_name(c->tp), "error", err,
+			        NULL);
 	}
 	if (rc) {
 		char inner[TPD_ERRLEN];
@@ -1398,8 +1436,9 @@ static tpd_err init_teleport(tpd_controller *c, char *err)
 	c->cluster_name = xstrdup(ping.cluster_name);
 	if (ping.advanced_workflows && !tpd_str_empty(ping.proxy_public_addr))
 		c->proxy_addr = xstrdup(ping.proxy_public_addr);
-	tpd_log(c->lg, TPD_LOG_INFO, "Connected to Teleport", "addr", tpd_teleport_addr(c->tp), "cluster",
-	        ping.cluster_name, "server_version", ping.server_version, NULL);
+	tpd_log(c->lg, TPD_LOG_INFO, "Connected to Teleport", "addr", tpd_teleport_addr(c->tp), "path",
+	        tpd_teleport_path_name(c->tp), "cluster", ping.cluster_name, "server_version",
+	        ping.server_version, NULL);
 	tpd_ping_info_clear(&ping);
 	return TPD_ERR_OK;
 }
@@ -1462,10 +1501,7 @@ tpd_err tpd_controller_start(tpd_controller *c, char *err)
 	to.ca_pem = tpd_identity_ca_pem(c->identity);
 	to.log = c->lg;
 	to.metrics = c->metrics;
-	rc = tpd_teleport_new(&to, &c->tp, err);
-	if (rc)
-		return rc;
-	rc = init_teleport(c, err);
+	rc = init_teleport(c, &to, err);
 	if (rc)
 		return rc;
 

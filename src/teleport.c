@@ -17,9 +17,8 @@
  * teleport-auth@<hex(cluster)>.teleport.cluster.local (src/tlsdial.c) and hands the plaintext end
  * to grpc_channel_create_from_fd. Such a channel never reconnects, so before each call a dead one
  * is replaced by a fresh dial (serialised by dmu, outside the main mutex). AUTO picks the path by
- * address like tpd_tlsdial_choose_path (ports 443/3080, teleport.sh hosts → routing).
- * TODO: for "direct-first" addresses upstream also tries routing when direct fails; we only do
- * direct there. */
+ * address like tpd_tlsdial_choose_path (ports 443/3080, teleport.sh hosts → routing); trying the
+ * other path when the first fails is the caller's job (controller.c init_teleport). */
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>

@@ -147,10 +147,10 @@ class Plugin:
 class Env:
     """The two fakes plus the fixtures of upstream's suite (services, policies, annotations)."""
 
-    def __init__(self, workdir=None, advanced_workflows=True):
+    def __init__(self, workdir=None, advanced_workflows=True, tp_port=0):
         self.workdir = workdir or tempfile.mkdtemp(prefix="tpd-e2e-")
         self.pki = os.path.join(os.environ.get("TPD_BUILD_DIR", self.workdir), "e2e-pki")
-        self.tp = FakeTeleport(self.pki, advanced_workflows=advanced_workflows).start()
+        self.tp = FakeTeleport(self.pki, advanced_workflows=advanced_workflows, port=tp_port).start()
         self.pd = FakePagerDuty(api_key=API_KEY, cert_dir=os.path.join(self.workdir, "pd-certs")).start()
         self.api_key_file = os.path.join(self.workdir, "pagerduty_api_key")
         with open(self.api_key_file, "w") as f:

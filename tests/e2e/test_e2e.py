@@ -430,3 +430,21 @@ def test_hostile_status_clients_do_not_slow_the_controller(env, plugin):
     assert hostile <= 2 * quiet + 0.05, (quiet, hostile)
     assert plugin.proc.poll() is None
     assert _probe(plugin.status_port, "/healthz")[0] == 200
+
+
+def test_tls_routing_path_on_port_443():
+    """Port 443 means a Proxy with TLS routing: the plugin dials with ALPN
+    teleport-auth@<hex(cluster)>.teleport.cluster.local and h2, and says which path connected."""
+    try:
+        e = Env(tp_port=443)
+    except OSError as exc:
+        pytest.skip("cannot listen on 127.0.0.1:443: %s" % exc)
+    try:
+        p = e.plugin().start()
+        lines = p.find("Connected to Teleport")
+        assert lines and lines[0]["path"] == "tls-routing", lines
+        rid = e.request(services=None)
+        e.wait_incident(rid)
+        assert p.stop() == 0
+    finally:
+        e.close()
