@@ -154,16 +154,22 @@ def final_checks(env, cluster, lease, stream, ps):
     spec = ha_env.get_lease(cluster, NS, lease)
     assert spec["leaseTransitions"] == 2, spec
     assert spec["holderIdentity"] == [p for p in ps if p.is_leading()][0].pod, spec
-    n, n_appr = check_exactly_once(env, stream.ids(), stream.approved)
+    for rid in stream.ids():
+        env.wait_incident(rid, timeout=60)
+    for rid in stream.approved:
+        env.wait_resolved(rid, timeout=60)
+    for p in ps:
+        print("  %s leadership: %s" % (p.pod, [(round(a, 3), round(b, 3), how) for a, b, how in p.intervals()]))
     iv, ws = check_single_writer(env, ps)
+    n, n_appr, repeats = check_exactly_once(env, stream.ids(), stream.approved, ps)
+    for rid, why in repeats:
+        print("REPEATED resolution note on request %s: %s" % (rid, why))
     per = {}
     for _, who, _ in ws:
         per[who] = per.get(who, 0) + 1
     print("%d requests, %d approved: each exactly one incident (approved: one resolution); "
           "%d reconciling calls, per process %s, all inside their sender's leadership"
           % (n, n_appr, len(ws), per))
-    for a, b, how, pod in iv:
-        print("  %s led %.3f .. %.3f (%s)" % (pod, a, b, how))
     for p in ps:
         assert cluster.plugin_token not in p.raw_log(), "%s logged the ServiceAccount token" % p.pod
         assert ha_env.harness.API_KEY not in p.raw_log()
@@ -222,6 +228,40 @@ def test_three_replicas(cluster, env):
     finally:
         stream.stop()
     final_checks(env, cluster, lease, stream, ps)
+
+
+def test_leader_killed_between_resolution_note_and_resolve(cluster, env):
+    """The worst moment for a hand-over: the leader posted the resolution note and its resolve
+    (PUT) is in flight (the fake PagerDuty holds it) when it is SIGKILLed. The next leader must
+    still resolve the incident and record it; the note may be repeated (at least once, never
+    lost), never more."""
+    lease = "ha-crash"
+    ps = start_replicas(env, cluster, lease, ["pod-k", "pod-l"])
+    leader, followers = check_election(cluster, lease, ps)
+    rid = env.request(services=None)
+    inc = env.wait_incident(rid)
+    env.wait_plugin_data(rid, lambda d: d.get("incident_id") == inc["id"])
+    # Held longer than any take-over, so the new leader finds the incident still open.
+    env.pd.inject("slow", delay=KILL_LIMIT + 4, method="PUT", path="/incidents/" + inc["id"])
+    env.tp.set_state(rid, "APPROVED", "ok")
+    eventually(lambda: [r for r in env.pd.api_requests() if r["method"] == "PUT"
+                        and r["path"] == "/incidents/" + inc["id"]], 20, what="the leader's resolve in flight")
+    leader.kill9()
+    follower = followers[0]
+    eventually(follower.is_leading, KILL_LIMIT + 5, interval=0.05, what="take-over")
+    print("TAKEOVER after SIGKILL mid-resolution: %.3f s" % (follower.became() - leader.killed_at))
+    env.wait_resolved(rid, timeout=30)
+    data = env.wait_plugin_data(rid, lambda d: d.get("pd_resolved") == "true")
+    assert data["resolution"] == "approved" and data["incident_id"] == inc["id"], data
+    notes = [n for n in env.note_texts(inc["id"]) if n.startswith("Access request has been")]
+    assert notes and set(notes) == {"Access request has been approved\nReason: ok"}, notes
+    if len(notes) == 2:
+        why = ha_env.resolution_repeat_explained(env, inc["id"], ps)
+        assert why, ha_env.incident_writes(env, inc["id"])
+        print("REPEATED resolution note (at least once, by design):", why)
+    assert len(notes) <= 2, notes
+    check_single_writer(env, ps)
+    assert len(env.incident_for(rid)) == 1
 
 
 # --- the checker itself can fail ---------------------------------------------------------------
