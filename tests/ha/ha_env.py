@@ -19,6 +19,7 @@ Nothing here sleeps to synchronise: waits poll a condition with a deadline (harn
 """
 
 import calendar
+import json
 import os
 import shutil
 import subprocess
@@ -84,7 +85,6 @@ def grant_leases(h, ns):
 
 
 def get_lease(h, ns, name):
-    import json
     return json.loads(kubectl(h, "-n", ns, "get", "lease", name, "-o", "json").stdout)["spec"]
 
 
@@ -319,7 +319,6 @@ def check_exactly_once(env, rids, approved, plugins, timeout=60):
     its key); every approved one is resolved with exactly one resolution note, except where a
     SIGKILL explains a repeat (see resolution_repeat_explained). Returns (requests, approved,
     explained repeats)."""
-    import json
     for rid in rids:
         env.wait_incident(rid, timeout=timeout)
     for rid in approved:
@@ -372,7 +371,6 @@ def resolution_repeat_explained(env, incident_id, plugins):
     lose one, like its review notes). That is the only accepted repeat: exactly two resolution
     notes, the first by a process SIGKILLed after posting it and whose resolve never succeeded,
     the second by another process. Returns a description, or None."""
-    import json
     by_email = {p.email.lower(): p for p in plugins}
     notes, resolves = [], []
     for r in env.pd.api_requests():

@@ -5,7 +5,7 @@
 # incident, and every reconciling call the fakes saw made by the process leading at that instant.
 # The test lives in tests/leader/test_ha_controller.py, its helpers in tests/ha/ha_env.py.
 # Needs the same tool fixtures as leader/k8s: tpd_k8s_tools (kube-apiserver, kubectl, etcd from
-# scripts/k8s.sh) and tpd_deploy_tools. About 1-1.5 minutes warm.
+# scripts/k8s.sh) and tpd_deploy_tools. About 40 s warm.
 
 set(TPD_HA_ENV ${TPD_TEST_ENV} "PYTHONDONTWRITEBYTECODE=1" "PATH=$ENV{PATH}:/usr/local/go/bin")
 if(DEFINED ENV{TPD_TOOLS_DIR})
