@@ -301,6 +301,26 @@ out:
 	return rc;
 }
 
+/* Channel arguments both paths share: keepalive never below Teleport's 60 s minimum, pings
+ * allowed while idle, and the receive limit. */
+#define CHANNEL_COMMON_ARGS                                                                                  \
+	{.type = GRPC_ARG_INTEGER,                                                                           \
+	 .key = (char *)GRPC_ARG_KEEPALIVE_TIME_MS,                                                          \
+	 .value.integer = KEEPALIVE_TIME_MS},                                                                \
+	    {.type = GRPC_ARG_INTEGER,                                                                       \
+	     .key = (char *)GRPC_ARG_KEEPALIVE_TIMEOUT_MS,                                                   \
+	     .value.integer = KEEPALIVE_TIMEOUT_MS},                                                         \
+	    {.type = GRPC_ARG_INTEGER,                                                                       \
+	     .key = (char *)GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS,                                         \
+	     .value.integer = 1},                                                                            \
+	    {.type = GRPC_ARG_INTEGER,                                                                       \
+	     .key = (char *)GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA,                                           \
+	     .value.integer = 0},                                                                            \
+	{                                                                                                    \
+		.type = GRPC_ARG_INTEGER, .key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,                \
+		.value.integer = TPD_TELEPORT_MAX_MSG                                                        \
+	}
+
 static chan *chan_create(tpd_teleport *t, const char *key_pem, const char *cert_pem, const char *ca_pem)
 {
 	chan *c = tpd_new(chan);
@@ -313,21 +333,7 @@ static chan *chan_create(tpd_teleport *t, const char *key_pem, const char *cert_
 	    {.type = GRPC_ARG_STRING,
 	     .key = (char *)GRPC_SSL_TARGET_NAME_OVERRIDE_ARG,
 	     .value.string = (char *)TPD_TELEPORT_API_DOMAIN},
-	    {.type = GRPC_ARG_INTEGER,
-	     .key = (char *)GRPC_ARG_KEEPALIVE_TIME_MS,
-	     .value.integer = KEEPALIVE_TIME_MS},
-	    {.type = GRPC_ARG_INTEGER,
-	     .key = (char *)GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
-	     .value.integer = KEEPALIVE_TIMEOUT_MS},
-	    {.type = GRPC_ARG_INTEGER,
-	     .key = (char *)GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS,
-	     .value.integer = 1},
-	    {.type = GRPC_ARG_INTEGER,
-	     .key = (char *)GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA,
-	     .value.integer = 0},
-	    {.type = GRPC_ARG_INTEGER,
-	     .key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
-	     .value.integer = TPD_TELEPORT_MAX_MSG},
+	    CHANNEL_COMMON_ARGS,
 	    {.type = GRPC_ARG_INTEGER,
 	     .key = (char *)GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
 	     .value.integer = 100},
@@ -397,21 +403,7 @@ static tpd_err chan_dial(tpd_teleport *t, chan **out, char *err)
 	    {.type = GRPC_ARG_STRING,
 	     .key = (char *)GRPC_ARG_DEFAULT_AUTHORITY,
 	     .value.string = (char *)TPD_TELEPORT_API_DOMAIN},
-	    {.type = GRPC_ARG_INTEGER,
-	     .key = (char *)GRPC_ARG_KEEPALIVE_TIME_MS,
-	     .value.integer = KEEPALIVE_TIME_MS},
-	    {.type = GRPC_ARG_INTEGER,
-	     .key = (char *)GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
-	     .value.integer = KEEPALIVE_TIMEOUT_MS},
-	    {.type = GRPC_ARG_INTEGER,
-	     .key = (char *)GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS,
-	     .value.integer = 1},
-	    {.type = GRPC_ARG_INTEGER,
-	     .key = (char *)GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA,
-	     .value.integer = 0},
-	    {.type = GRPC_ARG_INTEGER,
-	     .key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
-	     .value.integer = TPD_TELEPORT_MAX_MSG},
+	    CHANNEL_COMMON_ARGS,
 	};
 	grpc_channel_args ca = {.num_args = sizeof(args) / sizeof(args[0]), .args = args};
 	c->ch = grpc_channel_create_from_fd("tls-routing", fd, c->creds, &ca);
