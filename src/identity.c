@@ -82,6 +82,21 @@ static bool is_key_type(const char *t)
 	return tpd_str_endswith(t, "PRIVATE KEY");
 }
 
+/* The label of a PEM block as error texts show it: only well-known labels are quoted, since a
+ * corrupt file can put anything (key material included) where the label belongs. */
+static const char *shown_label(const char *type)
+{
+	static const char *const known[] = {"CERTIFICATE",        "PRIVATE KEY",           "RSA PRIVATE KEY",
+	                                    "EC PRIVATE KEY",     "ENCRYPTED PRIVATE KEY", "PUBLIC KEY",
+	                                    "OPENSSH PRIVATE KEY"};
+
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+		if (!strcmp(type, known[i]))
+			return type;
+	}
+	return "(unrecognised label)";
+}
+
 static bool is_b64_line(const char *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -177,7 +192,7 @@ static tpd_err scan(const char *label, const char *data, size_t len, scan_result
 					    err, TPD_ERR_PARSE,
 					    "%s: PEM block %s starting at line %d is closed by a "
 					    "mismatched END line at line %d",
-					    label, cur->type, cur->line, lineno);
+					    label, shown_label(cur->type), cur->line, lineno);
 				tpd_buf_append(&cur->text, p, n);
 				tpd_buf_puts(&cur->text, "\n");
 				cur = NULL;
@@ -188,13 +203,13 @@ static tpd_err scan(const char *label, const char *data, size_t len, scan_result
 				    err, TPD_ERR_PARSE,
 				    "%s: PEM block %s starting at line %d is truncated (a new PEM "
 				    "boundary at line %d before its END line)",
-				    label, cur->type, cur->line, lineno);
+				    label, shown_label(cur->type), cur->line, lineno);
 			if (!is_b64_line(p, n) && !is_pem_header(p, n))
 				return tpd_seterr(
 				    err, TPD_ERR_PARSE,
 				    "%s: line %d inside PEM block %s (started at line %d) is not "
 				    "base64; the block is corrupt",
-				    label, lineno, cur->type, cur->line);
+				    label, lineno, shown_label(cur->type), cur->line);
 			tpd_buf_append(&cur->text, p, n);
 			tpd_buf_puts(&cur->text, "\n");
 			continue;
@@ -233,7 +248,7 @@ static tpd_err scan(const char *label, const char *data, size_t len, scan_result
 	if (cur)
 		return tpd_seterr(err, TPD_ERR_PARSE,
 		                  "%s is truncated: PEM block %s starting at line %d has no END line", label,
-		                  cur->type, cur->line);
+		                  shown_label(cur->type), cur->line);
 	return TPD_ERR_OK;
 }
 

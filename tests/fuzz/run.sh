@@ -64,6 +64,10 @@ for t in "${targets[@]}"; do
 	log=$out/$t.log
 	: >"$log"
 	opts=(-timeout=10 -rss_limit_mb=2560 -max_len="$(max_len "$t")" -artifact_prefix="$art/")
+	# A fixed seed (TPD_FUZZ_SEED, set by the ctest) makes CI runs repeatable: the same inputs in
+	# the same order, so a red CI is a real regression to reproduce, not a lucky draw. Unset (a
+	# longer local run) lets libFuzzer pick a fresh seed each time.
+	[ -n "${TPD_FUZZ_SEED:-}" ] && opts+=(-seed="$TPD_FUZZ_SEED")
 	[ -f "$here/dict/$t.dict" ] && opts+=(-dict="$here/dict/$t.dict")
 
 	# 1. Every crash found so far must stay fixed.

@@ -14,7 +14,7 @@ file(GLOB TPD_FUZZ_TARGETS CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/fuzz_*.c)
 foreach(f ${TPD_FUZZ_TARGETS})
   get_filename_component(t ${f} NAME_WE)
   string(REPLACE "fuzz_" "" short ${t})
-  set(env "TPD_BUILD_DIR=${CMAKE_BINARY_DIR}")
+  set(env "TPD_BUILD_DIR=${CMAKE_BINARY_DIR}" "TPD_FUZZ_SEED=20261129")
   add_test(NAME fuzz/${short}
     COMMAND ${CMAKE_CURRENT_LIST_DIR}/run.sh -B ${CMAKE_BINARY_DIR} --no-build ${TPD_FUZZ_SECONDS} ${t})
   math(EXPR tmo "${TPD_FUZZ_SECONDS} + 120")
