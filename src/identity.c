@@ -362,6 +362,10 @@ static tpd_err describe(tpd_identity *id, const char *label, X509 *x, EVP_PKEY *
 		goto out;
 	}
 	bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+	/* Magnitude only: RFC 5280 serials are positive; a (non-conforming) negative one is shown
+	 * without its sign, so the serial is always upper-case hex with whole bytes. */
+	if (bn)
+		BN_set_negative(bn, 0);
 	hex = bn ? BN_bn2hex(bn) : NULL;
 	id->serial = xstrdup(hex ? hex : "");
 	id->user = subject_attr(subj, OBJ_nid2obj(NID_commonName));
