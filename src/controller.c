@@ -375,12 +375,26 @@ static tpd_err act_resolve(struct job *j, const tpd_action *a)
 	}
 	incident = incident ? incident : xstrdup(j->pd.incident_id);
 	note = tpd_resolution_note(tag, reason);
+	if (a->recover) {
+		/* A run stopped somewhere between storing the resolution and resolving: the note may
+		 * be there already. Post it only if it is not (exactly once, not at least once). */
+		bool have = false;
+
+		rc = tpd_pd_incident_has_note(c->pd, incident, note, &have, j->err);
+		if (rc) {
+			j->reason = "pagerduty";
+			goto out;
+		}
+		if (have)
+			goto resolve;
+	}
 	rc = tpd_pd_add_note(c->pd, incident, note, j->err);
 	if (rc) {
 		j->reason = "pagerduty";
 		goto out;
 	}
 	tpd_metric_inc(c->m_notes);
+resolve:
 	rc = tpd_pd_resolve_incident(c->pd, incident, j->err);
 	if (rc) {
 		j->reason = "pagerduty";
@@ -606,7 +620,15 @@ static tpd_err resolve_orphan(tpd_controller *c, const char *id, char *err)
 	if (!incident)
 		return TPD_ERR_OK;
 	note = tpd_resolution_note("expired", "");
-	rc = tpd_pd_add_note(c->pd, incident, note, err);
+	{
+		/* Nothing records progress for an orphan: a run stopped before the resolve left the
+		 * note behind, so check before posting it again. */
+		bool have = false;
+
+		rc = tpd_pd_incident_has_note(c->pd, incident, note, &have, err);
+		if (!rc && !have)
+			rc = tpd_pd_add_note(c->pd, incident, note, err);
+	}
 	if (!rc)
 		rc = tpd_pd_resolve_incident(c->pd, incident, err);
 	if (!rc) {

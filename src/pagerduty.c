@@ -1374,6 +1374,43 @@ out:
 	return rc;
 }
 
+tpd_err tpd_pd_incident_has_note(tpd_pd *pd, const char *incident_id, const char *content, bool *found,
+                                 char *err)
+{
+	char *id = NULL, *path = NULL;
+	pd_res res = {0};
+	json_object *notes;
+	tpd_err rc;
+
+	*found = false;
+	if (tpd_str_empty(incident_id))
+		return tpd_seterr(err, TPD_ERR_INVAL, "PagerDuty notes: empty incident id");
+	id = tpd_pd_urlencode(incident_id);
+	path = xasprintf("/incidents/%s/notes", id);
+	pd_req r = {.call = "list_notes", .method = "GET", .path = path};
+	rc = pd_call(pd, &r, &res, err);
+	if (rc)
+		goto out;
+	notes = jobj(res.json, "notes", json_type_array);
+	if (!notes) {
+		rc = tpd_seterr(err, TPD_ERR_PROTOCOL, "PagerDuty notes of %s: answer has no notes array",
+		                incident_id);
+		goto out;
+	}
+	for (size_t i = 0; i < json_object_array_length(notes) && !*found; i++) {
+		const char *c = jstr(json_object_array_get_idx(notes, i), "content");
+
+		*found = c && content && !strcmp(c, content);
+	}
+out:
+	json_object_put(res.json);
+	free(id);
+	free(path);
+	if (rc)
+		scrub(pd, err);
+	return rc;
+}
+
 tpd_err tpd_pd_resolve_incident(tpd_pd *pd, const char *incident_id, char *err)
 {
 	char *body = NULL, *id = NULL, *path = NULL;

@@ -132,6 +132,10 @@ tpd_err tpd_pd_find_incident_by_key(tpd_pd *pd, const char *incident_key, char *
                                     char *err);
 /* POST /incidents/{id}/notes. */
 tpd_err tpd_pd_add_note(tpd_pd *pd, const char *incident_id, const char *content, char *err);
+/* GET /incidents/{id}/notes: *found = whether a note with exactly this content exists (crash
+ * recovery uses it so that a note is not posted twice). */
+tpd_err tpd_pd_incident_has_note(tpd_pd *pd, const char *incident_id, const char *content, bool *found,
+                                 char *err);
 /* PUT /incidents/{id} status=resolved. Already resolved = OK. */
 tpd_err tpd_pd_resolve_incident(tpd_pd *pd, const char *incident_id, char *err);
 

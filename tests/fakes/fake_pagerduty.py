@@ -543,6 +543,11 @@ class FakePagerDuty:
                 return self._put_incident(headers, body, inc)
             if method == "POST" and len(parts) == 3 and parts[0] == "incidents" and parts[2] == "notes":
                 return self._post_note(headers, body, parts[1])
+            if method == "GET" and len(parts) == 3 and parts[0] == "incidents" and parts[2] == "notes":
+                # listIncidentNotes: every note of the incident, not paginated.
+                if not any(i["id"] == parts[1] for i in self.incident_list):
+                    raise _not_found()
+                return 200, {"notes": [dict(n) for n in self._notes[parts[1]]]}
         raise _not_found()
 
     def _list_incidents(self, query):

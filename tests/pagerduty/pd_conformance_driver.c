@@ -82,6 +82,19 @@ int main(int argc, char **argv)
 			      tpd_pd_add_note(pd, id, "bob reviewed the request.\nResolution: APPROVED.\n",
 			                      err),
 			      TPD_ERR_OK, err);
+			{
+				bool have = false;
+
+				check("incident_has_note",
+				      tpd_pd_incident_has_note(
+				          pd, id, "bob reviewed the request.\nResolution: APPROVED.\n", &have,
+				          err),
+				      TPD_ERR_OK, err);
+				if (!have) {
+					printf("incident_has_note: the note just posted was not found\n");
+					failures++;
+				}
+			}
 			check("list_open_incidents",
 			      tpd_pd_list_open_incidents(pd, TPD_PD_INCIDENT_KEY_PREFIX, count, &open, err),
 			      TPD_ERR_OK, err);
