@@ -1347,6 +1347,24 @@ out:
 	return rc;
 }
 
+typedef struct {
+	tpd_pd *pd;
+	const char *incident_id, *content;
+} note_retry;
+
+/* before_retry hook of add_note: after an ambiguous failure (dropped connection, 5xx after the
+ * request was sent) the note may have been stored; posting again would duplicate it. */
+static bool note_already_posted(void *ud)
+{
+	note_retry *n = ud;
+	char err[TPD_ERRLEN];
+	bool have = false;
+
+	if (tpd_pd_incident_has_note(n->pd, n->incident_id, n->content, &have, err))
+		return false;
+	return have;
+}
+
 tpd_err tpd_pd_add_note(tpd_pd *pd, const char *incident_id, const char *content, char *err)
 {
 	char *body = NULL, *id = NULL, *path = NULL;
@@ -1364,7 +1382,14 @@ tpd_err tpd_pd_add_note(tpd_pd *pd, const char *incident_id, const char *content
 	body = tpd_pd_build_note_body(content);
 	id = tpd_pd_urlencode(incident_id);
 	path = xasprintf("/incidents/%s/notes", id);
-	pd_req r = {.call = "add_note", .method = "POST", .path = path, .body = body, .from = true};
+	note_retry nr = {pd, incident_id, content};
+	pd_req r = {.call = "add_note",
+	            .method = "POST",
+	            .path = path,
+	            .body = body,
+	            .from = true,
+	            .before_retry = note_already_posted,
+	            .ud = &nr};
 	rc = pd_call(pd, &r, &res, err);
 out:
 	json_object_put(res.json);
