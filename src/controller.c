@@ -76,6 +76,7 @@ struct tpd_controller {
 	tpd_strmap *cache;          /* id → tpd_access_request* */
 	tpd_strmap *orphans;        /* request id → incident id (char*), under cache_mu */
 	tpd_strmap *known_services; /* PagerDuty service ids seen in plugin data, under cache_mu */
+	tpd_strmap *noted;          /* requests whose notes this process posted, under cache_mu */
 	bool listed_once;           /* under cache_mu: the first listing after start is done */
 
 	/* Threads. */
@@ -319,18 +320,41 @@ static tpd_err act_post_notes(struct job *j, const tpd_action *a)
 	tpd_controller *c = j->c;
 	tpd_err rc = TPD_ERR_OK;
 
+	bool first_here;
+
+	/* The count is stored after each note, so a run that stopped in between left at most one
+	 * note (the one at the stored count) posted but not counted. The first time this process
+	 * (or this leadership) notes a request, check that one note before posting it again. */
+	pthread_mutex_lock(&c->cache_mu);
+	first_here = tpd_strmap_get(c->noted, j->id) == NULL;
+	if (first_here)
+		tpd_strmap_put(c->noted, j->id, c);
+	pthread_mutex_unlock(&c->cache_mu);
 	for (size_t i = a->from; i < a->to && i < j->req->n_reviews; i++) {
 		char *note = tpd_review_note(&j->req->reviews[i]);
 		char count[24];
+		bool have = false;
 
-		rc = tpd_pd_add_note(c->pd, j->pd.incident_id, note, j->err);
+		if (first_here && i == a->from) {
+			rc = tpd_pd_incident_has_note(c->pd, j->pd.incident_id, note, &have, j->err);
+			if (rc) {
+				free(note);
+				j->reason = "pagerduty";
+				pthread_mutex_lock(&c->cache_mu);
+				tpd_strmap_del(c->noted, j->id);
+				pthread_mutex_unlock(&c->cache_mu);
+				return rc;
+			}
+		}
+		rc = have ? TPD_ERR_OK : tpd_pd_add_note(c->pd, j->pd.incident_id, note, j->err);
 		free(note);
 		if (rc) {
 			j->reason = "pagerduty";
 			return rc;
 		}
-		tpd_metric_inc(c->m_notes);
-		/* Count after posting: a crash in between repeats a note rather than losing one. */
+		if (!have)
+			tpd_metric_inc(c->m_notes);
+		/* Count after posting: never lose a note (and see above for not repeating one). */
 		snprintf(count, sizeof(count), "%zu", i + 1);
 		rc = pd_set_field(c, j->id, &j->pd, &j->have_pd, "reviews_count", count, NULL, NULL, j->err);
 		if (rc) {
@@ -784,6 +808,9 @@ static void on_leadership(void *ud, bool leading)
 	atomic_store(&c->leading, leading);
 	if (leading) {
 		pthread_mutex_lock(&c->cache_mu);
+		/* Another leader may have posted notes meanwhile: check again before posting. */
+		tpd_strmap_free(c->noted, NULL);
+		c->noted = tpd_strmap_new();
 		tpd_strmap_each(c->cache, enqueue_cached_event, c);
 		pthread_mutex_unlock(&c->cache_mu);
 		atomic_store(&c->orphan_scan_requested, true);
@@ -896,6 +923,7 @@ static void enqueue_gone(void *ud, const char *key, void *value)
 	struct resync *s = ud;
 
 	(void)value;
+	tpd_strmap_del(s->c->noted, key); /* cache_mu is held by relist */
 	tpd_workqueue_add(s->c->q, key, TPD_WQ_EVENT);
 	s->n++;
 }
@@ -968,6 +996,7 @@ static int on_event(void *ud, const tpd_event *ev)
 			break;
 		pthread_mutex_lock(&c->cache_mu);
 		free_request(tpd_strmap_del(c->cache, ev->deleted_id));
+		tpd_strmap_del(c->noted, ev->deleted_id);
 		pthread_mutex_unlock(&c->cache_mu);
 		tpd_log(c->lg, TPD_LOG_DEBUG, "Access request event", "request_id", ev->deleted_id,
 		        "request_op", "delete", NULL);
@@ -1353,6 +1382,7 @@ tpd_err tpd_controller_new(const tpd_config *cfg, tpd_logger *lg, tpd_controller
 	c->cache = tpd_strmap_new();
 	c->orphans = tpd_strmap_new();
 	c->known_services = tpd_strmap_new();
+	c->noted = tpd_strmap_new();
 	c->n_workers = cfg->reconcile.workers > 0 ? cfg->reconcile.workers : 4;
 	if (c->n_workers > MAX_WORKERS)
 		c->n_workers = MAX_WORKERS;
@@ -1690,6 +1720,7 @@ void tpd_controller_free(tpd_controller *c)
 	tpd_strmap_free(c->cache, free_request);
 	tpd_strmap_free(c->orphans, free);
 	tpd_strmap_free(c->known_services, NULL);
+	tpd_strmap_free(c->noted, NULL);
 	tpd_metrics_free(c->metrics);
 	free(c->cluster_name);
 	free(c->proxy_addr);
