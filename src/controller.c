@@ -399,9 +399,10 @@ static tpd_err act_resolve(struct job *j, const tpd_action *a)
 	}
 	incident = incident ? incident : xstrdup(j->pd.incident_id);
 	note = tpd_resolution_note(tag, reason);
-	if (a->recover) {
-		/* A run stopped somewhere between storing the resolution and resolving: the note may
-		 * be there already. Post it only if it is not (exactly once, not at least once). */
+	if (a->recover || !pd_writable) {
+		/* A run stopped somewhere between storing the resolution and resolving (or, for a
+		 * deleted request, nothing could be stored): the note may be there already. Post it
+		 * only if it is not (exactly once, not at least once). */
 		bool have = false;
 
 		rc = tpd_pd_incident_has_note(c->pd, incident, note, &have, j->err);
