@@ -44,6 +44,10 @@ struct tpd_pd {
 	tpd_metric *m_req, *m_dur, *m_rl, *m_hit, *m_miss;
 	tpd_ratelimit *rl;
 	tpd_ttlcache *svc_cache, *user_cache, *oncall_cache;
+	/* incident id → the time (ms, as text) until which a note write to it that timed out may
+	 * still land: PagerDuty can finish a request after the client gave up on it, and notes have
+	 * no idempotency key, so a check for the note waits for that straggler first. */
+	tpd_ttlcache *doubt_cache;
 	tpd_pd_hooks hooks;
 
 	pthread_mutex_t mu; /* pool + shutdown condition */
@@ -471,6 +475,11 @@ typedef struct {
 	 * ends the call with TPD_ERR_OK (the write turned out to have happened). */
 	bool (*before_retry)(void *ud);
 	void *ud;
+	/* The caller does not read the answer: a 2xx is success even when its body is garbled. */
+	bool answer_unused;
+	/* A write that timed out (or got a 504) may still land later: note it in doubt_cache under
+	 * this incident id for one request_timeout (see has_note). */
+	const char *doubt_incident;
 } pd_req;
 
 typedef struct {
@@ -556,6 +565,38 @@ static bool is_write(const pd_req *r)
 	return strcmp(r->method, "GET") != 0;
 }
 
+/* The write r was sent and its outcome is unknown because PagerDuty may still be working on it
+ * (the client timed out, or a gateway did): a straggler can land up to one more request_timeout
+ * later. */
+static void note_doubt(tpd_pd *pd, const pd_req *r)
+{
+	char until[24];
+	int64_t t = now_ms(pd);
+
+	if (!r->doubt_incident)
+		return;
+	snprintf(until, sizeof(until), "%lld", (long long)(t + pd->request_timeout));
+	tpd_ttlcache_put(pd->doubt_cache, r->doubt_incident, until, t, pd->request_timeout);
+}
+
+/* Waits until no write to incident_id is in doubt (see note_doubt). False when shutting down. */
+static bool settle_doubt(tpd_pd *pd, const char *incident_id)
+{
+	void *v = NULL;
+	int64_t t = now_ms(pd), until;
+
+	if (tpd_ttlcache_get(pd->doubt_cache, incident_id, t, &v) != TPD_CACHE_HIT)
+		return true;
+	until = strtoll(v, NULL, 10);
+	free(v);
+	if (until <= t)
+		return true;
+	tpd_log(pd->log, TPD_LOG_DEBUG,
+	        "Waiting for a timed-out PagerDuty write to settle before checking the incident's notes",
+	        "pd_incident_id", incident_id, NULL);
+	return pd_sleep(pd, until - t);
+}
+
 /* Performs r with retries. On success res->json holds the parsed body (caller puts it). */
 static tpd_err pd_call(tpd_pd *pd, const pd_req *r, pd_res *res, char *err)
 {
@@ -599,6 +640,10 @@ static tpd_err pd_call(tpd_pd *pd, const pd_req *r, pd_res *res, char *err)
 			/* Success. An empty body is fine for callers that do not need one. */
 			if (resp.body.len) {
 				res->json = tpd_pd_parse_json(resp.body.data, resp.body.len);
+				if (!res->json && r->answer_unused) {
+					rc = TPD_ERR_OK; /* done; what it said does not matter */
+					goto out;
+				}
 				if (!res->json) {
 					if (is_write(r))
 						res->ambiguous = true;
@@ -622,6 +667,8 @@ static tpd_err pd_call(tpd_pd *pd, const pd_req *r, pd_res *res, char *err)
 			last = trc == TPD_ERR_TIMEOUT ? TPD_ERR_TIMEOUT : TPD_ERR_UNAVAILABLE;
 			if (is_write(r))
 				res->ambiguous = true;
+			if (is_write(r) && trc == TPD_ERR_TIMEOUT)
+				note_doubt(pd, r);
 			if (resp.permanent || trc == TPD_ERR_TOO_LARGE || trc == TPD_ERR_NOMEM) {
 				rc = tpd_seterr(
 				    err, trc == TPD_ERR_TOO_LARGE ? TPD_ERR_TOO_LARGE : TPD_ERR_UNAVAILABLE,
@@ -647,6 +694,8 @@ static tpd_err pd_call(tpd_pd *pd, const pd_req *r, pd_res *res, char *err)
 				last = resp.status == 408 ? TPD_ERR_TIMEOUT : TPD_ERR_UNAVAILABLE;
 				if (is_write(r))
 					res->ambiguous = true;
+				if (is_write(r) && resp.status == 504)
+					note_doubt(pd, r);
 			}
 		}
 		/* Retryable failure: wait, unless the budget does not allow it. */
@@ -769,6 +818,7 @@ tpd_err tpd_pd_new(const tpd_pd_opts *o, tpd_pd **out, char *err)
 	pd->svc_cache = tpd_ttlcache_new(1024, svc_copy, svc_free);
 	pd->user_cache = tpd_ttlcache_new(4096, user_copy, user_free);
 	pd->oncall_cache = tpd_ttlcache_new(4096, str_copy, free);
+	pd->doubt_cache = tpd_ttlcache_new(1024, str_copy, free);
 	pthread_mutex_init(&pd->mu, NULL);
 	pthread_cond_init(&pd->cv, NULL);
 	atomic_init(&pd->stopping, false);
@@ -851,6 +901,7 @@ void tpd_pd_free(tpd_pd *pd)
 	tpd_ttlcache_free(pd->svc_cache);
 	tpd_ttlcache_free(pd->user_cache);
 	tpd_ttlcache_free(pd->oncall_cache);
+	tpd_ttlcache_free(pd->doubt_cache);
 	free(pd->endpoint);
 	if (pd->api_key)
 		memset(pd->api_key, 0, strlen(pd->api_key));
@@ -1389,7 +1440,9 @@ tpd_err tpd_pd_add_note(tpd_pd *pd, const char *incident_id, const char *content
 	            .body = body,
 	            .from = true,
 	            .before_retry = note_already_posted,
-	            .ud = &nr};
+	            .ud = &nr,
+	            .answer_unused = true,
+	            .doubt_incident = incident_id};
 	rc = pd_call(pd, &r, &res, err);
 out:
 	json_object_put(res.json);
@@ -1410,6 +1463,9 @@ tpd_err tpd_pd_incident_has_note(tpd_pd *pd, const char *incident_id, const char
 	*found = false;
 	if (tpd_str_empty(incident_id))
 		return tpd_seterr(err, TPD_ERR_INVAL, "PagerDuty notes: empty incident id");
+	if (!settle_doubt(pd, incident_id))
+		return tpd_seterr(err, TPD_ERR_CANCELLED, "PagerDuty notes of %s: cancelled (shutting down)",
+		                  incident_id);
 	id = tpd_pd_urlencode(incident_id);
 	path = xasprintf("/incidents/%s/notes", id);
 	pd_req r = {.call = "list_notes", .method = "GET", .path = path};
@@ -1453,7 +1509,12 @@ tpd_err tpd_pd_resolve_incident(tpd_pd *pd, const char *incident_id, char *err)
 	body = tpd_pd_build_resolve_body();
 	id = tpd_pd_urlencode(incident_id);
 	path = xasprintf("/incidents/%s", id);
-	pd_req r = {.call = "resolve_incident", .method = "PUT", .path = path, .body = body, .from = true};
+	pd_req r = {.call = "resolve_incident",
+	            .method = "PUT",
+	            .path = path,
+	            .body = body,
+	            .from = true,
+	            .answer_unused = true};
 	rc = pd_call(pd, &r, &res, err);
 	if (rc != TPD_ERR_OK && res.pd_code == 1001) { /* Incident Already Resolved */
 		rc = TPD_ERR_OK;

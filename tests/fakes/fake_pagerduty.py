@@ -735,7 +735,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         hdrs = {k: v for k, v in self.headers.items()}
         rec = {"method": self.command, "path": u.path, "query": query, "headers": hdrs,
-               "body": raw.decode("utf-8", "replace"), "status": None}
+               "body": raw.decode("utf-8", "replace"), "status": None, "t": time.time()}
         with fake.lock:
             fake.requests.append(rec)
             fake.cond.notify_all()
@@ -773,6 +773,7 @@ class Handler(BaseHTTPRequestHandler):
         except _ApiError as e:
             status, obj = e.status, e.body()
         rec["status"] = status
+        rec["t_done"] = time.time()
         if fault and fault.kind == "drop":
             self._drop()
             return

@@ -385,8 +385,13 @@ class FakeTeleport:
                                         for x in self.extra_client_cas)
         creds = grpc.ssl_server_credentials([(rd("server.key"), rd("server.crt"))], root_certificates=roots,
                                             require_client_auth=True)
+        # Teleport's keepalive enforcement (NewGRPCServer): pings allowed without calls, but not
+        # more often than every KeepAlivePeriod (1 minute); faster pings earn GOAWAY too_many_pings.
+        # C core's server default would be 5 minutes, which turns a correct 60 s client into a
+        # "Too many pings" reconnect every few idle minutes.
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=64),
-                                  options=[("grpc.keepalive_permit_without_calls", 1)])
+                                  options=[("grpc.keepalive_permit_without_calls", 1),
+                                           ("grpc.http2.min_ping_interval_without_data_ms", 60000)])
         ga.add_AuthServiceServicer_to_server(_Servicer(self), self.server)
         backend = self.server.add_secure_port("127.0.0.1:0", creds)
         self.server.start()

@@ -99,7 +99,8 @@ class Soak:
         import fake_teleport
         fake_teleport.ensure_pki(self.pki)
         self.vol = SecretVolume(os.path.join(self.work, "secret"), os.path.join(self.pki, "identity"))
-        self.env = B.Env(os.path.join(self.work, "env"), self.pki, identity_path=self.vol.identity)
+        self.env = B.Env(os.path.join(self.work, "env"), self.pki, identity_path=self.vol.identity,
+                         keep_requests=True)
         self.env.add_oncall_users(5)
         self.not_oncall = []
         for i in range(3):
@@ -318,6 +319,7 @@ class Soak:
             elif len(resolution) > 1:
                 res["dup_resolution_note"] += 1
                 details.append("%d resolution notes for %s: %r" % (len(resolution), rid, resolution))
+                details.extend(self.forensics(rid, inc["id"]))
             elif resolution[0] != want:
                 res["wrong_resolution_note"] += 1
                 details.append("resolution note of %s is %r, want %r" % (rid, resolution[0], want))
@@ -326,6 +328,24 @@ class Soak:
                 res["dup_review_note"] += 1
                 details.append("%d review notes for %s (%d reviews)" % (len(review_notes), rid, m["human_reviews"]))
         return res, details
+
+    def forensics(self, rid, incident_id):
+        """What the fake PagerDuty recorded for one incident and what the controllers logged for the
+        request, in time order: enough to tell which path repeated a write."""
+        out = []
+        t0 = None
+        for r in self.env.pd.api_requests():
+            if incident_id not in r["path"] and rid not in r["body"]:
+                continue
+            t0 = t0 or r["t"]
+            done = " (done +%.3f)" % (r["t_done"] - t0) if r.get("t_done") else ""
+            out.append("  pd %8.3f %s %s -> %s%s %s" % (r["t"] - t0, r["method"], r["path"], r["status"], done,
+                                                         r["body"][:80].replace("\n", "|")))
+        for p in self.plugins:
+            for line in p.tail(1 << 30).splitlines():
+                if rid in line or incident_id in line:
+                    out.append("  %s %s" % (p.name, line[:300]))
+        return out
 
     @staticmethod
     def failures(res):
@@ -404,7 +424,7 @@ class Soak:
         print("SOAK " + json.dumps(summary), flush=True)
         ok = not fails and not leaks
         if not ok:
-            for d in details[:30]:
+            for d in details[:200]:
                 log("  " + d)
             fresh, lines, watchers, accepted, refused = self.diagnose()
             log("diagnosis: %s; open watch streams %d; front accepted %d refused %d" % (fresh, watchers, accepted,

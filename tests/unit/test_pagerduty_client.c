@@ -544,6 +544,66 @@ static void test_resolve_and_already_resolved(void **state)
 	tpd_pd_free(pd);
 }
 
+static size_t count_method(const fixture *f, size_t from, const char *method)
+{
+	size_t n = 0;
+
+	for (size_t i = from; i < f->nreq; i++)
+		n += strcmp(f->req[i].method, method) == 0;
+	return n;
+}
+
+static void test_note_ambiguous_failures_never_duplicate(void **state)
+{
+	fixture *f = *state;
+	tpd_pd *pd = mk(f, NULL);
+	char err[TPD_ERRLEN];
+	bool have = true;
+	int64_t longest = 0;
+
+	/* Dropped after sending: the retry checks the notes first and finds it. */
+	f->script[f->n++] = (canned){.terr = TPD_ERR_UNAVAILABLE};
+	push(f, 200, "{\"notes\":[{\"id\":\"N1\",\"content\":\"hello\"}]}");
+	assert_int_equal(tpd_pd_add_note(pd, "I1", "hello", err), TPD_ERR_OK);
+	assert_int_equal(count_method(f, 0, "POST"), 1);
+	assert_int_equal(f->nreq, 2);
+
+	/* Timed out: PagerDuty may still store it later, so the check waits one request_timeout
+	 * (10 s by default) for that straggler before it looks, then posts since it is missing. */
+	f->nsleeps = 0;
+	f->script[f->n++] = (canned){.terr = TPD_ERR_TIMEOUT};
+	push(f, 200, "{\"notes\":[]}");
+	push(f, 201, "{\"note\":{\"id\":\"N2\"}}");
+	assert_int_equal(tpd_pd_add_note(pd, "I2", "again", err), TPD_ERR_OK);
+	assert_int_equal(count_method(f, 2, "POST"), 2);
+	for (size_t i = 0; i < f->nsleeps; i++)
+		longest = f->sleeps[i] > longest ? f->sleeps[i] : longest;
+	assert_in_range(longest, 9000, 10000);
+
+	/* A later check of the same incident, once settled, does not wait again. */
+	f->nsleeps = 0;
+	push(f, 200, "{\"notes\":[]}");
+	assert_int_equal(tpd_pd_incident_has_note(pd, "I2", "x", &have, err), TPD_ERR_OK);
+	assert_false(have);
+	assert_int_equal(f->nsleeps, 0);
+
+	/* A 504 (a gateway gave up; the API may still finish): same wait. */
+	f->nsleeps = 0;
+	push(f, 504, "<html>gateway timeout</html>");
+	push(f, 200, "{\"notes\":[{\"id\":\"N3\",\"content\":\"late\"}]}");
+	size_t before = f->nreq;
+	assert_int_equal(tpd_pd_add_note(pd, "I3", "late", err), TPD_ERR_OK);
+	assert_int_equal(count_method(f, before, "POST"), 1);
+	assert_true(f->nsleeps >= 1);
+
+	/* 201 with a garbled body: stored, so success, and no retry that could repeat it. */
+	before = f->nreq;
+	push(f, 201, "{\"note\":{\"id");
+	assert_int_equal(tpd_pd_add_note(pd, "I4", "once", err), TPD_ERR_OK);
+	assert_int_equal(f->nreq, before + 1);
+	tpd_pd_free(pd);
+}
+
 typedef struct {
 	char ids[8][16];
 	int n;
@@ -629,6 +689,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_4xx_not_retried_and_mapped, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_hostile_answers, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_resolve_and_already_resolved, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_note_ambiguous_failures_never_duplicate, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_list_open_incidents_prefix_paged, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_shutdown_cancels, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_writes_need_user_email, setup, teardown),
