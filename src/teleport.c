@@ -671,6 +671,51 @@ static void cq_drain_destroy(grpc_completion_queue *cq)
 	grpc_completion_queue_destroy(cq);
 }
 
+/* One call's gRPC resources, from call_open to call_close. */
+typedef struct {
+	grpc_completion_queue *cq;
+	grpc_call *call;
+	grpc_byte_buffer *send, *recv;
+	grpc_metadata_array md_init, md_trail;
+	grpc_status_code status;
+	grpc_slice details;
+	const char *error_string;
+} call_state;
+
+/* Creates a call to method on its own completion queue; cs takes send. */
+static void call_open(call_state *cs, chan *c, const char *method, gpr_timespec deadline,
+                      grpc_byte_buffer *send)
+{
+	memset(cs, 0, sizeof(*cs));
+	cs->cq = grpc_completion_queue_create_for_next(NULL);
+	char path[96];
+	snprintf(path, sizeof(path), METHOD_PREFIX "%s", method);
+	grpc_slice pslice = grpc_slice_from_copied_string(path);
+	cs->call = grpc_channel_create_call(c->ch, NULL, GRPC_PROPAGATE_DEFAULTS, cs->cq, pslice, NULL,
+	                                    deadline, NULL);
+	grpc_slice_unref(pslice);
+	cs->send = send;
+	grpc_metadata_array_init(&cs->md_init);
+	grpc_metadata_array_init(&cs->md_trail);
+	cs->status = GRPC_STATUS_UNKNOWN;
+	cs->details = grpc_empty_slice();
+}
+
+/* Frees everything call_open and the call's batches left in cs. */
+static void call_close(call_state *cs)
+{
+	if (cs->recv)
+		grpc_byte_buffer_destroy(cs->recv);
+	grpc_byte_buffer_destroy(cs->send);
+	grpc_slice_unref(cs->details);
+	if (cs->error_string)
+		gpr_free((void *)cs->error_string);
+	grpc_metadata_array_destroy(&cs->md_init);
+	grpc_metadata_array_destroy(&cs->md_trail);
+	grpc_call_unref(cs->call);
+	cq_drain_destroy(cs->cq);
+}
+
 /* One unary call with a serialised request. On success resp and resp_len hold the response bytes
  * (caller frees). */
 static tpd_err unary_raw(tpd_teleport *t, const char *method, const uint8_t *req, size_t req_len,
@@ -683,79 +728,57 @@ static tpd_err unary_raw(tpd_teleport *t, const char *method, const uint8_t *req
 		observe(t, method, GRPC_STATUS_UNAVAILABLE, start);
 		return rc;
 	}
-	grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
-	char path[96];
-	snprintf(path, sizeof(path), METHOD_PREFIX "%s", method);
-	grpc_slice pslice = grpc_slice_from_copied_string(path);
-	grpc_call *call = grpc_channel_create_call(c->ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, pslice, NULL,
-	                                           deadline_in(t->call_timeout_ms), NULL);
-	grpc_slice_unref(pslice);
-
 	grpc_slice rs = grpc_slice_from_copied_buffer((const char *)req, req_len);
-	grpc_byte_buffer *send = grpc_raw_byte_buffer_create(&rs, 1), *recv = NULL;
+	call_state cs;
+	call_open(&cs, c, method, deadline_in(t->call_timeout_ms), grpc_raw_byte_buffer_create(&rs, 1));
 	grpc_slice_unref(rs);
-	grpc_metadata_array md_init, md_trail;
-	grpc_metadata_array_init(&md_init);
-	grpc_metadata_array_init(&md_trail);
-	grpc_status_code status = GRPC_STATUS_UNKNOWN;
-	grpc_slice details = grpc_empty_slice();
-	const char *error_string = NULL;
 
 	grpc_op ops[6];
 	memset(ops, 0, sizeof(ops));
 	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
 	ops[1].op = GRPC_OP_SEND_MESSAGE;
-	ops[1].data.send_message.send_message = send;
+	ops[1].data.send_message.send_message = cs.send;
 	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
 	ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-	ops[3].data.recv_initial_metadata.recv_initial_metadata = &md_init;
+	ops[3].data.recv_initial_metadata.recv_initial_metadata = &cs.md_init;
 	ops[4].op = GRPC_OP_RECV_MESSAGE;
-	ops[4].data.recv_message.recv_message = &recv;
+	ops[4].data.recv_message.recv_message = &cs.recv;
 	ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-	ops[5].data.recv_status_on_client.trailing_metadata = &md_trail;
-	ops[5].data.recv_status_on_client.status = &status;
-	ops[5].data.recv_status_on_client.status_details = &details;
-	ops[5].data.recv_status_on_client.error_string = &error_string;
+	ops[5].data.recv_status_on_client.trailing_metadata = &cs.md_trail;
+	ops[5].data.recv_status_on_client.status = &cs.status;
+	ops[5].data.recv_status_on_client.status_details = &cs.details;
+	ops[5].data.recv_status_on_client.error_string = &cs.error_string;
 
-	grpc_call_error ce = grpc_call_start_batch(call, ops, 6, (void *)1, NULL);
+	grpc_call_error ce = grpc_call_start_batch(cs.call, ops, 6, (void *)1, NULL);
 	if (ce != GRPC_CALL_OK) {
 		rc =
 		    tpd_seterr(err, TPD_ERR_INTERNAL, "Teleport %s: cannot start call (%d)", method, (int)ce);
-		status = GRPC_STATUS_INTERNAL;
+		cs.status = GRPC_STATUS_INTERNAL;
 		goto out;
 	}
 	/* The call's deadline bounds this wait; the batch always completes. */
-	grpc_event ev = grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+	grpc_event ev = grpc_completion_queue_next(cs.cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
 	(void)ev;
 	char dtext[400];
-	details_copy(details, dtext, sizeof(dtext));
-	if (status != GRPC_STATUS_OK) {
-		rc = status_error(method, status, dtext, err);
-		if (error_string)
+	details_copy(cs.details, dtext, sizeof(dtext));
+	if (cs.status != GRPC_STATUS_OK) {
+		rc = status_error(method, cs.status, dtext, err);
+		if (cs.error_string)
 			tpd_log(t->log, TPD_LOG_DEBUG, "Teleport call failed", "method", method, "grpc_code",
-			        tpd_teleport_code_name(status), "error", error_string, NULL);
+			        tpd_teleport_code_name(cs.status), "error", cs.error_string, NULL);
 		goto out;
 	}
-	if (!recv) {
+	if (!cs.recv) {
 		rc = tpd_seterr(err, TPD_ERR_PROTOCOL, "Teleport %s: OK status without a response message",
 		                method);
 		goto out;
 	}
-	*resp = from_bb(recv, resp_len);
+	*resp = from_bb(cs.recv, resp_len);
 	if (!*resp)
 		rc = tpd_seterr(err, TPD_ERR_PROTOCOL, "Teleport %s: unreadable response message", method);
 out:
-	observe(t, method, status, start);
-	if (recv)
-		grpc_byte_buffer_destroy(recv);
-	grpc_byte_buffer_destroy(send);
-	grpc_slice_unref(details);
-	if (error_string)
-		gpr_free((void *)error_string);
-	grpc_metadata_array_destroy(&md_init);
-	grpc_metadata_array_destroy(&md_trail);
-	grpc_call_unref(call);
-	cq_drain_destroy(cq);
+	observe(t, method, cs.status, start);
+	call_close(&cs);
 	chan_release(t, c);
 	return rc;
 }
@@ -796,23 +819,10 @@ static tpd_err server_stream(tpd_teleport *t, const char *method, const Protobuf
 		observe(t, method, GRPC_STATUS_UNAVAILABLE, start);
 		return rc;
 	}
-	grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
-	char path[96];
-	snprintf(path, sizeof(path), METHOD_PREFIX "%s", method);
-	grpc_slice pslice = grpc_slice_from_copied_string(path);
 	gpr_timespec dl =
 	    sp->timeout_ms > 0 ? deadline_in(sp->timeout_ms) : gpr_inf_future(GPR_CLOCK_MONOTONIC);
-	grpc_call *call =
-	    grpc_channel_create_call(c->ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, pslice, NULL, dl, NULL);
-	grpc_slice_unref(pslice);
-
-	grpc_byte_buffer *send = to_bb(req), *recv = NULL;
-	grpc_metadata_array md_init, md_trail;
-	grpc_metadata_array_init(&md_init);
-	grpc_metadata_array_init(&md_trail);
-	grpc_status_code status = GRPC_STATUS_UNKNOWN;
-	grpc_slice details = grpc_empty_slice();
-	const char *error_string = NULL;
+	call_state cs;
+	call_open(&cs, c, method, dl, to_bb(req));
 	int pending = 0;
 	bool got_status = false;
 
@@ -823,14 +833,14 @@ static tpd_err server_stream(tpd_teleport *t, const char *method, const Protobuf
 			rc = tpd_seterr(err, TPD_ERR_INVAL,
 			                "a Teleport watch is already running on this client");
 			local_end = true;
-			grpc_call_cancel(call, NULL);
+			grpc_call_cancel(cs.call, NULL);
 			goto out;
 		}
 		t->wactive = true;
-		t->wcall = call;
+		t->wcall = cs.call;
 		t->wreason = t->wstop ? WATCH_STOP : WATCH_RUN;
 		if (t->wstop)
-			grpc_call_cancel(call, NULL);
+			grpc_call_cancel(cs.call, NULL);
 		pthread_mutex_unlock(&t->wmu);
 	}
 
@@ -838,40 +848,40 @@ static tpd_err server_stream(tpd_teleport *t, const char *method, const Protobuf
 	memset(start_ops, 0, sizeof(start_ops));
 	start_ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
 	start_ops[1].op = GRPC_OP_SEND_MESSAGE;
-	start_ops[1].data.send_message.send_message = send;
+	start_ops[1].data.send_message.send_message = cs.send;
 	start_ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
 	start_ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-	start_ops[3].data.recv_initial_metadata.recv_initial_metadata = &md_init;
+	start_ops[3].data.recv_initial_metadata.recv_initial_metadata = &cs.md_init;
 	grpc_op st_op;
 	memset(&st_op, 0, sizeof(st_op));
 	st_op.op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-	st_op.data.recv_status_on_client.trailing_metadata = &md_trail;
-	st_op.data.recv_status_on_client.status = &status;
-	st_op.data.recv_status_on_client.status_details = &details;
-	st_op.data.recv_status_on_client.error_string = &error_string;
+	st_op.data.recv_status_on_client.trailing_metadata = &cs.md_trail;
+	st_op.data.recv_status_on_client.status = &cs.status;
+	st_op.data.recv_status_on_client.status_details = &cs.details;
+	st_op.data.recv_status_on_client.error_string = &cs.error_string;
 	grpc_op rd_op;
 	memset(&rd_op, 0, sizeof(rd_op));
 	rd_op.op = GRPC_OP_RECV_MESSAGE;
-	rd_op.data.recv_message.recv_message = &recv;
+	rd_op.data.recv_message.recv_message = &cs.recv;
 
-	if (grpc_call_start_batch(call, start_ops, 4, (void *)1, NULL) == GRPC_CALL_OK)
+	if (grpc_call_start_batch(cs.call, start_ops, 4, (void *)1, NULL) == GRPC_CALL_OK)
 		pending++;
-	if (grpc_call_start_batch(call, &st_op, 1, (void *)2, NULL) == GRPC_CALL_OK)
+	if (grpc_call_start_batch(cs.call, &st_op, 1, (void *)2, NULL) == GRPC_CALL_OK)
 		pending++;
-	if (grpc_call_start_batch(call, &rd_op, 1, (void *)3, NULL) == GRPC_CALL_OK)
+	if (grpc_call_start_batch(cs.call, &rd_op, 1, (void *)3, NULL) == GRPC_CALL_OK)
 		pending++;
 	if (pending != 3) {
 		rc = tpd_seterr(err, TPD_ERR_INTERNAL, "Teleport %s: cannot start stream", method);
 		local_end = true;
-		grpc_call_cancel(call, NULL);
+		grpc_call_cancel(cs.call, NULL);
 	}
 
 	while (pending > 0) {
-		grpc_event ev = grpc_completion_queue_next(cq, deadline_in(200), NULL);
+		grpc_event ev = grpc_completion_queue_next(cs.cq, deadline_in(200), NULL);
 		if (ev.type == GRPC_QUEUE_TIMEOUT) {
 			if (!local_end && !got_status && sp->on_tick && sp->on_tick(sp->ud, &rc, err)) {
 				local_end = true;
-				grpc_call_cancel(call, NULL);
+				grpc_call_cancel(cs.call, NULL);
 			}
 			continue;
 		}
@@ -881,12 +891,12 @@ static tpd_err server_stream(tpd_teleport *t, const char *method, const Protobuf
 		if (ev.tag == (void *)2) {
 			got_status = true;
 		} else if (ev.tag == (void *)3) {
-			if (!ev.success || !recv)
+			if (!ev.success || !cs.recv)
 				continue; /* stream over; the status follows */
 			size_t n;
-			uint8_t *b = from_bb(recv, &n);
-			grpc_byte_buffer_destroy(recv);
-			recv = NULL;
+			uint8_t *b = from_bb(cs.recv, &n);
+			grpc_byte_buffer_destroy(cs.recv);
+			cs.recv = NULL;
 			int r = local_end
 			            ? 1
 			            : sp->on_msg(sp->ud, b ? b : (const uint8_t *)"", b ? n : 0, &rc, err);
@@ -898,10 +908,10 @@ static tpd_err server_stream(tpd_teleport *t, const char *method, const Protobuf
 					if (err)
 						err[0] = '\0';
 				}
-				grpc_call_cancel(call, NULL);
+				grpc_call_cancel(cs.call, NULL);
 			}
 			if (!local_end &&
-			    grpc_call_start_batch(call, &rd_op, 1, (void *)3, NULL) == GRPC_CALL_OK)
+			    grpc_call_start_batch(cs.call, &rd_op, 1, (void *)3, NULL) == GRPC_CALL_OK)
 				pending++;
 		}
 	}
@@ -923,13 +933,13 @@ static tpd_err server_stream(tpd_teleport *t, const char *method, const Protobuf
 	}
 	if (!local_end) {
 		char dtext[400];
-		details_copy(details, dtext, sizeof(dtext));
-		if (status != GRPC_STATUS_OK) {
-			rc = status_error(method, status, dtext, err);
-			if (error_string)
+		details_copy(cs.details, dtext, sizeof(dtext));
+		if (cs.status != GRPC_STATUS_OK) {
+			rc = status_error(method, cs.status, dtext, err);
+			if (cs.error_string)
 				tpd_log(t->log, TPD_LOG_DEBUG, "Teleport stream failed", "method", method,
-				        "grpc_code", tpd_teleport_code_name(status), "error", error_string,
-				        NULL);
+				        "grpc_code", tpd_teleport_code_name(cs.status), "error",
+				        cs.error_string, NULL);
 		} else if (sp->watch) {
 			/* A watch never ends by itself: EOF is a broken stream (upstream reconnects). */
 			rc = tpd_seterr(err, TPD_ERR_UNAVAILABLE,
@@ -937,17 +947,8 @@ static tpd_err server_stream(tpd_teleport *t, const char *method, const Protobuf
 		}
 	}
 out:
-	observe(t, method, local_end && rc == TPD_ERR_OK ? GRPC_STATUS_OK : (int)status, start);
-	if (recv)
-		grpc_byte_buffer_destroy(recv);
-	grpc_byte_buffer_destroy(send);
-	grpc_slice_unref(details);
-	if (error_string)
-		gpr_free((void *)error_string);
-	grpc_metadata_array_destroy(&md_init);
-	grpc_metadata_array_destroy(&md_trail);
-	grpc_call_unref(call);
-	cq_drain_destroy(cq);
+	observe(t, method, local_end && rc == TPD_ERR_OK ? GRPC_STATUS_OK : (int)cs.status, start);
+	call_close(&cs);
 	chan_release(t, c);
 	return rc;
 }
