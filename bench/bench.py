@@ -10,7 +10,7 @@ Phases (--only a,b,... to run some; all by default):
               at a steady high rate (N requests of each kind per rate)
   throughput  full lifecycles/s (create, review note, approve, resolution note, resolve) with 1, 4
               and 16 workers; PagerDuty calls, Teleport calls and CPU us per lifecycle
-  memory      RSS idle, then a long lifecycle run (--long-seconds), RSS after it
+  memory      RSS idle, then a long lifecycle run (--long-seconds, or --long-lifecycles N), RSS after it
   scale       N pending requests before start (1,000 and 10,000; --scale-max 100000 adds more):
               time to converge, calls and CPU per request, RSS with N tracked
   startup     10,000 pending requests before start, fake PagerDuty enforcing 6,000/min:
@@ -365,9 +365,11 @@ def phase_memory(ctx):
         emit("memory_idle_kib", "memory", **m0)
         samples = []
         total = 0
+        goal = ctx.args.long_lifecycles
         t_end = time.monotonic() + ctx.args.long_seconds
-        while time.monotonic() < t_end:
-            r = lifecycle_run(ctx, env, p, min(30, max(5, t_end - time.monotonic())), 64, delete_after=True)
+        while (total < goal) if goal else (time.monotonic() < t_end):
+            left = 30 if goal else min(30, max(5, t_end - time.monotonic()))
+            r = lifecycle_run(ctx, env, p, left, 64, delete_after=True)
             total += r["total"]
             time.sleep(1)
             samples.append((total, p.mem()))
@@ -467,6 +469,8 @@ def main():
     ap.add_argument("--high-rate", type=float, default=200.0)
     ap.add_argument("--tp-seconds", type=float, default=15.0, help="seconds per throughput run")
     ap.add_argument("--long-seconds", type=float, default=120.0, help="lifecycle run for the memory figure")
+    ap.add_argument("--long-lifecycles", type=int, default=0,
+                    help="instead of --long-seconds: run until this many lifecycles (e.g. 100000)")
     ap.add_argument("--scale-max", type=int, default=10000)
     ap.add_argument("--startup-n", type=int, default=10000)
     ap.add_argument("--startup-rate", type=int, default=6000)

@@ -1007,57 +1007,6 @@ static bool match_service(void *ud, json_object *it)
 	return true;
 }
 
-tpd_err tpd_pd_find_service(tpd_pd *pd, const char *name, tpd_pd_service *out, char *err)
-{
-	char *key = lower_dup(name), *q = NULL, *extra = NULL;
-	void *hit = NULL;
-	tpd_err rc = TPD_ERR_OK;
-	find_ctx c = {.want = key, .svc = out};
-	bool found;
-
-	memset(out, 0, sizeof(*out));
-	if (tpd_str_empty(name)) {
-		rc = tpd_seterr(err, TPD_ERR_INVAL, "PagerDuty service name is empty");
-		goto out;
-	}
-	switch (tpd_ttlcache_get(pd->svc_cache, key, now_ms(pd), &hit)) {
-	case TPD_CACHE_HIT:
-		tpd_metric_inc(pd->m_hit, "service");
-		*out = *(tpd_pd_service *)hit;
-		free(hit);
-		goto out;
-	case TPD_CACHE_NEGATIVE:
-		tpd_metric_inc(pd->m_hit, "service");
-		rc = tpd_seterr(err, TPD_ERR_NOT_FOUND, "PagerDuty service %s not found", name);
-		goto out;
-	case TPD_CACHE_MISS:
-		tpd_metric_inc(pd->m_miss, "service");
-		break;
-	}
-	q = tpd_pd_urlencode(key);
-	extra = xasprintf("&query=%s", q);
-	rc = list_pages(pd, "find_service", "/services", extra, "services", match_service, &c, &found, err);
-	if (rc != TPD_ERR_OK) {
-		tpd_pd_service_clear(out);
-		goto out;
-	}
-	if (!found) {
-		tpd_ttlcache_put(pd->svc_cache, key, NULL, now_ms(pd), pd->negative_ttl);
-		rc = tpd_seterr(err, TPD_ERR_NOT_FOUND,
-		                "PagerDuty service %s not found (%zu services matched the query)", name,
-		                c.seen);
-		goto out;
-	}
-	tpd_ttlcache_put(pd->svc_cache, key, out, now_ms(pd), pd->cache_ttl);
-out:
-	free(key);
-	free(q);
-	free(extra);
-	if (rc)
-		scrub(pd, err);
-	return rc;
-}
-
 static bool match_user(void *ud, json_object *it)
 {
 	find_ctx *c = ud;
@@ -1072,54 +1021,97 @@ static bool match_user(void *ud, json_object *it)
 	return true;
 }
 
-tpd_err tpd_pd_find_user(tpd_pd *pd, const char *email, tpd_pd_user *out, char *err)
+/* What differs between looking up a service by name and a user by e-mail. */
+typedef struct {
+	const char *label;    /* metric label and error noun: "service", "user" */
+	const char *key_name; /* "name", "e-mail" */
+	const char *call, *path, *array;
+	item_fn match;
+	void (*clear)(void *out);
+} lookup_kind;
+
+/* Cached, case-insensitive lookup: the cache (positive or negative), else the list endpoint
+ * with ?query=, paged until match() takes an element, which fills out; the result (found or not)
+ * is cached. */
+static tpd_err cached_lookup(tpd_pd *pd, const lookup_kind *k, tpd_ttlcache *cache, const char *want,
+                             void *out, size_t out_size, find_ctx *c, char *err)
 {
-	char *key = lower_dup(email), *q = NULL, *extra = NULL;
+	char *key = lower_dup(want), *q = NULL, *extra = NULL;
 	void *hit = NULL;
 	tpd_err rc = TPD_ERR_OK;
-	find_ctx c = {.want = key, .user = out};
 	bool found;
 
-	memset(out, 0, sizeof(*out));
-	if (tpd_str_empty(email)) {
-		rc = tpd_seterr(err, TPD_ERR_INVAL, "PagerDuty user e-mail is empty");
+	memset(out, 0, out_size);
+	c->want = key;
+	if (tpd_str_empty(want)) {
+		rc = tpd_seterr(err, TPD_ERR_INVAL, "PagerDuty %s %s is empty", k->label, k->key_name);
 		goto out;
 	}
-	switch (tpd_ttlcache_get(pd->user_cache, key, now_ms(pd), &hit)) {
+	switch (tpd_ttlcache_get(cache, key, now_ms(pd), &hit)) {
 	case TPD_CACHE_HIT:
-		tpd_metric_inc(pd->m_hit, "user");
-		*out = *(tpd_pd_user *)hit;
+		tpd_metric_inc(pd->m_hit, k->label);
+		memcpy(out, hit, out_size); /* takes over the copy's strings */
 		free(hit);
 		goto out;
 	case TPD_CACHE_NEGATIVE:
-		tpd_metric_inc(pd->m_hit, "user");
-		rc = tpd_seterr(err, TPD_ERR_NOT_FOUND, "PagerDuty user %s not found", email);
+		tpd_metric_inc(pd->m_hit, k->label);
+		rc = tpd_seterr(err, TPD_ERR_NOT_FOUND, "PagerDuty %s %s not found", k->label, want);
 		goto out;
 	case TPD_CACHE_MISS:
-		tpd_metric_inc(pd->m_miss, "user");
+		tpd_metric_inc(pd->m_miss, k->label);
 		break;
 	}
 	q = tpd_pd_urlencode(key);
 	extra = xasprintf("&query=%s", q);
-	rc = list_pages(pd, "find_user", "/users", extra, "users", match_user, &c, &found, err);
+	rc = list_pages(pd, k->call, k->path, extra, k->array, k->match, c, &found, err);
 	if (rc != TPD_ERR_OK) {
-		tpd_pd_user_clear(out);
+		k->clear(out);
 		goto out;
 	}
 	if (!found) {
-		tpd_ttlcache_put(pd->user_cache, key, NULL, now_ms(pd), pd->negative_ttl);
+		tpd_ttlcache_put(cache, key, NULL, now_ms(pd), pd->negative_ttl);
 		rc = tpd_seterr(err, TPD_ERR_NOT_FOUND,
-		                "PagerDuty user %s not found (%zu users matched the query)", email, c.seen);
+		                "PagerDuty %s %s not found (%zu %ss matched the query)", k->label, want,
+		                c->seen, k->label);
 		goto out;
 	}
-	tpd_ttlcache_put(pd->user_cache, key, out, now_ms(pd), pd->cache_ttl);
+	tpd_ttlcache_put(cache, key, out, now_ms(pd), pd->cache_ttl);
 out:
+	c->want = NULL;
 	free(key);
 	free(q);
 	free(extra);
 	if (rc)
 		scrub(pd, err);
 	return rc;
+}
+
+static void service_clear(void *out)
+{
+	tpd_pd_service_clear(out);
+}
+
+static void user_clear(void *out)
+{
+	tpd_pd_user_clear(out);
+}
+
+tpd_err tpd_pd_find_service(tpd_pd *pd, const char *name, tpd_pd_service *out, char *err)
+{
+	static const lookup_kind k = {"service",  "name",        "find_service", "/services",
+	                              "services", match_service, service_clear};
+	find_ctx c = {.svc = out};
+
+	return cached_lookup(pd, &k, pd->svc_cache, name, out, sizeof(*out), &c, err);
+}
+
+tpd_err tpd_pd_find_user(tpd_pd *pd, const char *email, tpd_pd_user *out, char *err)
+{
+	static const lookup_kind k = {"user",  "e-mail",   "find_user", "/users",
+	                              "users", match_user, user_clear};
+	find_ctx c = {.user = out};
+
+	return cached_lookup(pd, &k, pd->user_cache, email, out, sizeof(*out), &c, err);
 }
 
 typedef struct {
