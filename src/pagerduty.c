@@ -249,7 +249,26 @@ typedef struct {
 	tpd_pd_http_resp *resp;
 	bool too_large;
 	tpd_pd *pd;
+	const char *body; /* request body of a write, read out by on_read */
+	size_t body_len, body_off;
 } xfer;
+
+/* Feeds a write's body to libcurl. There is deliberately no seek callback: libcurl resends a
+ * request by itself when a reused connection dies before any answer byte arrives, even after
+ * PagerDuty may have acted on it. Such a resend needs the body rewound, which then fails
+ * (CURLE_SEND_FAIL_REWIND), so the failure reaches pd_call, which treats it as ambiguous and
+ * checks before writing again. A note is never posted twice behind our back. */
+static size_t on_read(char *buf, size_t size, size_t n, void *ud)
+{
+	xfer *x = ud;
+	size_t left = x->body_len - x->body_off, want = size * n;
+
+	if (want > left)
+		want = left;
+	memcpy(buf, x->body + x->body_off, want);
+	x->body_off += want;
+	return want;
+}
 
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
@@ -422,9 +441,13 @@ static tpd_err curl_transport(void *ud, const tpd_pd_http_req *req, tpd_pd_http_
 		curl_easy_setopt(h, CURLOPT_DEBUGDATA, pd);
 	}
 	if (strcmp(req->method, "GET") != 0) {
+		x.body = req->body ? req->body : "";
+		x.body_len = strlen(x.body);
+		curl_easy_setopt(h, CURLOPT_POST, 1L);
 		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req->method);
-		curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body ? req->body : "");
-		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)(req->body ? strlen(req->body) : 0));
+		curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
+		curl_easy_setopt(h, CURLOPT_READDATA, &x);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x.body_len);
 	}
 	cc = curl_easy_perform(h);
 	if (cc == CURLE_OK) {
