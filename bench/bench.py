@@ -322,7 +322,7 @@ def lifecycle_run(ctx, env, plugin, seconds, window, delete_after=False):
     pd0, tp0 = env.pd.snapshot_counts(), env.tp.call_counts()
     cpu0, t0 = plugin.cpu_seconds(), time.monotonic()
     fcpu0 = B.proc_cpu_seconds(os.getpid())
-    conn0 = B._NoDelayHandler.connections
+    conn0 = env.pd.connections
     try:
         rate, total = lc.run(seconds)
     finally:
@@ -331,7 +331,7 @@ def lifecycle_run(ctx, env, plugin, seconds, window, delete_after=False):
     pdc, tpc = diff(pd0, env.pd.snapshot_counts()), diff(tp0, env.tp.call_counts())
     return {"rate": rate, "total": total, "pd_calls": pd_total(pdc), "tp_calls": sum(tpc.values()),
             "cpu_s": plugin.cpu_seconds() - cpu0, "seconds": t1 - t0, "pdc": pdc, "tpc": tpc,
-            "pd_conns": B._NoDelayHandler.connections - conn0,
+            "pd_conns": env.pd.connections - conn0,
             "fakes_cpu_s": B.proc_cpu_seconds(os.getpid()) - fcpu0}
 
 

@@ -14,8 +14,6 @@ The fakes in tests/fakes/ are used unchanged; this module only adds, in its own 
 import collections
 import json
 import os
-import select
-import socket
 import sys
 import threading
 import time
@@ -27,7 +25,6 @@ sys.path.insert(0, os.path.join(SRC, "tests", "fakes"))
 sys.path.insert(0, os.path.join(SRC, "tests", "e2e"))
 
 import fake_pagerduty  # noqa: E402
-import fake_teleport  # noqa: E402
 from fake_pagerduty import FakePagerDuty  # noqa: E402
 from fake_teleport import FakeTeleport  # noqa: E402
 
@@ -40,22 +37,6 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 # --- fake PagerDuty ------------------------------------------------------------------------------
-
-class _NoDelayHandler(fake_pagerduty.Handler):
-    connections = 0   # TCP connections accepted (one handler per connection)
-
-    def setup(self):
-        _NoDelayHandler.connections += 1
-        try:
-            self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
-        super().setup()
-
-
-# The fake's start() looks the handler class up in its module: point it at ours (this process only).
-fake_pagerduty.Handler = _NoDelayHandler
-
 
 def route_of(method, path):
     """A request's route with ids folded: 'POST /incidents/{id}/notes'."""
@@ -222,39 +203,8 @@ class BenchPagerDuty(FakePagerDuty):
 
 # --- fake Teleport ---------------------------------------------------------------------------------
 
-class _NoDelayFront(fake_teleport.TcpFront):
-    """The fake's TCP front with TCP_NODELAY on both legs (same accept loop otherwise)."""
-
-    def _accept_loop(self):
-        while not self.stopping:
-            try:
-                c, _ = self.ls.accept()
-            except OSError:
-                return
-            if self.stopping:
-                self._rst(c)
-                return
-            if time.monotonic() < self.refuse_until:
-                self.refused += 1
-                self._rst(c)
-                continue
-            try:
-                b = socket.create_connection(self.backend, timeout=5)
-                b.settimeout(None)
-                for s in (c, b):
-                    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                self._rst(c)
-                continue
-            self.accepted += 1
-            pair = (c, b)
-            with self.lock:
-                self.conns.add(pair)
-            threading.Thread(target=self._pump, args=(pair,), daemon=True).start()
-
-
 class BenchTeleport(FakeTeleport):
-    """FakeTeleport with creation/review timestamps, review counts and a NODELAY front."""
+    """FakeTeleport with creation/review timestamps and review counts."""
 
     def __init__(self, *a, **kw):
         super().__init__(*a, **kw)
@@ -262,14 +212,6 @@ class BenchTeleport(FakeTeleport):
         self.t_review = {}
         self.plugin_reviews = collections.Counter()
         self.on_review = None   # callback(rid) after the plugin's review was applied
-
-    def start(self):
-        saved = fake_teleport.TcpFront
-        fake_teleport.TcpFront = _NoDelayFront
-        try:
-            return super().start()
-        finally:
-            fake_teleport.TcpFront = saved
 
     def create_request(self, user, roles, annotations=None, reason="", thresholds=None, ttl=3600, rid=None):
         rid = rid or str(uuid.uuid4())
@@ -288,9 +230,11 @@ class BenchTeleport(FakeTeleport):
 
     def call_counts(self, clear=False):
         with self.lock:
-            c = collections.Counter(x["method"] for x in self.calls)
+            # call_totals, not the record list: the fake trims that list past 100,000 calls.
+            c = collections.Counter(self.call_totals)
             if clear:
                 self.calls.clear()
+                self.call_totals.clear()
             return c
 
 

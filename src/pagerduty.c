@@ -498,8 +498,6 @@ typedef struct {
 	 * ends the call with TPD_ERR_OK (the write turned out to have happened). */
 	bool (*before_retry)(void *ud);
 	void *ud;
-	/* The caller does not read the answer: a 2xx is success even when its body is garbled. */
-	bool answer_unused;
 	/* A write that timed out (or got a 504) may still land later: note it in doubt_cache under
 	 * this incident id for one request_timeout (see has_note). */
 	const char *doubt_incident;
@@ -661,31 +659,29 @@ static tpd_err pd_call(tpd_pd *pd, const pd_req *r, pd_res *res, char *err)
 		res->status = trc == TPD_ERR_OK ? resp.status : 0;
 		if (trc == TPD_ERR_OK && resp.status >= 200 && resp.status < 300) {
 			/* Success. An empty body is fine for callers that do not need one. */
-			if (resp.body.len) {
+			if (resp.body.len)
 				res->json = tpd_pd_parse_json(resp.body.data, resp.body.len);
-				if (!res->json && r->answer_unused) {
-					rc = TPD_ERR_OK; /* done; what it said does not matter */
-					goto out;
-				}
-				if (!res->json) {
-					if (is_write(r))
-						res->ambiguous = true;
-					rc = tpd_seterr(
-					    err, TPD_ERR_PROTOCOL,
-					    "PagerDuty %s: HTTP %ld with a body that is not JSON (%zu bytes)",
-					    r->call, resp.status, resp.body.len);
-					goto out;
-				}
+			if (!resp.body.len || res->json) {
+				rc = TPD_ERR_OK;
+				goto out;
 			}
-			rc = TPD_ERR_OK;
-			goto out;
-		}
-		if (trc == TPD_ERR_CANCELLED) {
+			/* A 2xx whose body is cut or garbled: something between us and PagerDuty broke
+			 * the answer, and whether the write happened cannot be told from it. A read
+			 * fails; a write is retried like any ambiguous failure (its before_retry check
+			 * finds what did happen; a resolve is idempotent). */
+			snprintf(msg, sizeof(msg), "HTTP %ld with a body that is not JSON (%zu bytes)",
+			         resp.status, resp.body.len);
+			if (!is_write(r)) {
+				rc = tpd_seterr(err, TPD_ERR_PROTOCOL, "PagerDuty %s: %s", r->call, msg);
+				goto out;
+			}
+			res->ambiguous = true;
+			last = TPD_ERR_PROTOCOL;
+		} else if (trc == TPD_ERR_CANCELLED) {
 			rc = tpd_seterr(err, TPD_ERR_CANCELLED, "PagerDuty %s: cancelled (shutting down)",
 			                r->call);
 			goto out;
-		}
-		if (trc != TPD_ERR_OK) {
+		} else if (trc != TPD_ERR_OK) {
 			snprintf(msg, sizeof(msg), "%s", resp.transport_err);
 			last = trc == TPD_ERR_TIMEOUT ? TPD_ERR_TIMEOUT : TPD_ERR_UNAVAILABLE;
 			if (is_write(r))
@@ -1456,7 +1452,6 @@ tpd_err tpd_pd_add_note(tpd_pd *pd, const char *incident_id, const char *content
 	            .from = true,
 	            .before_retry = note_already_posted,
 	            .ud = &nr,
-	            .answer_unused = true,
 	            .doubt_incident = incident_id};
 	rc = pd_call(pd, &r, &res, err);
 out:
@@ -1524,12 +1519,7 @@ tpd_err tpd_pd_resolve_incident(tpd_pd *pd, const char *incident_id, char *err)
 	body = tpd_pd_build_resolve_body();
 	id = tpd_pd_urlencode(incident_id);
 	path = xasprintf("/incidents/%s", id);
-	pd_req r = {.call = "resolve_incident",
-	            .method = "PUT",
-	            .path = path,
-	            .body = body,
-	            .from = true,
-	            .answer_unused = true};
+	pd_req r = {.call = "resolve_incident", .method = "PUT", .path = path, .body = body, .from = true};
 	rc = pd_call(pd, &r, &res, err);
 	if (rc != TPD_ERR_OK && res.pd_code == 1001) { /* Incident Already Resolved */
 		rc = TPD_ERR_OK;

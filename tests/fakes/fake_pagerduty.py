@@ -153,6 +153,7 @@ class FakePagerDuty:
         self.services, self.users, self.policies = {}, {}, {}
         self.oncalls, self.incident_list, self._notes = [], [], {}
         self.requests = []
+        self.connections = 0   # TCP connections accepted (the client's connection reuse)
         self.faults = []
         self._window_start, self._window_count = time.monotonic(), 0
         self._httpd = None
@@ -178,6 +179,8 @@ class FakePagerDuty:
 
             def finish_request(self, request, client_address):
                 # TLS handshake in the connection's own thread, so a bad client blocks nobody.
+                with fake.lock:
+                    fake.connections += 1
                 try:
                     request.settimeout(30)
                     # Headers and body go out in separate writes: without TCP_NODELAY every answer

@@ -75,6 +75,7 @@ HTTP control API (JSON, loopback only; errors answer 4xx/5xx with {"code", "mess
 """
 
 import argparse
+import collections
 import hashlib
 import json
 import os
@@ -292,6 +293,10 @@ class TcpFront:
             try:
                 b = socket.create_connection(self.backend, timeout=5)
                 b.settimeout(None)
+                # A relay that holds back small writes (Nagle against delayed ACKs) adds 40 ms
+                # stalls that no real Teleport connection has.
+                for s in (c, b):
+                    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
                 self._rst(c)
                 continue
@@ -371,6 +376,7 @@ class FakeTeleport:
         self.requests = {}
         self.plugin_store = {}  # request id -> {plugin: {key: value}}
         self.calls = []
+        self.call_totals = collections.Counter()
         self.subscribers = set()
         self.seq = 0
         self.server = None
@@ -525,6 +531,7 @@ class FakeTeleport:
     def clear_calls(self):
         with self.lock:
             self.calls.clear()
+            self.call_totals.clear()
 
     def watcher_count(self):
         with self.lock:
@@ -584,6 +591,7 @@ class FakeTeleport:
         rec = {"method": method, "serial": serial, "cn": cn, "time": time.time(), "request": req, "code": "OK"}
         with self.lock:
             self.calls.append(rec)
+            self.call_totals[method] += 1   # exact counts even after the record list is trimmed
             if len(self.calls) > 100000:
                 del self.calls[:50000]
         d = self.delays.get(method)

@@ -316,6 +316,8 @@ class Soak:
             if not resolution:
                 res["miss_resolution_note"] += 1
                 details.append("no resolution note for %s %s" % (final, rid))
+            if inc["status"] != "resolved" or not resolution:
+                details.extend(self.forensics(rid, inc["id"]))
             elif len(resolution) > 1:
                 res["dup_resolution_note"] += 1
                 details.append("%d resolution notes for %s: %r" % (len(resolution), rid, resolution))
