@@ -24,7 +24,6 @@ SRC = os.environ.get("TPD_SOURCE_DIR", os.path.abspath(os.path.join(HERE, ".."))
 sys.path.insert(0, os.path.join(SRC, "tests", "fakes"))
 sys.path.insert(0, os.path.join(SRC, "tests", "e2e"))
 
-import fake_pagerduty  # noqa: E402
 from fake_pagerduty import FakePagerDuty  # noqa: E402
 from fake_teleport import FakeTeleport  # noqa: E402
 
@@ -51,9 +50,6 @@ class BenchPagerDuty(FakePagerDuty):
 
     def __init__(self, *a, keep_requests=False, **kw):
         super().__init__(*a, **kw)
-        self.by_id = {}
-        self.open_by_key = {}          # (service id, incident key) -> open incident
-        self.by_key = collections.defaultdict(list)   # incident key -> [incidents]
         self.t_incident = {}           # incident key -> monotonic time of creation
         self.t_resolved = {}
         self.on_incident = None        # callback(key, incident id)   (called outside the lock)
@@ -102,86 +98,38 @@ class BenchPagerDuty(FakePagerDuty):
         with self.lock:
             return collections.Counter(self.counts)
 
-    # -- indexed overrides ---------------------------------------------------------------------
+    # -- timestamps and callbacks ----------------------------------------------------------------
+    @property
+    def by_key(self):
+        """incident key -> [incidents] (the fake's own index)."""
+        return self.incidents_by_key
+
     def _create_incident(self, service_id, title, key, urgency, status="triggered"):
         inc = super()._create_incident(service_id, title, key, urgency, status)
-        self.by_id[inc["id"]] = inc
         if key:
-            self.by_key[key].append(inc)
-            if status != "resolved":
-                self.open_by_key[(service_id, key)] = inc
             self.t_incident.setdefault(key, time.monotonic())
             if self.on_incident:
                 self._pending_cb.append((self.on_incident, (key, inc["id"])))
         return inc
 
-    def _post_incident(self, headers, body):
-        inc = body.get("incident") if isinstance(body, dict) else None
-        svc = inc.get("service") if isinstance(inc, dict) else None
-        key = inc.get("incident_key") if isinstance(inc, dict) else None
-        if isinstance(svc, dict) and isinstance(key, str) and key and (svc.get("id"), key) in self.open_by_key:
-            self._requester(headers)
-            raise fake_pagerduty._ApiError(400, "Arguments Caused Error", 2002, [fake_pagerduty.DEDUP_TEXT])
-        # No open duplicate: hide the list from the parent's linear dedup scan.
-        saved = self.incident_list
-        self.incident_list = []
-        try:
-            return super()._post_incident(headers, body)
-        finally:
-            saved.extend(self.incident_list)
-            self.incident_list = saved
-
-    def _list_incidents(self, query):
-        key = query.get("incident_key", [None])[0]
-        if key is None:
-            return super()._list_incidents(query)
-        saved = self.incident_list
-        self.incident_list = list(self.by_key.get(key, []))
-        try:
-            return super()._list_incidents(query)
-        finally:
-            self.incident_list = saved
-
     def _put_incident(self, headers, body, inc):
         was = inc["status"]
         out = super()._put_incident(headers, body, inc)
         if inc["status"] == "resolved" and was != "resolved":
-            self.open_by_key.pop((inc["service_id"], inc["incident_key"]), None)
             self.t_resolved.setdefault(inc["incident_key"], time.monotonic())
             if self.on_resolved:
                 self._pending_cb.append((self.on_resolved, (inc["incident_key"],)))
         return out
 
     def _post_note(self, headers, body, incident_id):
-        inc = self.by_id.get(incident_id)
-        if inc is None:
-            return super()._post_note(headers, body, incident_id)
-        saved = self.incident_list
-        self.incident_list = [inc]
-        try:
-            out = super()._post_note(headers, body, incident_id)
-        finally:
-            self.incident_list = saved
+        out = super()._post_note(headers, body, incident_id)
+        inc = self.incident_by_id[incident_id]
         if self.on_note:
             n = len(self._notes[incident_id])
             self._pending_cb.append((self.on_note, (inc["incident_key"], n, out[1]["note"]["content"])))
         return out
 
     def handle_api(self, method, path, query, headers, raw):
-        parts = [p for p in path.split("/") if p]
-        if len(parts) == 2 and parts[0] == "incidents" and method in ("GET", "PUT"):
-            inc = self.by_id.get(parts[1])
-            if inc is not None:
-                # Let the parent find it at once: a one-element list during this call.
-                with self.lock:
-                    saved = self.incident_list
-                    self.incident_list = [inc]
-                    try:
-                        out = super().handle_api(method, path, query, headers, raw)
-                    finally:
-                        self.incident_list = saved
-                self._run_callbacks()
-                return out
         try:
             return super().handle_api(method, path, query, headers, raw)
         finally:

@@ -76,8 +76,10 @@ struct tpd_controller {
 	tpd_strmap *cache;          /* id → tpd_access_request* */
 	tpd_strmap *orphans;        /* request id → incident id (char*), under cache_mu */
 	tpd_strmap *known_services; /* PagerDuty service ids seen in plugin data, under cache_mu */
-	tpd_strmap *noted;          /* requests whose notes this process posted, under cache_mu */
-	bool listed_once;           /* under cache_mu: the first listing after start is done */
+	/* request id → how many of its review notes may have been posted without being counted
+	 * (see unsure_notes_*), under cache_mu */
+	tpd_strmap *unsure;
+	bool listed_once; /* under cache_mu: the first listing after start is done */
 
 	/* Threads. */
 	pthread_t watcher, housekeeper;
@@ -234,6 +236,44 @@ static tpd_err pd_set_field(tpd_controller *c, const char *id, tpd_plugin_data *
 }
 
 /* ---------------------------------------------------------------------------------------------- */
+/* notes that may have been posted but not counted                                                */
+
+/* reviews_count is stored after each note, so a note can be posted but not counted when a run
+ * stops (crash, lost leadership) or fails in between, or when the post itself failed ambiguously.
+ * Checking the incident's notes before every first post would cost a PagerDuty call per request;
+ * instead this remembers, per request, up to which review index that can have happened:
+ *  - the reviews a request already had when this process (or leadership) first knew it: a
+ *    predecessor may have noted them;
+ *  - a note this process tried to post, when the post or the count after it failed.
+ * A note below that index is posted only if the incident does not have it yet. Values are stored
+ * as count + 1 so that 0 is never a NULL pointer. Callers hold cache_mu. */
+static size_t unsure_get(tpd_controller *c, const char *id)
+{
+	void *v = tpd_strmap_get(c->unsure, id);
+
+	return v ? (size_t)((uintptr_t)v - 1) : SIZE_MAX; /* unknown: check */
+}
+
+static void unsure_set(tpd_controller *c, const char *id, size_t n)
+{
+	tpd_strmap_put(c->unsure, id, (void *)(uintptr_t)(n + 1));
+}
+
+/* A request entered the cache: what it has now may predate us. */
+static void unsure_first_seen(tpd_controller *c, const tpd_access_request *r)
+{
+	if (!tpd_strmap_get(c->unsure, r->id))
+		unsure_set(c, r->id, r->n_reviews);
+}
+
+static void unsure_reset_each(void *ud, const char *key, void *value)
+{
+	tpd_controller *c = ud;
+
+	unsure_set(c, key, ((const tpd_access_request *)value)->n_reviews);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
 /* actions                                                                                        */
 
 struct job {
@@ -319,46 +359,45 @@ static tpd_err act_post_notes(struct job *j, const tpd_action *a)
 {
 	tpd_controller *c = j->c;
 	tpd_err rc = TPD_ERR_OK;
+	size_t unsure;
 
-	bool first_here;
-
-	/* The count is stored after each note, so a run that stopped in between left at most one
-	 * note (the one at the stored count) posted but not counted. The first time this process
-	 * (or this leadership) notes a request, check that one note before posting it again. */
 	pthread_mutex_lock(&c->cache_mu);
-	first_here = tpd_strmap_get(c->noted, j->id) == NULL;
-	if (first_here)
-		tpd_strmap_put(c->noted, j->id, c);
+	unsure = unsure_get(c, j->id);
 	pthread_mutex_unlock(&c->cache_mu);
 	for (size_t i = a->from; i < a->to && i < j->req->n_reviews; i++) {
 		char *note = tpd_review_note(&j->req->reviews[i]);
 		char count[24];
 		bool have = false;
 
-		if (first_here && i == a->from) {
+		/* Only the note at the stored count can be posted but not counted (see unsure_*). */
+		if (i == a->from && i < unsure) {
 			rc = tpd_pd_incident_has_note(c->pd, j->pd.incident_id, note, &have, j->err);
 			if (rc) {
 				free(note);
 				j->reason = "pagerduty";
-				pthread_mutex_lock(&c->cache_mu);
-				tpd_strmap_del(c->noted, j->id);
-				pthread_mutex_unlock(&c->cache_mu);
 				return rc;
 			}
 		}
 		rc = have ? TPD_ERR_OK : tpd_pd_add_note(c->pd, j->pd.incident_id, note, j->err);
 		free(note);
+		if (!rc && !have)
+			tpd_metric_inc(c->m_notes);
+		/* Count after posting: never lose a note. */
 		if (rc) {
 			j->reason = "pagerduty";
-			return rc;
+		} else {
+			snprintf(count, sizeof(count), "%zu", i + 1);
+			rc = pd_set_field(c, j->id, &j->pd, &j->have_pd, "reviews_count", count, NULL, NULL,
+			                  j->err);
+			if (rc)
+				j->reason = "teleport";
 		}
-		if (!have)
-			tpd_metric_inc(c->m_notes);
-		/* Count after posting: never lose a note (and see above for not repeating one). */
-		snprintf(count, sizeof(count), "%zu", i + 1);
-		rc = pd_set_field(c, j->id, &j->pd, &j->have_pd, "reviews_count", count, NULL, NULL, j->err);
 		if (rc) {
-			j->reason = "teleport";
+			/* Posted, or maybe posted, but not counted: the retry checks first. */
+			pthread_mutex_lock(&c->cache_mu);
+			if (tpd_strmap_get(c->unsure, j->id) && unsure_get(c, j->id) < i + 1)
+				unsure_set(c, j->id, i + 1);
+			pthread_mutex_unlock(&c->cache_mu);
 			return rc;
 		}
 		tpd_log(c->lg, TPD_LOG_INFO, "Successfully posted a review note", "pd_incident_id",
@@ -809,9 +848,10 @@ static void on_leadership(void *ud, bool leading)
 	atomic_store(&c->leading, leading);
 	if (leading) {
 		pthread_mutex_lock(&c->cache_mu);
-		/* Another leader may have posted notes meanwhile: check again before posting. */
-		tpd_strmap_free(c->noted, NULL);
-		c->noted = tpd_strmap_new();
+		/* Another leader may have posted notes for any review that exists now. */
+		tpd_strmap_free(c->unsure, NULL);
+		c->unsure = tpd_strmap_new();
+		tpd_strmap_each(c->cache, unsure_reset_each, c);
 		tpd_strmap_each(c->cache, enqueue_cached_event, c);
 		pthread_mutex_unlock(&c->cache_mu);
 		atomic_store(&c->orphan_scan_requested, true);
@@ -913,6 +953,7 @@ static void enqueue_fresh(void *ud, const char *key, void *value)
 	struct resync *s = ud;
 	tpd_access_request *prev = tpd_strmap_del(s->old, key);
 
+	unsure_first_seen(s->c, value); /* cache_mu is held by relist */
 	/* New or changed requests count as events (auto-approval is tried); the rest is a resync. */
 	tpd_workqueue_add(s->c->q, key, (s->first || changed(prev, value)) ? TPD_WQ_EVENT : TPD_WQ_RESYNC);
 	free_request(prev);
@@ -924,7 +965,7 @@ static void enqueue_gone(void *ud, const char *key, void *value)
 	struct resync *s = ud;
 
 	(void)value;
-	tpd_strmap_del(s->c->noted, key); /* cache_mu is held by relist */
+	tpd_strmap_del(s->c->unsure, key); /* cache_mu is held by relist */
 	tpd_workqueue_add(s->c->q, key, TPD_WQ_EVENT);
 	s->n++;
 }
@@ -986,6 +1027,7 @@ static int on_event(void *ud, const tpd_event *ev)
 			break;
 		pthread_mutex_lock(&c->cache_mu);
 		free_request(tpd_strmap_put(c->cache, ev->request->id, tpd_access_request_dup(ev->request)));
+		unsure_first_seen(c, ev->request);
 		pthread_mutex_unlock(&c->cache_mu);
 		tpd_log(c->lg, TPD_LOG_DEBUG, "Access request event", "request_id", ev->request->id,
 		        "request_op", "put", "request_state", tpd_request_state_name(ev->request->state),
@@ -997,7 +1039,7 @@ static int on_event(void *ud, const tpd_event *ev)
 			break;
 		pthread_mutex_lock(&c->cache_mu);
 		free_request(tpd_strmap_del(c->cache, ev->deleted_id));
-		tpd_strmap_del(c->noted, ev->deleted_id);
+		tpd_strmap_del(c->unsure, ev->deleted_id);
 		pthread_mutex_unlock(&c->cache_mu);
 		tpd_log(c->lg, TPD_LOG_DEBUG, "Access request event", "request_id", ev->deleted_id,
 		        "request_op", "delete", NULL);
@@ -1383,7 +1425,7 @@ tpd_err tpd_controller_new(const tpd_config *cfg, tpd_logger *lg, tpd_controller
 	c->cache = tpd_strmap_new();
 	c->orphans = tpd_strmap_new();
 	c->known_services = tpd_strmap_new();
-	c->noted = tpd_strmap_new();
+	c->unsure = tpd_strmap_new();
 	c->n_workers = cfg->reconcile.workers > 0 ? cfg->reconcile.workers : 4;
 	if (c->n_workers > MAX_WORKERS)
 		c->n_workers = MAX_WORKERS;
@@ -1721,7 +1763,7 @@ void tpd_controller_free(tpd_controller *c)
 	tpd_strmap_free(c->cache, free_request);
 	tpd_strmap_free(c->orphans, free);
 	tpd_strmap_free(c->known_services, NULL);
-	tpd_strmap_free(c->noted, NULL);
+	tpd_strmap_free(c->unsure, NULL);
 	tpd_metrics_free(c->metrics);
 	free(c->cluster_name);
 	free(c->proxy_addr);

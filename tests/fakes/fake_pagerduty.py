@@ -152,6 +152,8 @@ class FakePagerDuty:
         self._seq = {}
         self.services, self.users, self.policies = {}, {}, {}
         self.oncalls, self.incident_list, self._notes = [], [], {}
+        # Indexes over incident_list, so that lookups stay O(1) with 100,000 incidents.
+        self.incident_by_id, self.incidents_by_key = {}, {}
         self.requests = []
         self.connections = 0   # TCP connections accepted (the client's connection reuse)
         self.faults = []
@@ -305,6 +307,7 @@ class FakePagerDuty:
     def reset(self):
         with self.lock:
             self.incident_list, self._notes, self.requests, self.faults = [], {}, [], []
+            self.incident_by_id, self.incidents_by_key = {}, {}
 
     def wait_for(self, predicate, timeout=10.0):
         """Waits until predicate() is true (re-checked on every state change); returns its value."""
@@ -404,6 +407,9 @@ class FakePagerDuty:
                "service_id": service_id, "incident_key": key, "urgency": urgency or "high", "status": status,
                "created_at": ts, "updated_at": ts}
         self.incident_list.append(inc)
+        self.incident_by_id[inc["id"]] = inc
+        if key:
+            self.incidents_by_key.setdefault(key, []).append(inc)
         self._notes[inc["id"]] = []
         self.cond.notify_all()
         return inc
@@ -538,7 +544,7 @@ class FakePagerDuty:
             if method == "POST" and parts == ["incidents"]:
                 return self._post_incident(headers, body)
             if len(parts) == 2 and parts[0] == "incidents" and method in ("GET", "PUT"):
-                inc = next((i for i in self.incident_list if i["id"] == parts[1]), None)
+                inc = self.incident_by_id.get(parts[1])
                 if not inc:
                     raise _not_found()
                 if method == "GET":
@@ -548,16 +554,19 @@ class FakePagerDuty:
                 return self._post_note(headers, body, parts[1])
             if method == "GET" and len(parts) == 3 and parts[0] == "incidents" and parts[2] == "notes":
                 # listIncidentNotes: every note of the incident, not paginated.
-                if not any(i["id"] == parts[1] for i in self.incident_list):
+                if parts[1] not in self.incident_by_id:
                     raise _not_found()
                 return 200, {"notes": [dict(n) for n in self._notes[parts[1]]]}
         raise _not_found()
 
     def _list_incidents(self, query):
-        items = list(self.incident_list)
         key = query.get("incident_key", [None])[0]
-        if key is not None:
-            items = [i for i in items if i["incident_key"] == key]
+        if key:
+            items = list(self.incidents_by_key.get(key, []))
+        else:
+            items = list(self.incident_list)
+            if key is not None:
+                items = [i for i in items if i["incident_key"] == key]
         statuses = set(query.get("statuses[]", []))
         bad = statuses - {"triggered", "acknowledged", "resolved"}
         if bad:
@@ -604,8 +613,8 @@ class FakePagerDuty:
         if key is not None and not isinstance(key, str):
             raise _invalid("incident_key must be a string")
         if key:
-            for i in self.incident_list:
-                if i["service_id"] == svc["id"] and i["incident_key"] == key and i["status"] != "resolved":
+            for i in self.incidents_by_key.get(key, []):
+                if i["service_id"] == svc["id"] and i["status"] != "resolved":
                     raise _ApiError(400, "Arguments Caused Error", 2002, [DEDUP_TEXT])
         created = self._create_incident(svc["id"], title, key, urgency)
         return 201, {"incident": self._incident_repr(created)}
@@ -628,7 +637,7 @@ class FakePagerDuty:
 
     def _post_note(self, headers, body, incident_id):
         user = self._requester(headers)
-        inc = next((i for i in self.incident_list if i["id"] == incident_id), None)
+        inc = self.incident_by_id.get(incident_id)
         if not inc:
             raise _not_found()
         note = body.get("note")
