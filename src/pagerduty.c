@@ -488,15 +488,21 @@ out:
 
 /* ---- one attempt, then the retry loop -------------------------------------------------------- */
 
+typedef enum {
+	RETRY_SEND,    /* it did not happen: send the write again */
+	RETRY_DONE,    /* it happened: the call succeeds without sending again */
+	RETRY_UNKNOWN, /* the check itself failed: wait and check again, never send blindly */
+} retry_check;
+
 typedef struct {
 	const char *call; /* metric label / log field */
 	const char *method;
 	const char *path; /* path + query, starting with '/' */
 	const char *body; /* NULL for GET */
 	bool from;        /* send From */
-	/* Called before every retry that follows an ambiguous failure of a write; returning true
-	 * ends the call with TPD_ERR_OK (the write turned out to have happened). */
-	bool (*before_retry)(void *ud);
+	/* Called before every retry that follows an ambiguous failure of a write: did the write
+	 * happen after all? */
+	retry_check (*before_retry)(void *ud);
 	void *ud;
 	/* A write that timed out (or got a 504) may still land later: note it in doubt_cache under
 	 * this incident id for one request_timeout (see has_note). */
@@ -649,9 +655,28 @@ static tpd_err pd_call(tpd_pd *pd, const pd_req *r, pd_res *res, char *err)
 		}
 		if (wait > 0 && !pd_sleep(pd, wait))
 			continue; /* shutting down: reported at the top */
-		if (attempts > 0 && res->ambiguous && r->before_retry && r->before_retry(r->ud)) {
-			rc = TPD_ERR_OK;
-			goto out;
+		if (attempts > 0 && res->ambiguous && r->before_retry) {
+			retry_check chk = r->before_retry(r->ud);
+
+			if (chk == RETRY_DONE) {
+				rc = TPD_ERR_OK;
+				goto out;
+			}
+			if (chk == RETRY_UNKNOWN) {
+				snprintf(msg, sizeof(msg),
+				         "cannot tell whether an earlier attempt succeeded");
+				wait = tpd_pd_retry_delay_ms(0, -1, -1, RETRY_BASE_MS, RETRY_CAP_MS, prev);
+				prev = wait;
+				t = now_ms(pd);
+				if (t + wait > deadline) {
+					rc = tpd_seterr(err, last,
+					                "PagerDuty %s: giving up after %d attempt%s: %s",
+					                r->call, attempts, attempts == 1 ? "" : "s", msg);
+					goto out;
+				}
+				pd_sleep(pd, wait);
+				continue; /* shutting down is reported at the top */
+			}
 		}
 		attempts++;
 		tpd_buf_free(&resp.body);
@@ -1321,21 +1346,24 @@ typedef struct {
 } adopt_ctx;
 
 /* Looks for an open incident with the key; true (and ctx->id set) when there is one. */
-static bool adopt_existing(void *ud)
+static retry_check adopt_existing(void *ud)
 {
 	adopt_ctx *a = ud;
 	char *id = NULL, *status = NULL, e[TPD_ERRLEN];
-	bool ok = false;
+	retry_check chk = RETRY_SEND;
+	tpd_err rc = tpd_pd_find_incident_by_key(a->pd, a->key, &id, &status, e);
 
-	if (tpd_pd_find_incident_by_key(a->pd, a->key, &id, &status, e) == TPD_ERR_OK && is_open(status)) {
+	if (rc == TPD_ERR_OK && is_open(status)) {
 		free(a->id);
 		a->id = id;
 		id = NULL;
-		ok = true;
+		chk = RETRY_DONE;
+	} else if (rc != TPD_ERR_OK && rc != TPD_ERR_NOT_FOUND) {
+		chk = RETRY_UNKNOWN;
 	}
 	free(id);
 	free(status);
-	return ok;
+	return chk;
 }
 
 tpd_err tpd_pd_create_incident(tpd_pd *pd, const tpd_pd_incident_spec *s, char **incident_id, bool *adopted,
@@ -1416,15 +1444,15 @@ typedef struct {
 
 /* before_retry hook of add_note: after an ambiguous failure (dropped connection, 5xx after the
  * request was sent) the note may have been stored; posting again would duplicate it. */
-static bool note_already_posted(void *ud)
+static retry_check note_already_posted(void *ud)
 {
 	note_retry *n = ud;
 	char err[TPD_ERRLEN];
 	bool have = false;
 
 	if (tpd_pd_incident_has_note(n->pd, n->incident_id, n->content, &have, err))
-		return false;
-	return have;
+		return RETRY_UNKNOWN;
+	return have ? RETRY_DONE : RETRY_SEND;
 }
 
 tpd_err tpd_pd_add_note(tpd_pd *pd, const char *incident_id, const char *content, char *err)
