@@ -332,14 +332,22 @@ class Plugin:
         return proc_mem(self.proc.pid)
 
     def stop(self, timeout=30):
+        """SIGTERM, then SIGKILL after timeout s; says so when the exit took more than 5 s
+        (an idle plugin exits within a second), so a slow exit shows in the output."""
         import subprocess
         if self.proc and self.proc.poll() is None:
+            t0 = time.monotonic()
             self.proc.terminate()
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+                print("WARNING: %s did not exit within %.0f s of SIGTERM; killed" % (self.name, timeout),
+                      flush=True)
+            took = time.monotonic() - t0
+            if took > 5:
+                print("WARNING: %s took %.1f s to exit after SIGTERM" % (self.name, took), flush=True)
         self.logf.close()
         return self.proc.returncode
 
