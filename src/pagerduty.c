@@ -638,6 +638,8 @@ static tpd_err pd_call(tpd_pd *pd, const pd_req *r, pd_res *res, char *err)
 	memset(&resp, 0, sizeof(resp));
 	for (;;) {
 		int64_t t = now_ms(pd);
+		tpd_err trc = TPD_ERR_OK;
+
 		if (atomic_load(&pd->stopping)) {
 			rc = tpd_seterr(err, TPD_ERR_CANCELLED, "PagerDuty %s %s: cancelled (shutting down)",
 			                r->method, r->call);
@@ -663,24 +665,16 @@ static tpd_err pd_call(tpd_pd *pd, const pd_req *r, pd_res *res, char *err)
 				goto out;
 			}
 			if (chk == RETRY_UNKNOWN) {
+				/* No new attempt: back off as after a failed one, then check again. */
 				snprintf(msg, sizeof(msg),
 				         "cannot tell whether an earlier attempt succeeded");
-				wait = tpd_pd_retry_delay_ms(0, -1, -1, RETRY_BASE_MS, RETRY_CAP_MS, prev);
-				prev = wait;
-				t = now_ms(pd);
-				if (t + wait > deadline) {
-					rc = tpd_seterr(err, last,
-					                "PagerDuty %s: giving up after %d attempt%s: %s",
-					                r->call, attempts, attempts == 1 ? "" : "s", msg);
-					goto out;
-				}
-				pd_sleep(pd, wait);
-				continue; /* shutting down is reported at the top */
+				trc = TPD_ERR_UNAVAILABLE;
+				goto backoff;
 			}
 		}
 		attempts++;
 		tpd_buf_free(&resp.body);
-		tpd_err trc = pd_attempt(pd, r, &resp);
+		trc = pd_attempt(pd, r, &resp);
 		res->status = trc == TPD_ERR_OK ? resp.status : 0;
 		if (trc == TPD_ERR_OK && resp.status >= 200 && resp.status < 300) {
 			/* Success. An empty body is fine for callers that do not need one. */
@@ -742,6 +736,7 @@ static tpd_err pd_call(tpd_pd *pd, const pd_req *r, pd_res *res, char *err)
 					note_doubt(pd, r);
 			}
 		}
+	backoff:
 		/* Retryable failure: wait, unless the budget does not allow it. */
 		wait = tpd_pd_retry_delay_ms(res->status, resp.rl_reset_s, resp.retry_after_s, RETRY_BASE_MS,
 		                             RETRY_CAP_MS, prev);
