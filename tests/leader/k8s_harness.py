@@ -15,13 +15,16 @@ Library:  h = Harness(state_dir); h.start(); ...; h.stop()
 CLI:      k8s_harness.py start STATE_DIR   (prints KUBECONFIG=..., runs until SIGTERM/Ctrl-C)
 Env:      KUBE_APISERVER (default: from scripts/k8s.sh --print-env --no-install), ETCD
 """
+import contextlib
 import os
 import secrets
+import shutil
 import signal
 import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 
@@ -166,6 +169,23 @@ current-context: admin
                     pr.wait()
             log.close()
         self.procs = []
+
+
+@contextlib.contextmanager
+def running(prefix):
+    """A started Harness in a fresh state directory; stopped and removed afterwards (kept, and
+    its path printed, when TPD_KEEP_STATE is set)."""
+    state = tempfile.mkdtemp(prefix=prefix)
+    h = Harness(state)
+    try:
+        h.start()
+        yield h
+    finally:
+        h.stop()
+        if os.environ.get("TPD_KEEP_STATE"):
+            print("state kept in", state)
+        else:
+            shutil.rmtree(state, ignore_errors=True)
 
 
 def main():

@@ -52,18 +52,9 @@ TERM_LIMIT = RETRY_S + 1.0             # release -> take-over: one follower poll
 
 @pytest.fixture(scope="module")
 def cluster():
-    state = tempfile.mkdtemp(prefix="tpd-ha-k8s-")
-    h = k8s_harness.Harness(state)
-    try:
-        h.start()
+    with k8s_harness.running("tpd-ha-k8s-") as h:
         ha_env.grant_leases(h, NS)
         yield h
-    finally:
-        h.stop()
-        if os.environ.get("TPD_KEEP_STATE"):
-            print("state kept in", state)
-        else:
-            shutil.rmtree(state, ignore_errors=True)
 
 
 @pytest.fixture

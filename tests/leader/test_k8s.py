@@ -65,17 +65,8 @@ def kubectl_bin():
 
 @pytest.fixture(scope="module")
 def cluster():
-    state = tempfile.mkdtemp(prefix="tpd-k8s-")
-    h = k8s_harness.Harness(state)
-    try:
-        h.start()
+    with k8s_harness.running("tpd-k8s-") as h:
         yield h
-    finally:
-        h.stop()
-        if os.environ.get("TPD_KEEP_STATE"):
-            print("state kept in", state)
-        else:
-            shutil.rmtree(state, ignore_errors=True)
 
 
 class Kubectl:
