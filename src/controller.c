@@ -367,20 +367,15 @@ static tpd_err act_post_notes(struct job *j, const tpd_action *a)
 	for (size_t i = a->from; i < a->to && i < j->req->n_reviews; i++) {
 		char *note = tpd_review_note(&j->req->reviews[i]);
 		char count[24];
-		bool have = false;
+		bool posted = true;
 
 		/* Only the note at the stored count can be posted but not counted (see unsure_*). */
-		if (i == a->from && i < unsure) {
-			rc = tpd_pd_incident_has_note(c->pd, j->pd.incident_id, note, &have, j->err);
-			if (rc) {
-				free(note);
-				j->reason = "pagerduty";
-				return rc;
-			}
-		}
-		rc = have ? TPD_ERR_OK : tpd_pd_add_note(c->pd, j->pd.incident_id, note, j->err);
+		if (i == a->from && i < unsure)
+			rc = tpd_pd_add_note_once(c->pd, j->pd.incident_id, note, &posted, j->err);
+		else
+			rc = tpd_pd_add_note(c->pd, j->pd.incident_id, note, j->err);
 		free(note);
-		if (!rc && !have)
+		if (!rc && posted)
 			tpd_metric_inc(c->m_notes);
 		/* Count after posting: never lose a note. */
 		if (rc) {
@@ -412,7 +407,7 @@ static tpd_err act_resolve(struct job *j, const tpd_action *a)
 	tpd_controller *c = j->c;
 	char *tag = xstrdup(a->tag), *reason = xstrdup(a->reason ? a->reason : "");
 	char *incident = NULL, *status = NULL, *note = NULL, *key = NULL;
-	bool pd_writable = true;
+	bool pd_writable = true, posted = true;
 	tpd_err rc;
 
 	if (!a->recover) {
@@ -438,27 +433,19 @@ static tpd_err act_resolve(struct job *j, const tpd_action *a)
 	}
 	incident = incident ? incident : xstrdup(j->pd.incident_id);
 	note = tpd_resolution_note(tag, reason);
-	if (a->recover || !pd_writable) {
-		/* A run stopped somewhere between storing the resolution and resolving (or, for a
-		 * deleted request, nothing could be stored): the note may be there already. Post it
-		 * only if it is not (exactly once, not at least once). */
-		bool have = false;
-
-		rc = tpd_pd_incident_has_note(c->pd, incident, note, &have, j->err);
-		if (rc) {
-			j->reason = "pagerduty";
-			goto out;
-		}
-		if (have)
-			goto resolve;
-	}
-	rc = tpd_pd_add_note(c->pd, incident, note, j->err);
+	/* A run stopped somewhere between storing the resolution and resolving (or, for a deleted
+	 * request, nothing could be stored): the note may be there already, so it is posted only if
+	 * it is not (exactly once, not at least once). */
+	if (a->recover || !pd_writable)
+		rc = tpd_pd_add_note_once(c->pd, incident, note, &posted, j->err);
+	else
+		rc = tpd_pd_add_note(c->pd, incident, note, j->err);
 	if (rc) {
 		j->reason = "pagerduty";
 		goto out;
 	}
-	tpd_metric_inc(c->m_notes);
-resolve:
+	if (posted)
+		tpd_metric_inc(c->m_notes);
 	rc = tpd_pd_resolve_incident(c->pd, incident, j->err);
 	if (rc) {
 		j->reason = "pagerduty";
@@ -684,15 +671,9 @@ static tpd_err resolve_orphan(tpd_controller *c, const char *id, char *err)
 	if (!incident)
 		return TPD_ERR_OK;
 	note = tpd_resolution_note("expired", "");
-	{
-		/* Nothing records progress for an orphan: a run stopped before the resolve left the
-		 * note behind, so check before posting it again. */
-		bool have = false;
-
-		rc = tpd_pd_incident_has_note(c->pd, incident, note, &have, err);
-		if (!rc && !have)
-			rc = tpd_pd_add_note(c->pd, incident, note, err);
-	}
+	/* Nothing records progress for an orphan: a run stopped before the resolve left the note
+	 * behind, so it is posted only if missing. */
+	rc = tpd_pd_add_note_once(c->pd, incident, note, NULL, err);
 	if (!rc)
 		rc = tpd_pd_resolve_incident(c->pd, incident, err);
 	if (!rc) {

@@ -1525,6 +1525,22 @@ out:
 	return rc;
 }
 
+tpd_err tpd_pd_add_note_once(tpd_pd *pd, const char *incident_id, const char *content, bool *posted,
+                             char *err)
+{
+	bool have = false;
+	tpd_err rc = tpd_pd_incident_has_note(pd, incident_id, content, &have, err);
+
+	if (posted)
+		*posted = false;
+	if (rc || have)
+		return rc;
+	rc = tpd_pd_add_note(pd, incident_id, content, err);
+	if (!rc && posted)
+		*posted = true;
+	return rc;
+}
+
 tpd_err tpd_pd_resolve_incident(tpd_pd *pd, const char *incident_id, char *err)
 {
 	char *body = NULL, *id = NULL, *path = NULL;

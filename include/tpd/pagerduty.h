@@ -136,6 +136,10 @@ tpd_err tpd_pd_add_note(tpd_pd *pd, const char *incident_id, const char *content
  * recovery uses it so that a note is not posted twice). */
 tpd_err tpd_pd_incident_has_note(tpd_pd *pd, const char *incident_id, const char *content, bool *found,
                                  char *err);
+/* For a note that may have been posted before without a record of it (crash recovery): posts it
+ * only if the incident does not have it yet. *posted (may be NULL) says whether it posted. */
+tpd_err tpd_pd_add_note_once(tpd_pd *pd, const char *incident_id, const char *content, bool *posted,
+                             char *err);
 /* PUT /incidents/{id} status=resolved. Already resolved = OK. */
 tpd_err tpd_pd_resolve_incident(tpd_pd *pd, const char *incident_id, char *err);
 

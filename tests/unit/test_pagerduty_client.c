@@ -624,6 +624,32 @@ static void test_note_ambiguous_failures_never_duplicate(void **state)
 	tpd_pd_free(pd);
 }
 
+static void test_add_note_once(void **state)
+{
+	fixture *f = *state;
+	tpd_pd *pd = mk(f, NULL);
+	char err[TPD_ERRLEN];
+	bool posted = true;
+
+	/* Already there: listed, not posted. */
+	push(f, 200, "{\"notes\":[{\"id\":\"N1\",\"content\":\"resolved\"}]}");
+	assert_int_equal(tpd_pd_add_note_once(pd, "I1", "resolved", &posted, err), TPD_ERR_OK);
+	assert_false(posted);
+	assert_int_equal(count_method(f, 0, "POST"), 0);
+	/* Missing (another note does not count): posted. */
+	push(f, 200, "{\"notes\":[{\"id\":\"N1\",\"content\":\"resolved!\"}]}");
+	push(f, 201, "{\"note\":{\"id\":\"N2\"}}");
+	assert_int_equal(tpd_pd_add_note_once(pd, "I1", "resolved", &posted, err), TPD_ERR_OK);
+	assert_true(posted);
+	assert_int_equal(count_method(f, 0, "POST"), 1);
+	/* The listing fails: nothing is posted. */
+	push(f, 404, "{\"error\":{\"message\":\"Not Found\",\"code\":2100}}");
+	assert_int_equal(tpd_pd_add_note_once(pd, "I2", "resolved", &posted, err), TPD_ERR_NOT_FOUND);
+	assert_false(posted);
+	assert_int_equal(count_method(f, 0, "POST"), 1);
+	tpd_pd_free(pd);
+}
+
 typedef struct {
 	char ids[8][16];
 	int n;
@@ -710,6 +736,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_hostile_answers, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_resolve_and_already_resolved, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_note_ambiguous_failures_never_duplicate, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_add_note_once, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_list_open_incidents_prefix_paged, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_shutdown_cancels, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_writes_need_user_email, setup, teardown),
