@@ -16,8 +16,20 @@ import time
 from harness import Env, eventually
 
 
+def use_colour(stream=sys.stdout, environ=os.environ):
+    """Bold step markers only on a terminal, and never when NO_COLOR is set to a non-empty value
+    (https://no-color.org); piped or redirected, every line is plain text."""
+    return stream.isatty() and not environ.get("NO_COLOR")
+
+
+COLOUR = use_colour()
+
+
 def say(step, text):
-    print("\033[1m[demo %s]\033[0m %s" % (step, text), flush=True)
+    if COLOUR:
+        print("\033[1m[demo %s]\033[0m %s" % (step, text), flush=True)
+    else:
+        print("[demo %s] %s" % (step, text), flush=True)
 
 
 def main():

@@ -7,7 +7,8 @@ known spec gaps patched (each patch commented below; the saved spec is never edi
 fake PagerDuty (HTTPS, test CA) and `prism proxy --errors` in front of it, runs the C driver
 through Prism, and fails on any violation Prism logs that is not on the allow-list below, on a
 driver failure, or when a call never reached the fake. If npm cannot install Prism the test FAILS
-(it never skips silently)."""
+(it never skips silently). Without the spec file it reports itself skipped (exit 77) naming the
+path it looked for."""
 
 import argparse
 import json
@@ -92,7 +93,11 @@ def main():
     ap.add_argument("--npm-dir", required=True)
     a = ap.parse_args()
     if not os.path.exists(a.spec):
-        fail("spec not found: %s" % a.spec)
+        # An optional input, not a product failure: exit 77 = skipped (ctest SKIP_RETURN_CODE).
+        print("SKIP: PagerDuty's OpenAPI spec not found: %s (PagerDuty publishes it as "
+              "reference/REST/openapiv3.json in github.com/PagerDuty/api-schema; put it there or "
+              "configure with -DTPD_PD_SPEC=<path>)" % os.path.abspath(a.spec), flush=True)
+        sys.exit(77)
     prism = install_prism(a.npm_dir)
     derived = os.path.join(a.npm_dir, "openapiv3.derived.json")
     derive_spec(a.spec, derived)

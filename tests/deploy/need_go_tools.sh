@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# need_go_tools.sh - runs a test that needs Go-built tools, or reports it skipped.
+#
+# helm and kubeconform come from scripts/tools.sh, which builds them with `go install` and needs
+# Go >= 1.22 (Debian 12's golang-go is 1.19). When a named tool is neither in the tool cache
+# nor buildable (no go on PATH, or an older one), this prints what is missing and how to get it
+# and exits 77, which the ctest registrations declare as SKIP_RETURN_CODE (CI fails on any
+# skip, see .ci/run). Otherwise it runs the command (exec; its exit status is the test's).
+#
+# Usage: tests/deploy/need_go_tools.sh TOOL... -- COMMAND [ARG...]     TOOL: helm | kubeconform
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+TOOLS_DIR=${TPD_TOOLS_DIR:-$HOME/.cache/tpd-tools}
+GO_MIN_MINOR=22
+
+tools=()
+while [ $# -gt 0 ] && [ "$1" != "--" ]; do
+	tools+=("$1")
+	shift
+done
+[ "${1:-}" = "--" ] && [ $# -ge 2 ] || {
+	echo "usage: need_go_tools.sh TOOL... -- COMMAND [ARG...]" >&2
+	exit 2
+}
+shift
+
+# The pinned version of a tool, as scripts/tools.sh names its cache folder.
+pinned() { sed -n "s/^$1_VERSION=\([^[:space:]#]*\).*/\1/p" "$root/scripts/tools.sh" | head -n1; }
+
+missing=()
+for t in "${tools[@]}"; do
+	case $t in
+	helm) v=$(pinned HELM) ;;
+	kubeconform) v=$(pinned KUBECONFORM) ;;
+	*)
+		echo "need_go_tools.sh: unknown tool $t" >&2
+		exit 2
+		;;
+	esac
+	[ -n "$v" ] && [ -x "$TOOLS_DIR/$t-$v/$t" ] || missing+=("$t ${v:-?}")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+	have="no go on PATH"
+	ok=0
+	if command -v go >/dev/null 2>&1; then
+		gv=$(go env GOVERSION 2>/dev/null || go version | awk '{print $3}')
+		have="$gv at $(command -v go)"
+		minor=$(echo "$gv" | sed -n 's/^go1\.\([0-9]*\).*/\1/p')
+		[ -n "$minor" ] && [ "$minor" -ge $GO_MIN_MINOR ] && ok=1
+	fi
+	if [ $ok -eq 0 ]; then
+		list=$(printf '%s, ' "${missing[@]}")
+		echo "SKIP: needs ${list%, } (not in $TOOLS_DIR), which scripts/tools.sh builds with" \
+			"Go >= 1.$GO_MIN_MINOR; found $have. Install Go >= 1.$GO_MIN_MINOR from https://go.dev/dl/" \
+			"(e.g. into /usr/local/go, whose bin/ the tests add to PATH) and run the tests again."
+		exit 77
+	fi
+fi
+exec "$@"
