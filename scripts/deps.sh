@@ -14,6 +14,12 @@ done
 if ! command -v npm >/dev/null 2>&1; then
 	missing+=(nodejs npm)
 fi
+# kubectl (deploy/kubeconform: `kubectl kustomize deploy/manifests`) likewise: the machine image
+# may ship one from Google's repository, whose package conflicts with Debian's kubernetes-client
+# (kubectl 1.20, enough for kustomize), so install Debian's only when there is none.
+if ! command -v kubectl >/dev/null 2>&1; then
+	missing+=(kubernetes-client)
+fi
 if [ ${#missing[@]} -eq 0 ]; then
 	exit 0
 fi

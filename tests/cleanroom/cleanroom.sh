@@ -30,7 +30,7 @@
 #
 # Usage: tests/cleanroom/cleanroom.sh [OUTDIR]     (needs root; network access to the APT mirrors)
 # Environment: TPD_TOOLS_DIR, TPD_DEBIAN_MIRROR (debootstrap's mirror, default deb.debian.org),
-#              TPD_CLEANROOM_KEEP=1 keeps the copied root for a look after a failure.
+#              TPD_CLEANROOM_KEEP=1 keeps the copied root (OUTDIR/run/root) for a look.
 # Exit: 0 all steps passed, 1 a step failed, 77 skipped (not root, or a host tool is missing).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -80,7 +80,7 @@ cleanup() {
 		kill -KILL "$child" 2>/dev/null || true
 		wait "$child" 2>/dev/null || true
 	fi
-	if [ "${TPD_CLEANROOM_KEEP:-0}" = 1 ] && [ $rc -ne 0 ]; then
+	if [ "${TPD_CLEANROOM_KEEP:-0}" = 1 ]; then
 		log "kept the root for a look: $croot"
 	else
 		remove_tree "$run" || rc=1
