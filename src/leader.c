@@ -775,7 +775,10 @@ static void release(tpd_leader *l)
 	obj = json_object_get(l->lease);
 	fill_spec(l, spec, "", true);
 	body = xstrdup(json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN));
-	rc = http_do(l, "PUT", l->url_item, body, tpd_now_ms() + l->retry_ms, &got, err);
+	/* The renew deadline, not the retry period: the Lease is ours until it would lapse, and a
+	 * slow API server (or a loaded machine) must not turn a clean hand-over into a wait for
+	 * the whole lease duration. */
+	rc = http_do(l, "PUT", l->url_item, body, tpd_now_ms() + l->renew_ms, &got, err);
 	if (rc == TPD_ERR_OK)
 		tpd_log(l->log, TPD_LOG_INFO, "Released leadership", "lease", l->name, "identity", l->id,
 		        NULL);
