@@ -18,7 +18,7 @@ Phases (--only a,b,... to run some; all by default):
   scale       N pending requests before start (1,000 and 10,000; --scale-max 100000 adds more):
               time to converge, calls and CPU per request, RSS with N tracked
   startup     10,000 pending requests before start, fake PagerDuty enforcing 6,000/min:
-              time to converge / floor (calls needed / rate), number of 429s
+              time to converge / floor ((ceil(calls needed / limit) - 1) minutes), number of 429s
 """
 
 import argparse
@@ -519,10 +519,16 @@ def phase_startup(ctx):
     r = converge(ctx, n, rate_limit=limit)
     ok_calls = pd_total(r["pdc"], lambda route, st: st != 429)
     n429 = pd_total(r["pdc"], lambda route, st: st == 429)
-    floor = ok_calls / (limit / 60.0)
-    emit("startup_convergence", "startup", requests=n, rate_limit_per_min=limit, converge_s=r["seconds"],
-         floor_s=floor, ratio=r["seconds"] / floor, calls_needed=ok_calls, http_429=n429, duplicates=r["dups"],
-         note="plugin configured with rate_limit_per_minute = %d (the key's limit)" % limit)
+    # The budget is per rolling minute: the last of `calls` cannot go out before the window has
+    # rolled ceil(calls / limit) - 1 times. (Spread evenly, calls / rate, it was 100.25 s here.)
+    floor = (-(-ok_calls // limit) - 1) * 60.0
+    even = ok_calls / (limit / 60.0)
+    emit("startup_convergence", "startup", config="rate_limit_per_minute = %d" % limit, requests=n,
+         rate_limit_per_min=limit, converge_s=r["seconds"], floor_s=floor,
+         ratio=r["seconds"] / floor if floor else None, spread_evenly_s=even, calls_needed=ok_calls, http_429=n429,
+         duplicates=r["dups"],
+         note="plugin configured with rate_limit_per_minute = %d (the key's limit); floor = (ceil(calls / "
+              "limit) - 1) minutes" % limit)
 
 
 # --- main ------------------------------------------------------------------------------------------------------

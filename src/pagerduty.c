@@ -668,8 +668,8 @@ static tpd_err pd_call(tpd_pd *pd, const pd_req *r, pd_res *res, char *err)
 			bool up = pd_sleep(pd, wait);
 			int64_t slept = now_ms(pd) - t;
 
-			tpd_metric_inc(pd->m_wait, r->call);
-			tpd_metric_add(pd->m_wait_s, (double)slept / 1000.0, r->call);
+			tpd_metric_inc(pd->m_wait, tpd_ratelimit_op_name(op));
+			tpd_metric_add(pd->m_wait_s, (double)slept / 1000.0, tpd_ratelimit_op_name(op));
 			deadline += slept;
 			if (!up)
 				continue; /* shutting down: reported at the top */
@@ -915,10 +915,17 @@ tpd_err tpd_pd_new(const tpd_pd_opts *o, tpd_pd **out, char *err)
 		    "PagerDuty requests answered 429 or held back by the client-side limit.", NULL);
 		pd->m_wait = tpd_metrics_counter(
 		    o->metrics, "teleport_pagerduty_pagerduty_limiter_waits_total",
-		    "PagerDuty calls that waited in the client-side rate limiter before going out.", "call");
+		    "PagerDuty calls that waited in the client-side rate limiter, by operation limit.",
+		    "op");
 		pd->m_wait_s = tpd_metrics_counter(
 		    o->metrics, "teleport_pagerduty_pagerduty_limiter_wait_seconds_total",
-		    "Time PagerDuty calls spent waiting in the client-side rate limiter.", "call");
+		    "Time PagerDuty calls spent waiting in the client-side rate limiter, by operation limit.",
+		    "op");
+		/* Every series from the start, so that "no wait" reads 0 rather than absent. */
+		for (int i = 0; i < TPD_RL_NOPS; i++) {
+			tpd_metric_add(pd->m_wait, 0.0, tpd_ratelimit_op_name((tpd_rl_op)i));
+			tpd_metric_add(pd->m_wait_s, 0.0, tpd_ratelimit_op_name((tpd_rl_op)i));
+		}
 		pd->m_hit = tpd_metrics_counter(o->metrics, "teleport_pagerduty_pagerduty_cache_hits_total",
 		                                "PagerDuty lookups answered from cache.", "cache");
 		pd->m_miss =

@@ -495,11 +495,16 @@ static void test_limiter_wait_counted_and_not_a_failure(void **state)
 	assert_int_equal(f->nsleeps, 1);
 	assert_int_equal(f->sleeps[0], 60000 - 10);
 	tpd_metric *waits =
-	    tpd_metrics_counter(m, "teleport_pagerduty_pagerduty_limiter_waits_total", "", "call");
+	    tpd_metrics_counter(m, "teleport_pagerduty_pagerduty_limiter_waits_total", "", "op");
 	tpd_metric *secs =
-	    tpd_metrics_counter(m, "teleport_pagerduty_pagerduty_limiter_wait_seconds_total", "", "call");
-	assert_true(tpd_metric_value(waits, "health") == 1.0);
-	assert_true(tpd_metric_value(secs, "health") > 59.98 && tpd_metric_value(secs, "health") < 60.0);
+	    tpd_metrics_counter(m, "teleport_pagerduty_pagerduty_limiter_wait_seconds_total", "", "op");
+	assert_true(tpd_metric_value(waits, "other") == 1.0);
+	assert_true(tpd_metric_value(secs, "other") > 59.98 && tpd_metric_value(secs, "other") < 60.0);
+	assert_true(tpd_metric_value(waits, "create_incident") == 0.0);
+	/* Exposed as 0 before any wait. */
+	char *text = tpd_metrics_render(m);
+	assert_non_null(strstr(text, "teleport_pagerduty_pagerduty_limiter_waits_total{op=\"oncalls\"} 0"));
+	free(text);
 	tpd_pd_free(pd);
 	tpd_metrics_free(m);
 }
