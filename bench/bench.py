@@ -361,7 +361,7 @@ def phase_latency(ctx):
                  gate_p99_ms=None if floor is None else floor + 5,
                  limiter_waits=r["waits"], limiter_wait_s=r["wait_s"], pd_calls=r["pd_calls"],
                  http_429=r["http_429"], cpu_us_per_request=1e6 * r["cpu_s"] / n,
-                 note="limiter_waits None: the binary has no limiter metrics")
+                 note="limiter_waits None: the binary has no limiter metrics" if r["waits"] is None else "")
         finally:
             p.stop()
             env.close()
@@ -423,7 +423,8 @@ def phase_throughput(ctx):
                 p.stop()
             v = validity(r["pd_calls"], r["tp_calls"], r["seconds"], r["fakes_cpu_s"])
             emit("throughput_%s_workers_%d" % (tag, w), "throughput", config=cfg, lifecycles_per_s=r["rate"],
-                 lifecycles=r["total"], seconds_incl_drain=r["seconds"], validity=v,
+                 lifecycles=r["total"], seconds_incl_drain=r["seconds"],
+                 lifecycles_per_s_incl_drain=r["total"] / r["seconds"], validity=v,
                  limiter_waits=None if w1 is None else w1 - (w0 or 0),
                  limiter_wait_s=None if s1 is None else s1 - (s0 or 0))
             emit("cost_per_lifecycle_%s_workers_%d" % (tag, w), "throughput", config=cfg,
