@@ -763,9 +763,9 @@ static tpd_err pd_call(tpd_pd *pd, const pd_req *r, pd_res *res, char *err)
 		if (res->status == 429)
 			tpd_ratelimit_rejected(pd->rl, &ticket, t, resp.rl_limit, t + wait);
 		if (t + wait > deadline) {
-			rc = tpd_seterr(err, last, "PagerDuty %s: giving up after %d attempt%s in %lld ms: %s",
-			                r->call, attempts, attempts == 1 ? "" : "s", (long long)(t - start),
-			                msg);
+			rc = tpd_seterr(err, last,
+			                "PagerDuty %s: giving up after %d attempt%s in %lld ms: %s", r->call,
+			                attempts, attempts == 1 ? "" : "s", (long long)(t - start), msg);
 			goto out;
 		}
 		{
@@ -915,8 +915,7 @@ tpd_err tpd_pd_new(const tpd_pd_opts *o, tpd_pd **out, char *err)
 		    "PagerDuty requests answered 429 or held back by the client-side limit.", NULL);
 		pd->m_wait = tpd_metrics_counter(
 		    o->metrics, "teleport_pagerduty_pagerduty_limiter_waits_total",
-		    "PagerDuty calls that waited in the client-side rate limiter, by operation limit.",
-		    "op");
+		    "PagerDuty calls that waited in the client-side rate limiter, by operation limit.", "op");
 		pd->m_wait_s = tpd_metrics_counter(
 		    o->metrics, "teleport_pagerduty_pagerduty_limiter_wait_seconds_total",
 		    "Time PagerDuty calls spent waiting in the client-side rate limiter, by operation limit.",

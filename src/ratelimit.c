@@ -44,12 +44,11 @@ struct tpd_ratelimit {
 	int budget;
 	int64_t *log; /* sorted send times, circular: log[(head + i) % cap], i < n */
 	size_t cap, head, n;
-	int64_t last_now; /* clocks read by different threads may arrive slightly out of order */
+	int64_t last_now;        /* clocks read by different threads may arrive slightly out of order */
 	lane lanes[TPD_RL_NOPS]; /* lanes[TPD_RL_OP_OTHER] is the key's */
 };
 
-static const char *const op_names[TPD_RL_NOPS] = {"other", "create_incident", "manage_incidents",
-                                                  "oncalls"};
+static const char *const op_names[TPD_RL_NOPS] = {"other", "create_incident", "manage_incidents", "oncalls"};
 
 tpd_rl_op tpd_ratelimit_op(const char *method, const char *path)
 {

@@ -37,7 +37,7 @@ typedef struct tpd_ratelimit tpd_ratelimit;
  * "x-pd-operation-limit"); everything else is TPD_RL_OP_OTHER. */
 typedef enum {
 	TPD_RL_OP_OTHER = 0,
-	TPD_RL_OP_CREATE_INCIDENT, /* POST /incidents */
+	TPD_RL_OP_CREATE_INCIDENT,  /* POST /incidents */
 	TPD_RL_OP_MANAGE_INCIDENTS, /* PUT /incidents (bulk) */
 	TPD_RL_OP_ONCALLS,          /* GET /oncalls */
 	TPD_RL_NOPS

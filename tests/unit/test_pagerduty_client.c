@@ -475,11 +475,8 @@ static void test_limiter_wait_counted_and_not_a_failure(void **state)
 	tpd_metrics *m = tpd_metrics_new();
 	tpd_pd_hooks hooks = {
 	    .transport = transport, .transport_ud = f, .now_ms = clk, .sleep_ms = slp, .clock_ud = f};
-	tpd_pd_opts o = {.api_key = KEY,
-	                 .metrics = m,
-	                 .hooks = &hooks,
-	                 .max_retry_ms = 5000,
-	                 .rate_limit_per_minute = 2};
+	tpd_pd_opts o = {
+	    .api_key = KEY, .metrics = m, .hooks = &hooks, .max_retry_ms = 5000, .rate_limit_per_minute = 2};
 	tpd_pd *pd = NULL;
 	char err[TPD_ERRLEN];
 
