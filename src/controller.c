@@ -880,6 +880,18 @@ static tpd_err reconcile_key(tpd_controller *c, const char *id, unsigned flags, 
 			j.reason = keep_reason;
 		}
 		tpd_action_clear(&a);
+		if (rc == TPD_ERR_NOT_FOUND && j.req && tpd_streq(j.reason, "teleport") && ++conflicts < 16) {
+			/* Teleport no longer knows the request: deleted under this pass (reviewed and
+			 * deleted a moment after creation). Plan again from what the watch says now. */
+			tpd_access_request_free(j.req);
+			tpd_access_request_free(j.snap);
+			cache_get(c, id, &j.req, &j.snap, &j.snap_gen);
+			if (!j.req) {
+				j.err[0] = '\0';
+				rc = TPD_ERR_OK;
+				continue;
+			}
+		}
 		if (rc == TPD_ERR_COMPARE_FAILED && ++conflicts < 16) {
 			/* Someone else wrote the plugin data: re-read and plan again. */
 			rc = pd_read(c, id, &j.pd, &j.have_pd, j.err);

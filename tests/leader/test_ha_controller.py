@@ -23,7 +23,10 @@ address, so each call the fakes record names its sender (tests/ha/ha_env.py).
      next leader still resolves and records it; the note is repeated at most once (the
      product's at-least-once choice; in the stream tests a repeated resolution note is accepted
      only when such a SIGKILL explains it);
-  7. the single-writer checker itself rejects interleaved writers (stub data, no cluster).
+  7. a burst of requests each reviewed, promoted or deleted in the millisecond of its creation,
+     with the leader SIGKILLed mid-burst: every one still gets exactly one incident, its notes
+     and its resolution (the followers remember what they saw PENDING, issue 14);
+  8. the single-writer checker itself rejects interleaved writers (stub data, no cluster).
 
 Run: ctest --test-dir <build> -R ha/ --output-on-failure  (scripts/k8s.sh must have built the
 API server; ctest's fixtures do that).
@@ -42,7 +45,8 @@ sys.path.insert(0, HERE)
 
 import ha_env  # noqa: E402
 import k8s_harness  # noqa: E402
-from ha_env import HAPlugin, Stream, check_exactly_once, check_single_writer, election_toml, eventually  # noqa: E402
+from ha_env import (FastStream, HAPlugin, Stream, check_exactly_once, check_fast_requests,  # noqa: E402
+                    check_single_writer, election_toml, eventually)
 
 NS = "tpd-ha"
 LEASE_S, RENEW_S, RETRY_S = 4, 3, 1
@@ -254,6 +258,35 @@ def test_leader_killed_between_resolution_note_and_resolve(cluster, env):
     assert notes == ["Access request has been approved\nReason: ok"], (notes, ha_env.incident_writes(env, inc["id"]))
     check_single_writer(env, ps)
     assert len(env.incident_for(rid)) == 1
+
+
+def test_leader_killed_mid_burst_of_fast_requests(cluster, env):
+    """Requests that leave PENDING within the millisecond of their creation (denied, approved,
+    promoted, deleted), a steady burst of them, and the leader SIGKILLed in the middle: those
+    created while nobody led were seen PENDING only by the followers (they keep their watch
+    warm and remember what they saw), so the new leader still opens, notes and resolves each."""
+    lease = "ha-fast"
+    ps = start_replicas(env, cluster, lease, ["pod-f", "pod-g"])
+    leader, followers = check_election(cluster, lease, ps)
+    burst = FastStream(env).start()
+    try:
+        burst.wait_more(20)
+        leader.kill9()
+        nl = eventually(lambda: followers[0] if followers[0].is_leading() else None, KILL_LIMIT + 10,
+                        interval=0.05, what="a follower taking over")
+        gap = burst.between(leader.killed_at, nl.became())
+        burst.wait_more(20)
+    finally:
+        burst.stop()
+    items = [(r, k) for r, k, _ in burst.items()]
+    assert gap, "no fast request was created while nobody led"
+    counts, repeats = check_fast_requests(env, items, ps)
+    for rid, why in repeats:
+        print("REPEATED resolution note on request %s: %s" % (rid, why))
+    check_single_writer(env, ps)
+    print("FAST BURST: %d requests %s, %d created while nobody led (%.3f s take-over): "
+          "each exactly one incident, its notes and its resolution"
+          % (len(items), counts, len(gap), nl.became() - leader.killed_at))
 
 
 # --- the checker itself can fail ---------------------------------------------------------------
