@@ -1543,7 +1543,8 @@ tpd_err tpd_controller_new(const tpd_config *cfg, tpd_logger *lg, tpd_controller
 	c->orphans = tpd_strmap_new();
 	c->known_services = tpd_strmap_new();
 	c->unsure = tpd_strmap_new();
-	c->seen = tpd_seen_pending_new(SEEN_PENDING_CAP, SEEN_PENDING_TTL_MS, cfg->pagerduty.notify_service_annotation,
+	c->seen = tpd_seen_pending_new(SEEN_PENDING_CAP, SEEN_PENDING_TTL_MS,
+	                               cfg->pagerduty.notify_service_annotation,
 	                               cfg->pagerduty.services_annotation);
 	c->n_workers = cfg->reconcile.workers > 0 ? cfg->reconcile.workers : 4;
 	if (c->n_workers > MAX_WORKERS)
@@ -1581,9 +1582,9 @@ tpd_err tpd_controller_new(const tpd_config *cfg, tpd_logger *lg, tpd_controller
 	                                      "Identity reloads, by result.", "result");
 	c->m_seen = tpd_metrics_gauge(c->metrics, "teleport_pagerduty_seen_pending_requests",
 	                              "Requests seen PENDING that left it and are not handled yet.", NULL);
-	c->m_seen_forgotten =
-	    tpd_metrics_counter(c->metrics, "teleport_pagerduty_seen_pending_forgotten_total",
-	                        "Seen-pending entries forgotten, by reason (handled, expired, evicted).", "reason");
+	c->m_seen_forgotten = tpd_metrics_counter(
+	    c->metrics, "teleport_pagerduty_seen_pending_forgotten_total",
+	    "Seen-pending entries forgotten, by reason (handled, expired, evicted).", "reason");
 	tpd_metrics_add_standard(c->metrics, TPD_VERSION, TPD_GIT_COMMIT);
 	*out = c;
 	return TPD_ERR_OK;

@@ -16,7 +16,7 @@ struct entry {
 };
 
 struct tpd_seen_pending {
-	tpd_strmap *by_id; /* id → struct entry* */
+	tpd_strmap *by_id;         /* id → struct entry* */
 	struct entry *head, *tail; /* oldest first */
 	size_t cap;
 	int64_t ttl_ms;

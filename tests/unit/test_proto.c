@@ -154,7 +154,8 @@ static void test_review_submission(void **state)
 	    0x2a, 0x06, 0x08, 0xb5, 0xeb, 0xd8, 0x85, 0x06, /* 5 Created{seconds} */
 	    0x32, 0x00,                                     /*   6 Annotations */
 	};
-	assert_int_equal(tpd_teleport_encode_review("r1", NULL, "ok", 1622554037, 0, &out, &n, err), TPD_ERR_OK);
+	assert_int_equal(tpd_teleport_encode_review("r1", NULL, "ok", 1622554037, 0, &out, &n, err),
+	                 TPD_ERR_OK);
 	assert_bytes(out, n, want2, sizeof(want2));
 	/* And it decodes as what the server reads. */
 	Types__AccessReviewSubmission *s = types__access_review_submission__unpack(NULL, n, out);

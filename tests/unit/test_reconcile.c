@@ -185,11 +185,11 @@ struct srow {
 	bool intent, recover;
 };
 
-#define P  TPD_STATE_PENDING
-#define A  TPD_STATE_APPROVED
-#define D  TPD_STATE_DENIED
-#define PR TPD_STATE_PROMOTED
-#define X  DELETED
+#define P        TPD_STATE_PENDING
+#define A        TPD_STATE_APPROVED
+#define D        TPD_STATE_DENIED
+#define PR       TPD_STATE_PROMOTED
+#define X        DELETED
 #define K_NONE   TPD_ACT_NONE
 #define K_CREATE TPD_ACT_CREATE_INCIDENT
 #define K_ADOPT  TPD_ACT_ADOPT_BY_KEY
@@ -331,8 +331,8 @@ static void test_seen_pending_table(void **state)
 		combos[w->state == X ? 0 : w->state][w->seen][w->pd]++;
 		tpd_reconcile_next(&opts, &in, &a);
 		if (a.kind != w->want)
-			fail_msg("row '%s': got %s (%s), want %s", name, tpd_action_name(a.kind), a.why ? a.why : "",
-			         tpd_action_name(w->want));
+			fail_msg("row '%s': got %s (%s), want %s", name, tpd_action_name(a.kind),
+			         a.why ? a.why : "", tpd_action_name(w->want));
 		if (a.kind == TPD_ACT_NONE)
 			assert_non_null(a.why);
 		if (a.kind == TPD_ACT_RESOLVE || a.kind == TPD_ACT_ADOPT_BY_KEY) {
@@ -345,8 +345,10 @@ static void test_seen_pending_table(void **state)
 		if (a.kind == TPD_ACT_CREATE_INCIDENT && a.write_intent != w->intent)
 			fail_msg("row '%s': write_intent %d", name, a.write_intent);
 		if (a.kind == TPD_ACT_CREATE_INCIDENT || a.kind == TPD_ACT_ADOPT_BY_KEY) {
-			if (!w->service ? a.service_name != NULL : !a.service_name || strcmp(a.service_name, w->service))
-				fail_msg("row '%s': service %s, want %s", name, a.service_name ? a.service_name : "(null)",
+			if (!w->service ? a.service_name != NULL
+			                : !a.service_name || strcmp(a.service_name, w->service))
+				fail_msg("row '%s': service %s, want %s", name,
+				         a.service_name ? a.service_name : "(null)",
 				         w->service ? w->service : "(null)");
 		}
 		if (a.kind == TPD_ACT_POST_REVIEW_NOTES) {
@@ -366,8 +368,8 @@ static void test_seen_pending_table(void **state)
 		for (int k = 0; k < 3; k++)
 			for (int p = 0; p < 5; p++)
 				if (combos[s][k][p] != 1)
-					fail_msg("combination state %d, %s, %s appears %zu times", s, seen_names[k],
-					         pd_names[p], combos[s][k][p]);
+					fail_msg("combination state %d, %s, %s appears %zu times", s,
+					         seen_names[k], pd_names[p], combos[s][k][p]);
 }
 
 /* Applies an action's effect on the plugin data as the controller does when everything works
@@ -419,8 +421,9 @@ static void test_fast_lifecycles(void **state)
 	(void)state;
 	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
 		tpd_access_request *snap = mkreq(TPD_STATE_PENDING, "Svc", NULL, 0);
-		tpd_access_request *r =
-		    cases[k].final == DELETED ? NULL : mkreq((tpd_request_state)cases[k].final, "Svc", NULL, 1);
+		tpd_access_request *r = cases[k].final == DELETED
+		                            ? NULL
+		                            : mkreq((tpd_request_state)cases[k].final, "Svc", NULL, 1);
 		tpd_plugin_data pd;
 		bool have = false;
 		size_t n = 0;
