@@ -133,7 +133,7 @@ def test_fast_reviews_50_parallel(env):
     assert len(env.pd.incidents()) == 50
     for rid, kind in done:
         check_reviewed(env, rid, kind, p)
-    p.stop()
+    assert p.stop() == 0
 
 
 def test_fast_reviews_with_slow_pagerduty(env):
@@ -146,7 +146,7 @@ def test_fast_reviews_with_slow_pagerduty(env):
     assert len(env.pd.incidents()) == 30
     for rid, kind in done:
         check_reviewed(env, rid, kind, p)
-    p.stop()
+    assert p.stop() == 0
 
 
 def test_review_lands_while_create_is_in_flight(env):
@@ -171,7 +171,7 @@ def test_review_lands_while_create_is_in_flight(env):
     settle(env, rids, True, timeout=60)
     for rid, kind in zip(rids, kinds):
         check_reviewed(env, rid, kind, p)
-    p.stop()
+    assert p.stop() == 0
 
 
 @pytest.mark.parametrize("slow", [False, True], ids=["fast", "slow-pagerduty"])
@@ -192,7 +192,7 @@ def test_fast_delete_leaves_nothing_open(env, slow):
         assert env.note_texts(incs[0]["id"]) == ["Access request has been expired\n"]
         assert env.tp.plugin_data(rid) == {}
     assert [i for i in env.pd.incidents() if i["status"] != "resolved"] == []
-    p.stop()
+    assert p.stop() == 0
 
 
 def _plugin_reviews_keep_nanoseconds(env, rids):
@@ -238,7 +238,7 @@ def test_auto_approval_at_once(env):
     for rid in rids:
         check_auto_approved(env, rid, p)
     _plugin_reviews_keep_nanoseconds(env, rids)
-    p.stop()
+    assert p.stop() == 0
 
 
 def test_auto_approval_before_the_incident_exists(env):
@@ -259,7 +259,7 @@ def test_auto_approval_before_the_incident_exists(env):
                 and r["status"] == 400]) == 5
     for rid in rids:
         check_auto_approved(env, rid, p)
-    p.stop()
+    assert p.stop() == 0
 
 
 def test_resolved_before_it_was_ever_seen_stays_untouched(env):
@@ -273,4 +273,33 @@ def test_resolved_before_it_was_ever_seen_stays_untouched(env):
     eventually(lambda: p.find("Failed to resolve the incident: plugin data is missing", request_id=old),
                what="the old request skipped")
     assert env.incident_for(old) == [] and env.tp.plugin_data(old) == {}
-    p.stop()
+    assert p.stop() == 0
+
+
+def test_left_pending_while_disconnected(env):
+    """Requests seen PENDING whose plugin data could not be written yet (Teleport refuses the
+    writes), then denied or deleted while the watch is down: the listing after the reconnection
+    shows them resolved or gone, and the controller still opens, notes and resolves each."""
+    p = env.plugin().start()
+    env.tp.fail("UpdatePluginData", "UNAVAILABLE", "connection problem", count=100000)
+    rids = [env.request(services=None, user="requester1@example.com") for _ in range(4)]
+    for rid in rids:
+        p.wait_log("Access request event", request_id=rid, request_state="PENDING")
+    eventually(lambda: len([c for c in env.tp.calls_for("UpdatePluginData") if c["code"] == "UNAVAILABLE"]) >= 4,
+               what="the intent writes refused")
+    env.tp.refuse(3.0)
+    env.tp.drop_streams("reset")
+    env.tp.review(rids[0], REVIEWER, "DENIED", "not okay")
+    env.tp.review(rids[1], REVIEWER, "APPROVED", "okay")
+    env.tp.delete_request(rids[2])
+    env.tp.delete_request(rids[3])
+    env.tp.fail("UpdatePluginData", "UNAVAILABLE", "connection problem", count=0)
+    eventually(lambda: len(p.find("Listed access requests")) >= 2, 60, what="the listing after the reconnection")
+    settle(env, rids, True, timeout=60)
+    check_reviewed(env, rids[0], "denied", p)
+    check_reviewed(env, rids[1], "approved", p)
+    for rid in rids[2:]:
+        (inc,) = env.incident_for(rid)
+        assert env.note_texts(inc["id"]) == ["Access request has been expired\n"]
+    assert [i for i in env.pd.incidents() if i["status"] != "resolved"] == []
+    assert p.stop() == 0
