@@ -47,7 +47,7 @@
 #define INIT_TIMEOUT_MS     10000 /* upstream's initTimeout */
 #define IDENTITY_RETRY_MS   5000  /* re-read a bad rotated identity this often */
 #define LIVENESS_MAX_AGE_MS 60000 /* housekeeper loop must tick within this */
-/* Seen-pending memory (README "Requests reviewed right after creation"): an entry is forgotten
+/* Seen-pending memory (README "Requests that leave PENDING at once"): an entry is forgotten
  * once its request is handled, after this long, or to make room beyond this many. */
 #define SEEN_PENDING_TTL_MS (60 * 60 * 1000)
 #define SEEN_PENDING_CAP    20000
@@ -617,6 +617,13 @@ static tpd_err act_adopt(struct job *j, const tpd_action *a)
 	}
 	if (rc) {
 		j->reason = "pagerduty";
+		goto out;
+	}
+	if (!j->req && tpd_streq(status, "resolved")) {
+		/* A deleted request whose incident is resolved already (by an earlier run, or by the
+		 * leader before this one): nothing is left to post, and nothing can be stored. */
+		local_set(j, "incident_id", incident, NULL, NULL);
+		local_set(j, "resolution", a->tag ? a->tag : "expired", "pd_resolved", "true");
 		goto out;
 	}
 	tpd_log(c->lg, TPD_LOG_INFO, "Found the incident of an interrupted run", "pd_incident_id", incident,

@@ -289,6 +289,43 @@ def test_leader_killed_mid_burst_of_fast_requests(cluster, env):
           % (len(items), counts, len(gap), nl.became() - leader.killed_at))
 
 
+def _metric(p, name):
+    import urllib.request
+    text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % p.status_port, timeout=5).read().decode()
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_new_leader_leaves_a_handled_deletion_alone(cluster, env):
+    """A follower remembers a request it saw PENDING that the leader then handled (incident,
+    note, resolution). The leader dies, the request is deleted and its plugin data is gone (as
+    Teleport drops it an hour after expiry): the new leader reconciles its memory, finds the
+    incident resolved already and posts nothing more (no stray "expired" note)."""
+    lease = "ha-handled"
+    ps = start_replicas(env, cluster, lease, ["pod-h", "pod-i"])
+    leader, followers = check_election(cluster, lease, ps)
+    rid = env.tp.create_then("requester1@example.com", ["editor"],
+                             {"pagerduty_notify_service": ["Teleport Notifications"]}, "because of",
+                             [("review", "reviewer1@example.com", "DENIED", "no")])
+    inc = env.wait_resolved(rid, timeout=30)
+    env.wait_plugin_data(rid, lambda d: d.get("pd_resolved") == "true")
+    notes = env.note_texts(inc["id"])
+    assert len(notes) == 2 and notes[1] == "Access request has been denied\nReason: no", notes
+    eventually(lambda: _metric(followers[0], "teleport_pagerduty_seen_pending_requests") >= 1, 10,
+               what="the follower remembering the request")
+    leader.kill9()
+    env.tp.delete_request(rid)
+    env.tp.set_plugin_data(rid, {})
+    eventually(followers[0].is_leading, KILL_LIMIT + 5, interval=0.05, what="take-over")
+    eventually(lambda: _metric(followers[0], 'teleport_pagerduty_seen_pending_forgotten_total{reason="handled"}') >= 1,
+               30, what="the new leader handling its memory")
+    assert env.note_texts(inc["id"]) == notes
+    assert len(env.incident_for(rid)) == 1 and env.incident_for(rid)[0]["status"] == "resolved"
+    check_single_writer(env, ps)
+
+
 # --- the checker itself can fail ---------------------------------------------------------------
 
 class _StubPlugin:
