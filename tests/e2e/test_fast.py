@@ -226,12 +226,16 @@ def check_auto_approved(env, rid, plugin):
     assert data["resolution"] == "approved" and data["incident_id"] == inc["id"]
 
 
-def test_auto_approval_at_once(env):
+@pytest.mark.parametrize("slow", [False, True], ids=["fast", "slow-pagerduty"])
+def test_auto_approval_at_once(env, slow):
     """Requests of an on-call user carrying both annotations, approved by the controller itself
-    right after it opened the incident: one incident each, the approval note, the resolution."""
+    right after it opened the incident: one incident each, the approval note, the resolution.
+    With PagerDuty slowed, the approval's PUT event queues up behind the slow writes."""
     uid = env.pd.add_user("Test User", ONCALL_USER)
     env.pd.add_oncall(uid, env.ep1)
     p = env.plugin().start()
+    if slow:
+        env.pd.inject("slow", delay=0.3, count=1000, method="POST")
     ann = {"pagerduty_notify_service": [NOTIFY], "pagerduty_services": ["Service 1", "Service 2"]}
     rids = [r for r, _ in burst(env, ["pending"] * 10, ann, user=ONCALL_USER)]
     settle(env, rids, True)

@@ -26,7 +26,9 @@ address, so each call the fakes record names its sender (tests/ha/ha_env.py).
   7. a burst of requests each reviewed, promoted or deleted in the millisecond of its creation,
      with the leader SIGKILLed mid-burst: every one still gets exactly one incident, its notes
      and its resolution (the followers remember what they saw PENDING, issue 14);
-  8. the single-writer checker itself rejects interleaved writers (stub data, no cluster).
+  8. a request the leader fully handled and a follower still remembers as seen PENDING, then
+     deleted (its plugin data gone) while the follower takes over: nothing more is posted;
+  9. the single-writer checker itself rejects interleaved writers (stub data, no cluster).
 
 Run: ctest --test-dir <build> -R ha/ --output-on-failure  (scripts/k8s.sh must have built the
 API server; ctest's fixtures do that).
