@@ -64,7 +64,8 @@ HTTP control API (JSON, loopback only; errors answer 4xx/5xx with {"code", "mess
   POST   /requests/ID/promote             {"author", "reason"} -> request (PROMOTED, with a review)
   POST   /requests/ID/state               {"state": "APPROVED"|"DENIED"|"PENDING", "reason"}
                                           -> request (`tctl request approve/deny`)
-  GET    /requests/ID/reviews             [{"author","state","reason","created"}]
+  GET    /requests/ID/reviews             [{"author","state","reason","created","created_ns"}]
+                                          (created: Unix seconds; created_ns: with nanoseconds)
   GET    /requests/ID/plugin_data[?plugin=pagerduty]   {key: value} ({} when none)
   PUT    /requests/ID/plugin_data[?plugin=pagerduty]   {key: value}: overwrite (a concurrent
                                           writer, for CAS tests)
