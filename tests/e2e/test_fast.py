@@ -11,6 +11,7 @@ a real server sends them, and the controller's collapsing work queue sees only t
 import json
 import threading
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -119,6 +120,21 @@ def check_reviewed(env, rid, kind, plugin):
     assert not plugin.find("Failed to resolve the incident: plugin data is missing", request_id=rid)
 
 
+def metric(p, name):
+    text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % p.status_port, timeout=5).read().decode()
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def memory_released(p, n):
+    """The seen-pending memory is empty again: all n entries forgotten as handled."""
+    eventually(lambda: metric(p, "teleport_pagerduty_seen_pending_requests") == 0
+               and metric(p, 'teleport_pagerduty_seen_pending_forgotten_total{reason="handled"}') == n,
+               what="the seen-pending memory released (%d handled)" % n)
+
+
 def _mix(n):
     kinds = ["denied", "approved", "promoted"]
     return [kinds[i % 3] for i in range(n)]
@@ -133,6 +149,7 @@ def test_fast_reviews_50_parallel(env):
     assert len(env.pd.incidents()) == 50
     for rid, kind in done:
         check_reviewed(env, rid, kind, p)
+    memory_released(p, 50)
     assert p.stop() == 0
 
 
@@ -192,6 +209,7 @@ def test_fast_delete_leaves_nothing_open(env, slow):
         assert env.note_texts(incs[0]["id"]) == ["Access request has been expired\n"]
         assert env.tp.plugin_data(rid) == {}
     assert [i for i in env.pd.incidents() if i["status"] != "resolved"] == []
+    memory_released(p, 20)
     assert p.stop() == 0
 
 
