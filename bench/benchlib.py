@@ -166,8 +166,8 @@ class BenchTeleport(FakeTeleport):
         self.t_created[rid] = time.monotonic()
         return super().create_request(user, roles, annotations, reason, thresholds, ttl, rid)
 
-    def _apply_review(self, rid, author, state, reason, created=0):
-        r = super()._apply_review(rid, author, state, reason, created)
+    def _apply_review(self, rid, author, state, reason, created_ns=0):
+        r = super()._apply_review(rid, author, state, reason, created_ns)
         if author == PLUGIN_USER:
             with self.lock:
                 self.plugin_reviews[rid] += 1

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
@@ -1112,8 +1113,12 @@ tpd_err tpd_teleport_submit_review(tpd_teleport *t, const char *request_id, cons
 {
 	uint8_t *enc = NULL;
 	size_t elen = 0;
-	tpd_err rc =
-	    tpd_teleport_encode_review(request_id, t->author, reason, tpd_wall_ms() / 1000, &enc, &elen, err);
+	struct timespec now;
+
+	/* Created = now with nanoseconds, like Go's time.Now(). */
+	clock_gettime(CLOCK_REALTIME, &now);
+	tpd_err rc = tpd_teleport_encode_review(request_id, t->author, reason, (int64_t)now.tv_sec,
+	                                        (int32_t)now.tv_nsec, &enc, &elen, err);
 	if (rc)
 		return rc;
 	uint8_t *b = NULL;

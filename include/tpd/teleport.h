@@ -155,8 +155,10 @@ tpd_err tpd_teleport_decode_plugin_data(const uint8_t *buf, size_t len, tpd_plug
 tpd_err tpd_teleport_encode_plugin_update(const char *request_id, const tpd_plugin_data *set,
                                           const tpd_plugin_data *expect, uint8_t **out, size_t *out_len,
                                           char *err);
-/* Encodes a types.AccessReviewSubmission proposing APPROVED (created_unix 0 → field omitted). */
+/* Encodes a types.AccessReviewSubmission proposing APPROVED (created_unix 0 → field omitted;
+ * created_nanos: the nanoseconds within that second, Teleport keeps them). */
 tpd_err tpd_teleport_encode_review(const char *request_id, const char *author, const char *reason,
-                                   int64_t created_unix, uint8_t **out, size_t *out_len, char *err);
+                                   int64_t created_unix, int32_t created_nanos, uint8_t **out,
+                                   size_t *out_len, char *err);
 
 #endif
