@@ -238,13 +238,9 @@ static int64_t promote_due(tpd_workqueue *q)
 tpd_workqueue *tpd_workqueue_new(int64_t base_delay_ms, int64_t max_delay_ms, tpd_metrics *m)
 {
 	tpd_workqueue *q = tpd_new(tpd_workqueue);
-	pthread_condattr_t ca;
 
 	pthread_mutex_init(&q->mu, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&q->cv, &ca);
-	pthread_condattr_destroy(&ca);
+	tpd_cond_init(&q->cv);
 	q->base_ms = base_delay_ms > 0 ? base_delay_ms : 50;
 	q->max_ms = max_delay_ms > 0 ? max_delay_ms : 5 * 60 * 1000;
 	q->m_depth = tpd_metrics_gauge(m, "teleport_pagerduty_workqueue_depth",
@@ -357,17 +353,6 @@ void tpd_workqueue_forget(tpd_workqueue *q, const char *key)
 	pthread_mutex_unlock(&q->mu);
 }
 
-static void deadline_after(struct timespec *ts, int64_t ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (ms % 1000) * 1000000;
-	if (ts->tv_nsec >= 1000000000) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000;
-	}
-}
-
 int tpd_workqueue_get(tpd_workqueue *q, int64_t timeout_ms, char **key, unsigned *flags)
 {
 	int64_t deadline = timeout_ms >= 0 ? tpd_now_ms() + timeout_ms : -1;
@@ -397,14 +382,7 @@ int tpd_workqueue_get(tpd_workqueue *q, int64_t timeout_ms, char **key, unsigned
 			if (wait < 0 || left < wait)
 				wait = left;
 		}
-		if (wait < 0) {
-			pthread_cond_wait(&q->cv, &q->mu);
-		} else {
-			struct timespec ts;
-
-			deadline_after(&ts, wait);
-			pthread_cond_timedwait(&q->cv, &q->mu, &ts);
-		}
+		tpd_cond_wait_until(&q->cv, &q->mu, wait < 0 ? -1 : tpd_now_ms() + wait);
 	}
 	e = fifo_pop(q);
 	e->queued = false;
@@ -477,15 +455,14 @@ int tpd_workqueue_wait_idle(tpd_workqueue *q, int64_t timeout_ms)
 
 	pthread_mutex_lock(&q->mu);
 	while (q->fifo_len || q->processing || q->heap_len) {
-		struct timespec ts;
-		int64_t left = deadline - tpd_now_ms();
+		int64_t now = tpd_now_ms();
 
-		if (left <= 0) {
+		if (now >= deadline) {
 			rc = 1;
 			break;
 		}
-		deadline_after(&ts, left < 50 ? left : 50);
-		pthread_cond_timedwait(&q->cv, &q->mu, &ts);
+		/* Delayed entries fall due without a signal: look again at least every 50 ms. */
+		tpd_cond_wait_until(&q->cv, &q->mu, deadline - now < 50 ? deadline : now + 50);
 	}
 	pthread_mutex_unlock(&q->mu);
 	return rc;
