@@ -44,7 +44,7 @@ X509 *tpd_pem_read_cert(const char *pem, size_t len)
 	return x;
 }
 
-STACK_OF(X509) *tpd_pem_read_certs(const char *pem, size_t len)
+STACK_OF(X509) * tpd_pem_read_certs(const char *pem, size_t len)
 {
 	BIO *bio = open_text(pem, len);
 	STACK_OF(X509) *s = bio ? sk_X509_new_null() : NULL;

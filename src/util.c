@@ -317,8 +317,8 @@ bool tpd_cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadli
 	return true;
 }
 
-bool tpd_cond_wait_for(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadline_ms,
-                       bool (*done)(void *ud), void *ud)
+bool tpd_cond_wait_for(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadline_ms, bool (*done)(void *ud),
+                       void *ud)
 {
 	while (!done(ud)) {
 		if (!tpd_cond_wait_until(cv, mu, deadline_ms))

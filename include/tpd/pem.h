@@ -18,6 +18,6 @@ EVP_PKEY *tpd_pem_read_key(const char *pem, size_t len);
 X509 *tpd_pem_read_cert(const char *pem, size_t len);
 /* Every certificate in pem[0..len), in order, up to the first block that is not one; NULL when
  * there is none. Free with sk_X509_pop_free(s, X509_free). */
-STACK_OF(X509) *tpd_pem_read_certs(const char *pem, size_t len);
+STACK_OF(X509) * tpd_pem_read_certs(const char *pem, size_t len);
 
 #endif

@@ -66,8 +66,8 @@ void tpd_cond_init(pthread_cond_t *cv);
  * their state. */
 bool tpd_cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadline_ms);
 /* With mu held: waits until done(ud) is true or the deadline passes; returns done(ud). */
-bool tpd_cond_wait_for(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadline_ms,
-                       bool (*done)(void *ud), void *ud);
+bool tpd_cond_wait_for(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadline_ms, bool (*done)(void *ud),
+                       void *ud);
 
 /* RFC 3339 UTC with milliseconds, e.g. 2026-11-29T08:41:54.123Z. buf >= 32 bytes. */
 void tpd_format_rfc3339(int64_t wall_ms, char *buf, size_t len);

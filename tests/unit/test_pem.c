@@ -55,7 +55,7 @@ static void test_key_and_certs(void **state)
 	X509 *a = new_cert(k, "first"), *b = new_cert(k, "second"), *one;
 	BIO *bio = BIO_new(BIO_s_mem());
 	char *key_pem, *certs_pem, cn[64];
-	STACK_OF(X509) *all;
+	STACK_OF(X509) * all;
 
 	PEM_write_bio_PrivateKey(bio, k, NULL, NULL, 0, NULL, NULL);
 	key_pem = bio_text(bio);
@@ -108,9 +108,8 @@ static void test_encrypted_key_refused(void **state)
 	BIO *bio = BIO_new(BIO_s_mem());
 	char *pem;
 
-	assert_int_equal(PEM_write_bio_PrivateKey(bio, k, EVP_aes_128_cbc(), (unsigned char *)"pw", 2, NULL,
-	                                          NULL),
-	                 1);
+	assert_int_equal(
+	    PEM_write_bio_PrivateKey(bio, k, EVP_aes_128_cbc(), (unsigned char *)"pw", 2, NULL, NULL), 1);
 	pem = bio_text(bio);
 	assert_non_null(strstr(pem, "ENCRYPTED"));
 	assert_null(tpd_pem_read_key(pem, strlen(pem)));
