@@ -1,7 +1,7 @@
 /* pd_wire.c - PagerDuty wire format: request bodies, URL encoding, error bodies and the retry
  * schedule. Pure functions without I/O (URL escaping is libcurl's), so the unit tests can pin every byte.
  *
- * Bodies follow reference/pagerduty.md §2: the incident is sent with "type":"incident" and the
+ * Bodies follow docs/pagerduty-api.md ("Bodies"): the incident is sent with "type":"incident" and the
  * details as a string (what the API accepts; the spec's object typing is a known gap). */
 #include <ctype.h>
 #include <curl/curl.h>

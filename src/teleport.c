@@ -7,12 +7,12 @@
  * channel is destroyed when its last call ends. Channels use a local subchannel pool so that a
  * new holder really opens a new TLS connection with the new client certificate.
  *
- * Connection facts (teleport-wire.md §3): the cluster CA is the only trust root, the target name
+ * Connection facts (docs/teleport-wire.md §3): the cluster CA is the only trust root, the target name
  * is teleport.cluster.local, keepalive pings at most every 60 s (grpc-go answers faster pings with
  * GOAWAY too_many_pings), reconnect backoff capped at 2 s like grpc-go's MaxDelay, 4 MiB receive
  * limit. No `version` metadata is sent, so the server's client-version check does not apply.
  *
- * Two connection paths (teleport-wire.md §3.4): "direct" uses gRPC's own TLS channel (which
+ * Two connection paths (docs/teleport-wire.md §3.4): "direct" uses gRPC's own TLS channel (which
  * reconnects by itself); "tls-routing" dials our own OpenSSL connection with ALPN
  * teleport-auth@<hex(cluster)>.teleport.cluster.local (src/tlsdial.c) and hands the plaintext end
  * to grpc_channel_create_from_fd. Such a channel never reconnects, so before each call a dead one
@@ -111,7 +111,7 @@ const char *tpd_teleport_code_name(int grpc_code)
 
 tpd_err tpd_teleport_status_err(int code, const char *details)
 {
-	/* Upstream treats any error ending in this text as "already done" (teleport-wire.md §6.3). */
+	/* Upstream treats any error ending in this text as "already done" (docs/teleport-wire.md §5.1). */
 	if (details && tpd_str_endswith(details, "has already reviewed this request"))
 		return TPD_ERR_ALREADY_REVIEWED;
 	switch (code) {

@@ -1,4 +1,4 @@
-/* test_routing_grpc.c - end-to-end check of the TLS-routing path (teleport-wire.md §3.4):
+/* test_routing_grpc.c - end-to-end check of the TLS-routing path (docs/teleport-wire.md §3.4):
  *
  *   tpd_tlsdial_connect (ALPN teleport-auth@<hex>.teleport.cluster.local, h2)
  *     -> an in-test ALPN router acting like Teleport's Proxy: it reads the ClientHello without
