@@ -34,16 +34,6 @@ EVP_PKEY *tpd_pem_read_key(const char *pem, size_t len)
 	return k;
 }
 
-X509 *tpd_pem_read_cert(const char *pem, size_t len)
-{
-	BIO *bio = open_text(pem, len);
-	X509 *x = bio ? PEM_read_bio_X509(bio, NULL, refuse_password, NULL) : NULL;
-
-	BIO_free(bio);
-	ERR_clear_error();
-	return x;
-}
-
 STACK_OF(X509) * tpd_pem_read_certs(const char *pem, size_t len)
 {
 	BIO *bio = open_text(pem, len);
@@ -63,4 +53,13 @@ STACK_OF(X509) * tpd_pem_read_certs(const char *pem, size_t len)
 		s = NULL;
 	}
 	return s;
+}
+
+X509 *tpd_pem_read_cert(const char *pem, size_t len)
+{
+	STACK_OF(X509) *all = tpd_pem_read_certs(pem, len);
+	X509 *x = all ? sk_X509_shift(all) : NULL;
+
+	sk_X509_pop_free(all, X509_free);
+	return x;
 }

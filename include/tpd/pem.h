@@ -14,10 +14,10 @@
 
 /* The first private key in pem[0..len), or NULL when there is none or it is unreadable. */
 EVP_PKEY *tpd_pem_read_key(const char *pem, size_t len);
-/* The first certificate in pem[0..len), or NULL. */
+/* The first certificate in pem[0..len) (PEM blocks of other types are skipped), or NULL. */
 X509 *tpd_pem_read_cert(const char *pem, size_t len);
-/* Every certificate in pem[0..len), in order, up to the first block that is not one; NULL when
- * there is none. Free with sk_X509_pop_free(s, X509_free). */
+/* Every certificate in pem[0..len), in order (other PEM blocks skipped), up to the end or the first
+ * unreadable one; NULL when there is none. Free with sk_X509_pop_free(s, X509_free). */
 STACK_OF(X509) * tpd_pem_read_certs(const char *pem, size_t len);
 
 #endif
