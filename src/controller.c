@@ -132,22 +132,12 @@ static void free_request(void *p)
 	tpd_access_request_free(p);
 }
 
-/* Sleeps up to ms or until stop is requested; returns true when stopping. */
+/* Sleeps up to ms or until woken (stop, reload, orphan scan); returns true when stopping. */
 static bool wait_or_stop(tpd_controller *c, int64_t ms)
 {
-	struct timespec ts;
-
 	pthread_mutex_lock(&c->wake_mu);
-	if (!atomic_load(&c->stop)) {
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += ms / 1000;
-		ts.tv_nsec += (ms % 1000) * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&c->wake_cv, &c->wake_mu, &ts);
-	}
+	if (!atomic_load(&c->stop))
+		tpd_cond_wait_until(&c->wake_cv, &c->wake_mu, tpd_now_ms() + ms);
 	pthread_mutex_unlock(&c->wake_mu);
 	return atomic_load(&c->stop);
 }
@@ -1559,14 +1549,7 @@ tpd_err tpd_controller_new(const tpd_config *cfg, tpd_logger *lg, tpd_controller
 	pthread_mutex_init(&c->cache_mu, NULL);
 	pthread_mutex_init(&c->fail_mu, NULL);
 	pthread_mutex_init(&c->wake_mu, NULL);
-	{
-		pthread_condattr_t ca;
-
-		pthread_condattr_init(&ca);
-		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		pthread_cond_init(&c->wake_cv, &ca);
-		pthread_condattr_destroy(&ca);
-	}
+	tpd_cond_init(&c->wake_cv);
 	c->m_reconcile = tpd_metrics_counter(c->metrics, "teleport_pagerduty_reconcile_total",
 	                                     "Reconcile passes by result.", "result");
 	c->m_reconcile_err = tpd_metrics_counter(c->metrics, "teleport_pagerduty_reconcile_errors_total",

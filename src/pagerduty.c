@@ -71,11 +71,14 @@ static int64_t now_ms(tpd_pd *pd)
 	return pd->hooks.now_ms ? pd->hooks.now_ms(pd->hooks.clock_ud) : tpd_now_ms();
 }
 
+static bool pd_stopping(void *ud)
+{
+	return atomic_load(&((tpd_pd *)ud)->stopping);
+}
+
 /* Sleeps ms unless the client is shut down first; returns false when shut down. */
 static bool pd_sleep(tpd_pd *pd, int64_t ms)
 {
-	struct timespec ts;
-
 	if (atomic_load(&pd->stopping))
 		return false;
 	if (ms <= 0)
@@ -84,18 +87,8 @@ static bool pd_sleep(tpd_pd *pd, int64_t ms)
 		pd->hooks.sleep_ms(pd->hooks.clock_ud, ms);
 		return !atomic_load(&pd->stopping);
 	}
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
 	pthread_mutex_lock(&pd->mu);
-	while (!atomic_load(&pd->stopping)) {
-		if (pthread_cond_timedwait(&pd->cv, &pd->mu, &ts) == ETIMEDOUT)
-			break;
-	}
+	tpd_cond_wait_for(&pd->cv, &pd->mu, tpd_now_ms() + ms, pd_stopping, pd);
 	pthread_mutex_unlock(&pd->mu);
 	return !atomic_load(&pd->stopping);
 }
@@ -881,7 +874,7 @@ tpd_err tpd_pd_new(const tpd_pd_opts *o, tpd_pd **out, char *err)
 	pd->oncall_cache = tpd_ttlcache_new(4096, str_copy, free);
 	pd->doubt_cache = tpd_ttlcache_new(1024, str_copy, free);
 	pthread_mutex_init(&pd->mu, NULL);
-	pthread_cond_init(&pd->cv, NULL);
+	tpd_cond_init(&pd->cv);
 	atomic_init(&pd->stopping, false);
 	atomic_init(&pd->warned_401, false);
 	atomic_init(&pd->warned_403, false);

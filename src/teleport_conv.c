@@ -1,7 +1,7 @@
 /* teleport_conv.c - conversion between Teleport's wire messages (protobuf-c, the files in proto/) and
  * the domain model of tpd/types.h.
  *
- * Decoding is tolerant in the ways teleport-wire.md asks for: unknown fields and unknown Event
+ * Decoding is tolerant in the ways docs/teleport-wire.md §2.5 describes: unknown fields and unknown Event
  * oneof members are ignored (protobuf-c keeps them aside), absent non-nullable submessages decode
  * as empty, a zero Go time (Timestamp{-62135596800, 0}) and an absent Timestamp both mean "unset",
  * and out-of-range enum values become NONE. Encoding emits what Go emits where the server relies

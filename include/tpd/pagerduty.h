@@ -169,7 +169,8 @@ struct json_object;
 /* Parses a complete JSON document (depth ≤ 64, nothing but whitespace after it); NULL when the
  * text is not exactly one JSON value. Caller json_object_put()s the result. */
 struct json_object *tpd_pd_parse_json(const char *body, size_t len);
-/* Percent-encodes everything but RFC 3986 unreserved characters. Caller frees. */
+/* Percent-encodes everything but RFC 3986 unreserved characters (curl_easy_escape); the
+ * result is the caller's to free() (not curl_free). */
 char *tpd_pd_urlencode(const char *s);
 
 /* Maps an HTTP status ≥ 400 to a code and writes "HTTP <status>: <message> (code N): <errors>"

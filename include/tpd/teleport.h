@@ -2,7 +2,7 @@
  *
  * A small synchronous API for the controller: Ping, a blocking WatchEvents loop, listing access
  * requests, plugin data with compare-and-swap, and access reviews. It talks to the real Auth
- * Service exactly as Teleport's Go client does (teleport-wire.md): gRPC C core with the cluster
+ * Service exactly as Teleport's Go client does (docs/teleport-wire.md): gRPC C core with the cluster
  * CA as the only trust root, target name teleport.cluster.local, keepalive never below 60 s,
  * a per-call deadline, and status codes mapped to tpd_err kinds.
  *
@@ -35,7 +35,7 @@
 
 typedef struct tpd_teleport tpd_teleport;
 
-/* How to reach the Auth Service (teleport-wire.md §3.2-3.4). */
+/* How to reach the Auth Service (docs/teleport-wire.md §3.4). */
 typedef enum {
 	TPD_TELEPORT_PATH_AUTO =
 	    0, /* by address: ports 443/3080 and teleport.sh hosts → Proxy TLS routing, else direct */

@@ -2,7 +2,7 @@
 """fake_pagerduty.py - a faithful fake of PagerDuty's REST API v2 for tests and the demo.
 
 It serves HTTPS on 127.0.0.1 with a test CA it generates (or finds in --cert-dir) and implements
-the calls the plugin makes with the behaviour of the real API (reference/pagerduty.md, OpenAPI
+the calls the plugin makes with the behaviour of the real API (docs/pagerduty-api.md, OpenAPI
 spec): header, auth and body validation with the real status codes and error bodies, classic
 offset pagination (limit/offset/more/total), incident_key de-duplication (400 "Open incident with
 matching dedup key already exists on this service"), notes answering 200, resolution, ratelimit-*

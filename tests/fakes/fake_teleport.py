@@ -5,7 +5,7 @@ It speaks the real protocol: gRPC over mutual TLS (client certificate required, 
 test CA from tests/pki/gen.sh), service `proto.AuthService` from the same proto/ files the C
 client is built from (its _pb2 modules are generated at start-up with protoc and
 grpc_python_plugin into a cache directory). It implements what the PagerDuty plugin uses, with
-Teleport's semantics and error texts (teleport-wire.md §5-6):
+Teleport's semantics and error texts (docs/teleport-wire.md §5):
 
   Ping                  cluster name, server version, AdvancedAccessWorkflows, proxy address
   WatchEvents           kind access_request only; INIT first (with WatchStatus), then PUT
@@ -245,7 +245,7 @@ class Req:
             rv.Created.seconds = r["created_ns"] // 10**9
             rv.Created.nanos = r["created_ns"] % 10**9
             rv.Annotations.SetInParent()
-        # Go emits non-nullable zero times as 0001-01-01 (teleport-wire.md §2.5).
+        # Go emits non-nullable zero times as 0001-01-01 (docs/teleport-wire.md §2.5).
         s.MaxDuration.seconds = GO_ZERO_TIME
         s.SessionTTL.seconds = GO_ZERO_TIME
         return m

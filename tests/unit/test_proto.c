@@ -1,13 +1,13 @@
 /* test_proto.c - golden wire tests for the hand-written Teleport proto subset (proto/) and the
  * conversion code (src/teleport_conv.c).
  *
- * Every expected byte string is built here BY HAND from the field tables of teleport-wire.md §2,
- * either as literal hex with a comment per field, or with the tiny independent writer below
- * (tag = field << 3 | wire type, varints, length-delimited fields). Nothing is produced by
- * protobuf-c first and then pasted. Messages we send are encoded by our code and compared byte
- * for byte; messages we receive are decoded, checked field by field, re-encoded and decoded again.
- * Also covered: zero Go times, unknown fields, unknown Event oneof members, empty submessages,
- * Go's map entries with empty values, malformed input. */
+ * Every expected byte string is built here BY HAND from the field numbers of proto/ and
+ * docs/teleport-wire.md §2, either as literal hex with a comment per field, or with the tiny
+ * independent writer below (tag = field << 3 | wire type, varints, length-delimited fields).
+ * Nothing is produced by protobuf-c first and then pasted. Messages we send are encoded by our code and
+ * compared byte for byte; messages we receive are decoded, checked field by field, re-encoded and decoded
+ * again. Also covered: zero Go times, unknown fields, unknown Event oneof members, empty submessages, Go's
+ * map entries with empty values, malformed input. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -129,7 +129,7 @@ static void test_review_submission(void **state)
 {
 	(void)state;
 	/* {RequestID:"abc", Review{Author:"bot", ProposedState:APPROVED, Annotations:{}}}:
-	 * teleport-wire.md Appendix A gives 0a03616263 1207 0a03626f74 1802 without Annotations;
+	 * docs/teleport-wire.md §2.6 gives 0a03616263 1207 0a03626f74 1802 without Annotations;
 	 * Go always adds the empty non-nullable Annotations (field 6: 0x32 0x00). */
 	static const uint8_t want[] = {
 	    0x0a, 0x03, 'a', 'b', 'c', /* 1 RequestID */
