@@ -11,7 +11,7 @@
  *   the server   what PagerDuty's `ratelimit-limit` / `ratelimit-remaining` / `ratelimit-reset`
  *                headers and 429s say about its own window. There is one such "lane" for the
  *                whole key and one for each operation PagerDuty limits more tightly (POST and
- *                PUT /incidents, GET /oncalls; reference/pagerduty.md "Rate limits"). A lane
+ *                PUT /incidents, GET /oncalls; docs/pagerduty-api.md "Errors, limits and retries"). A lane
  *                knows how many calls are left until its window resets: while plenty are left
  *                it lets calls through, below a low-water mark it spreads the rest evenly until
  *                the reset, with none left it holds calls until the reset, and once it knows
