@@ -6,15 +6,19 @@ builds a release binary first. Prints a table at the end and one JSON line per f
 
 Phases (--only a,b,... to run some; all by default):
   fakes       each fake's own capacity (separate client process) and round-trip times (the floor)
-  latency     event -> incident and event -> auto-approval review, p50/p90/p99/max, at a low and
-              at a steady high rate (N requests of each kind per rate)
-  throughput  full lifecycles/s (create, review note, approve, resolution note, resolve) with 1, 4
-              and 16 workers; PagerDuty calls, Teleport calls and CPU us per lifecycle
+  latency     at the default config first: event -> incident for 150 requests one after another
+              (each created once the previous one's incident exists) and for a burst of 150 created
+              at once, with the limiter's waits (teleport_pagerduty_pagerduty_limiter_waits_total);
+              then, with a raised limit, event -> incident and event -> auto-approval review,
+              p50/p90/p99/max, at a low and at a steady high rate (N requests of each kind per rate)
+  throughput  full lifecycles/s (create, review note, approve, resolution note, resolve) with 1 and
+              4 workers at the default config, then 1, 4 and 16 workers with a raised limit;
+              PagerDuty calls, Teleport calls and CPU us per lifecycle
   memory      RSS idle, then a long lifecycle run (--long-seconds, or --long-lifecycles N), RSS after it
   scale       N pending requests before start (1,000 and 10,000; --scale-max 100000 adds more):
               time to converge, calls and CPU per request, RSS with N tracked
   startup     10,000 pending requests before start, fake PagerDuty enforcing 6,000/min:
-              time to converge / floor (calls needed / rate), number of 429s
+              time to converge / floor ((ceil(calls needed / limit) - 1) minutes), number of 429s
 """
 
 import argparse
@@ -34,6 +38,12 @@ sys.path.insert(0, HERE)
 import benchlib as B  # noqa: E402
 
 FIGS = []          # (figure name, dict)
+DEFAULT = ""       # the default config: rate_limit_per_minute unset (900)
+RAISED = "rate_limit_per_minute = 100000"   # so that the client-side limit does not cap a run
+CFG_DEFAULT = "default (rate_limit_per_minute = 900)"
+CFG_RAISED = "RAISED: rate_limit_per_minute = 100000"
+WAITS = "teleport_pagerduty_pagerduty_limiter_waits_total"
+WAIT_S = "teleport_pagerduty_pagerduty_limiter_wait_seconds_total"
 SATURATION = 0.8   # a fake answering more than this share of its measured capacity saturates
 CAP = {}           # measured capacities
 CMD = "bench/run.sh --only %s"
@@ -91,7 +101,7 @@ class Ctx:
         e.add_oncall_users(20)
         return e
 
-    def plugin(self, env, workers=4, pd_extra="rate_limit_per_minute = 100000", extra=""):
+    def plugin(self, env, workers=4, pd_extra=DEFAULT, extra=""):
         self.n_plugins += 1
         return B.Plugin(env, self.args.binary, "plugin%d" % self.n_plugins,
                         extra_toml="workers = %d\n%s" % (workers, extra), pd_extra=pd_extra)
@@ -292,11 +302,72 @@ def run_rate(ctx, env, plugin, rate, n):
             "fakes_cpu_s": B.proc_cpu_seconds(os.getpid()) - fcpu0}
 
 
-def phase_latency(ctx):
-    env = ctx.env()
-    p = ctx.plugin(env).start()
+def limiter_waits(plugin):
+    """(waits, seconds) from the plugin's metrics; None when the binary has no such metric."""
+    return plugin.metric(WAITS), plugin.metric(WAIT_S)
+
+
+def run_default_incidents(ctx, env, plugin, n, burst):
+    """n notify requests at the default config: one after another (each once the previous one's
+    incident exists) or all at once. Event -> incident latencies and the limiter's waits."""
+    done = {}
+    ev = threading.Event()
+
+    def on_incident(key, iid):
+        done[key] = True
+        ev.set()
+    env.pd.on_incident = on_incident
+    w0, s0 = limiter_waits(plugin)
+    pd0 = env.pd.snapshot_counts()
+    cpu0, t0 = plugin.cpu_seconds(), time.monotonic()
+    rids = []
     try:
-        floor = CAP.get("floor")
+        for _ in range(n):
+            rid = env.notify_request()
+            rids.append(rid)
+            if not burst:
+                key = "teleport-access-request/" + rid
+                deadline = time.monotonic() + 60
+                while key not in env.pd.t_incident:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("no incident for %s within 60 s" % rid)
+                    ev.wait(0.5)
+                    ev.clear()
+        B.wait_until(lambda: all(("teleport-access-request/" + r) in env.pd.t_incident for r in rids), 300, 0.05,
+                     "all incidents")
+    finally:
+        env.pd.on_incident = None
+    t1 = time.monotonic()
+    w1, s1 = limiter_waits(plugin)
+    lat = [(env.pd.t_incident["teleport-access-request/" + r] - env.tp.t_created[r]) * 1000 for r in rids]
+    pdc = diff(pd0, env.pd.snapshot_counts())
+    return {"q": B.percentiles(lat), "seconds": t1 - t0, "cpu_s": plugin.cpu_seconds() - cpu0,
+            "waits": None if w1 is None else w1 - (w0 or 0), "wait_s": None if s1 is None else s1 - (s0 or 0),
+            "pd_calls": pd_total(pdc), "http_429": pd_total(pdc, lambda route, st: st == 429)}
+
+
+def phase_latency(ctx):
+    floor = CAP.get("floor")
+    for label, burst in (("sequential", False), ("burst", True)):
+        env = ctx.env()
+        p = ctx.plugin(env, pd_extra=DEFAULT).start()
+        try:
+            n = ctx.args.default_n
+            log("latency at the default config: %d requests %s" % (n, "at once" if burst else "one after another"))
+            r = run_default_incidents(ctx, env, p, n, burst)
+            q = r["q"]
+            emit("latency_incident_default_%s_ms" % label, "latency", config=CFG_DEFAULT, n=q["n"], p50=q["p50"],
+                 p90=q["p90"], p99=q["p99"], max=q["max"], fake_floor_p50=floor,
+                 gate_p99_ms=None if floor is None else floor + 5,
+                 limiter_waits=r["waits"], limiter_wait_s=r["wait_s"], pd_calls=r["pd_calls"],
+                 http_429=r["http_429"], cpu_us_per_request=1e6 * r["cpu_s"] / n,
+                 note="limiter_waits None: the binary has no limiter metrics" if r["waits"] is None else "")
+        finally:
+            p.stop()
+            env.close()
+    env = ctx.env()
+    p = ctx.plugin(env, pd_extra=RAISED).start()
+    try:
         for label, rate in (("low", ctx.args.low_rate), ("high", ctx.args.high_rate)):
             n = ctx.args.latency_n
             log("latency at %s rate: %d incidents + %d approvals at %.0f req/s" % (label, n, n, rate))
@@ -304,10 +375,10 @@ def phase_latency(ctx):
             v = validity(r["pd_calls"], r["tp_calls"], r["seconds"], r["fakes_cpu_s"])
             for kind, key in (("incident", "inc"), ("auto_approval", "apr")):
                 q = r[key]
-                emit("latency_%s_%s_ms" % (kind, label), "latency", rate_per_s=rate,
+                emit("latency_%s_%s_ms" % (kind, label), "latency", config=CFG_RAISED, rate_per_s=rate,
                      achieved_rate=r["achieved_rate"], n=q["n"], p50=q["p50"], p90=q["p90"], p99=q["p99"],
                      max=q["max"], fake_floor_p50=floor, validity=v)
-            emit("cost_per_auto_approval_%s" % label, "latency",
+            emit("cost_per_auto_approval_%s" % label, "latency", config=CFG_RAISED,
                  pd_lookups_per_decision=r["pd_lookups"] / n, dup_reviews=r["dup_reviews"],
                  pd_calls_by_route={"%s %s" % k: v for k, v in sorted(r["pdc"].items())})
     finally:
@@ -338,17 +409,26 @@ def lifecycle_run(ctx, env, plugin, seconds, window, delete_after=False):
 def phase_throughput(ctx):
     env = ctx.env()
     try:
-        for w in (1, 4, 16):
-            p = ctx.plugin(env, workers=w).start()
+        runs = [("default", DEFAULT, CFG_DEFAULT, 1), ("default", DEFAULT, CFG_DEFAULT, 4),
+                ("raised", RAISED, CFG_RAISED, 1), ("raised", RAISED, CFG_RAISED, 4), ("raised", RAISED, CFG_RAISED, 16)]
+        for tag, pd_extra, cfg, w in runs:
+            log("throughput: %s, %d workers" % (cfg, w))
+            p = ctx.plugin(env, workers=w, pd_extra=pd_extra).start()
             try:
                 lifecycle_run(ctx, env, p, 2, 8)   # warm the caches and the connections
+                w0, s0 = limiter_waits(p)
                 r = lifecycle_run(ctx, env, p, ctx.args.tp_seconds, max(32, 4 * w))
+                w1, s1 = limiter_waits(p)
             finally:
                 p.stop()
             v = validity(r["pd_calls"], r["tp_calls"], r["seconds"], r["fakes_cpu_s"])
-            emit("throughput_workers_%d" % w, "throughput", lifecycles_per_s=r["rate"], lifecycles=r["total"],
-                 validity=v)
-            emit("cost_per_lifecycle_workers_%d" % w, "throughput", pd_calls=r["pd_calls"] / r["total"],
+            emit("throughput_%s_workers_%d" % (tag, w), "throughput", config=cfg, lifecycles_per_s=r["rate"],
+                 lifecycles=r["total"], seconds_incl_drain=r["seconds"],
+                 lifecycles_per_s_incl_drain=r["total"] / r["seconds"], validity=v,
+                 limiter_waits=None if w1 is None else w1 - (w0 or 0),
+                 limiter_wait_s=None if s1 is None else s1 - (s0 or 0))
+            emit("cost_per_lifecycle_%s_workers_%d" % (tag, w), "throughput", config=cfg,
+                 pd_calls=r["pd_calls"] / r["total"],
                  tp_calls=r["tp_calls"] / r["total"], cpu_us=1e6 * r["cpu_s"] / r["total"],
                  pd_floor=4, pd_tcp_connections=r["pd_conns"], pd_calls_by_route={"%s %s" % k: n for k, n in sorted(r["pdc"].items())},
                  tp_calls_by_method=dict(sorted(r["tpc"].items())))
@@ -358,11 +438,11 @@ def phase_throughput(ctx):
 
 def phase_memory(ctx):
     env = ctx.env()
-    p = ctx.plugin(env).start()
+    p = ctx.plugin(env, pd_extra=RAISED).start()
     try:
         time.sleep(2)
         m0 = p.mem()
-        emit("memory_idle_kib", "memory", **m0)
+        emit("memory_idle_kib", "memory", config=CFG_RAISED, **m0)
         samples = []
         total = 0
         goal = ctx.args.long_lifecycles
@@ -376,7 +456,7 @@ def phase_memory(ctx):
             log("long run: %d lifecycles, RssAnon %d KiB" % (total, samples[-1][1]["RssAnon"]))
         time.sleep(2)
         m1 = p.mem()
-        emit("memory_after_lifecycles_kib", "memory", lifecycles=total, **m1,
+        emit("memory_after_lifecycles_kib", "memory", config=CFG_RAISED, lifecycles=total, **m1,
              rss_anon_growth_kib=m1["RssAnon"] - samples[0][1]["RssAnon"],
              samples=[(n, m["RssAnon"]) for n, m in samples],
              note="requests deleted after their lifecycle (as expiry does); growth measured from the "
@@ -427,7 +507,7 @@ def phase_scale(ctx):
         log("scale: %d pending requests before start" % n)
         r = converge(ctx, n)
         pd_calls, tp_calls = pd_total(r["pdc"]), sum(r["tpc"].values())
-        emit("scale_%d" % n, "scale", requests=n, converge_s=r["seconds"], requests_per_s=n / r["seconds"],
+        emit("scale_%d" % n, "scale", config=CFG_RAISED, requests=n, converge_s=r["seconds"], requests_per_s=n / r["seconds"],
              pd_calls_per_request=pd_calls / n, tp_calls_per_request=tp_calls / n,
              cpu_us_per_request=1e6 * r["cpu_s"] / n, duplicates=r["dups"],
              validity=validity(pd_calls, tp_calls, r["seconds"]))
@@ -440,10 +520,16 @@ def phase_startup(ctx):
     r = converge(ctx, n, rate_limit=limit)
     ok_calls = pd_total(r["pdc"], lambda route, st: st != 429)
     n429 = pd_total(r["pdc"], lambda route, st: st == 429)
-    floor = ok_calls / (limit / 60.0)
-    emit("startup_convergence", "startup", requests=n, rate_limit_per_min=limit, converge_s=r["seconds"],
-         floor_s=floor, ratio=r["seconds"] / floor, calls_needed=ok_calls, http_429=n429, duplicates=r["dups"],
-         note="plugin configured with rate_limit_per_minute = %d (the key's limit)" % limit)
+    # The budget is per rolling minute: the last of `calls` cannot go out before the window has
+    # rolled ceil(calls / limit) - 1 times. (Spread evenly, calls / rate, it was 100.25 s here.)
+    floor = (-(-ok_calls // limit) - 1) * 60.0
+    even = ok_calls / (limit / 60.0)
+    emit("startup_convergence", "startup", config="rate_limit_per_minute = %d" % limit, requests=n,
+         rate_limit_per_min=limit, converge_s=r["seconds"], floor_s=floor,
+         ratio=r["seconds"] / floor if floor else None, spread_evenly_s=even, calls_needed=ok_calls, http_429=n429,
+         duplicates=r["dups"],
+         note="plugin configured with rate_limit_per_minute = %d (the key's limit); floor = (ceil(calls / "
+              "limit) - 1) minutes" % limit)
 
 
 # --- main ------------------------------------------------------------------------------------------------------
@@ -465,6 +551,8 @@ def main():
     ap.add_argument("--only", default="fakes,latency,throughput,memory,scale,startup")
     ap.add_argument("--cap-seconds", type=float, default=3.0)
     ap.add_argument("--latency-n", type=int, default=2000)
+    ap.add_argument("--default-n", type=int, default=150,
+                    help="requests in the default-config latency runs (sequential and burst)")
     ap.add_argument("--low-rate", type=float, default=40.0, help="requests/s in total (half of each kind)")
     ap.add_argument("--high-rate", type=float, default=200.0)
     ap.add_argument("--tp-seconds", type=float, default=15.0, help="seconds per throughput run")

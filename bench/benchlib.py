@@ -166,8 +166,8 @@ class BenchTeleport(FakeTeleport):
         self.t_created[rid] = time.monotonic()
         return super().create_request(user, roles, annotations, reason, thresholds, ttl, rid)
 
-    def _apply_review(self, rid, author, state, reason, created=0):
-        r = super()._apply_review(rid, author, state, reason, created)
+    def _apply_review(self, rid, author, state, reason, created_ns=0):
+        r = super()._apply_review(rid, author, state, reason, created_ns)
         if author == PLUGIN_USER:
             with self.lock:
                 self.plugin_reviews[rid] += 1
@@ -269,6 +269,7 @@ class Plugin:
         self.proc = None
         self._off = 0
         self._seen = collections.Counter()
+        self.status_port = None
 
     def start(self, wait_ready=True, timeout=60):
         with open(self.config, "w") as f:
@@ -303,8 +304,21 @@ class Plugin:
             except ValueError:
                 d = {"msg": line, "raw": True}
             self._seen[d.get("msg")] += 1
+            if d.get("msg") == "Controller started" and str(d.get("status_port", "")).isdigit():
+                self.status_port = int(d["status_port"])
             out.append(d)
         return out
+
+    def metric(self, name):
+        """Sum of every series of a metric on /metrics, or None when the binary has no such metric."""
+        import urllib.request
+        self.scan()
+        if not self.status_port:
+            return None
+        text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.status_port, timeout=10).read().decode()
+        vals = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                if line.startswith(name + "{") or line.startswith(name + " ")]
+        return sum(vals) if vals else None
 
     def wait_msg(self, msg, timeout=60):
         deadline = time.monotonic() + timeout

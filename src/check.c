@@ -120,6 +120,7 @@ static void check_pagerduty(struct report *r, const tpd_config *cfg)
 	o.connect_timeout_ms = cfg->pagerduty.connect_timeout_ms;
 	o.request_timeout_ms = cfg->pagerduty.request_timeout_ms;
 	o.max_retry_ms = 5000;
+	o.rate_limit_per_minute = cfg->pagerduty.rate_limit_per_minute;
 	o.user_agent_version = TPD_VERSION;
 	if (tpd_pd_new(&o, &pd, err)) {
 		line(r, false, "pagerduty: %s", err);

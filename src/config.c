@@ -1,6 +1,6 @@
 /* config.c - loads teleport-pagerduty's configuration (TOML or YAML) into one validated struct.
  *
- * Flow: read the file (at most TPD_CONFIG_MAX_BYTES) → parse into a tpd_toml tree (toml.c) →
+ * Flow: read the file (at most TPD_CONFIG_MAX_BYTES) → parse into a tpd_node tree (toml.c) →
  * walk the tree against one table of known keys (type-checked, range-checked, positions kept) →
  * read the API key file → cross-field validation in upstream's order → defaults.
  *
@@ -23,6 +23,7 @@
 
 #include "tpd/config.h"
 #include "tpd/toml.h"
+#include "tpd/yaml.h"
 #include "tpd/util.h"
 
 #define MAX_WARNINGS     64                                /* more are summarised in one line */
@@ -47,13 +48,13 @@ typedef struct {
 	tpd_config_warn_cb warn;
 	void *ud;
 	char *err;
-	const tpd_toml *root;
+	const tpd_node *root;
 	char *auth_server;            /* teleport.auth_server (deprecated) */
 	char *severity;               /* log.severity as written */
 	char *format;                 /* log.format as written */
 	char *ann_notify;             /* [pagerduty.RequestAnnotations] notify_service */
 	char *ann_services;           /* [pagerduty.RequestAnnotations] services */
-	const tpd_toml *ann_table;    /* that table, if given */
+	const tpd_node *ann_table;    /* that table, if given */
 	const char *ann_table_name;   /* the spelling used */
 	char *warnings[MAX_WARNINGS]; /* held back until the API key is known, then redacted */
 	int nwarn;                    /* warnings produced (may exceed MAX_WARNINGS) */
@@ -264,22 +265,22 @@ static void flush_warnings(loader *ld, const char *secret)
 	}
 }
 
-static const char *a_type(tpd_toml_type t)
+static const char *a_type(tpd_node_type t)
 {
 	switch (t) {
-	case TPD_TOML_TABLE:
+	case TPD_NODE_TABLE:
 		return "a table";
-	case TPD_TOML_ARRAY:
+	case TPD_NODE_ARRAY:
 		return "an array";
-	case TPD_TOML_STRING:
+	case TPD_NODE_STRING:
 		return "a string";
-	case TPD_TOML_INT:
+	case TPD_NODE_INT:
 		return "an integer";
-	case TPD_TOML_FLOAT:
+	case TPD_NODE_FLOAT:
 		return "a float";
-	case TPD_TOML_BOOL:
+	case TPD_NODE_BOOL:
 		return "a boolean";
-	case TPD_TOML_NULL:
+	case TPD_NODE_NULL:
 		return "null";
 	}
 	return "a value";
@@ -287,29 +288,29 @@ static const char *a_type(tpd_toml_type t)
 
 /* --- positions ----------------------------------------------------------------------------------- */
 
-static const tpd_toml *table_of(const loader *ld, const char *table)
+static const tpd_node *table_of(const loader *ld, const char *table)
 {
-	const tpd_toml *t = tpd_toml_get(ld->root, table);
+	const tpd_node *t = tpd_node_get(ld->root, table);
 
-	return tpd_toml_type_of(t) == TPD_TOML_TABLE ? t : NULL;
+	return tpd_node_type_of(t) == TPD_NODE_TABLE ? t : NULL;
 }
 
-static const tpd_toml *node_of(const loader *ld, const char *table, const char *key)
+static const tpd_node *node_of(const loader *ld, const char *table, const char *key)
 {
-	const tpd_toml *v = tpd_toml_get(table_of(ld, table), key);
+	const tpd_node *v = tpd_node_get(table_of(ld, table), key);
 
-	return tpd_toml_type_of(v) == TPD_TOML_NULL ? NULL : v;
+	return tpd_node_type_of(v) == TPD_NODE_NULL ? NULL : v;
 }
 
 /* Where to point for table.key: the value, else the table header, else the top of the file. */
 static void where(const loader *ld, const char *table, const char *key, int *line, int *col)
 {
-	const tpd_toml *v = key ? node_of(ld, table, key) : NULL;
+	const tpd_node *v = key ? node_of(ld, table, key) : NULL;
 
 	if (!v)
 		v = table_of(ld, table);
-	*line = v ? tpd_toml_line(v) : 1;
-	*col = v ? tpd_toml_col(v) : 1;
+	*line = v ? tpd_node_line(v) : 1;
+	*col = v ? tpd_node_col(v) : 1;
 }
 
 /* --- unknown keys --------------------------------------------------------------------------------- */
@@ -380,18 +381,18 @@ static void unknown_hint(const char *table, const char *key, char *buf, size_t l
 		snprintf(buf, len, "ignored; `teleport-pagerduty configure` prints every accepted key");
 }
 
-static void warn_unknown(loader *ld, const char *table, const tpd_toml *t, size_t i)
+static void warn_unknown(loader *ld, const char *table, const tpd_node *t, size_t i)
 {
 	char hint[256];
-	const char *key = tpd_toml_key_at(t, i);
-	bool is_table = tpd_toml_type_of(tpd_toml_at(t, i)) == TPD_TOML_TABLE;
+	const char *key = tpd_node_key_at(t, i);
+	bool is_table = tpd_node_type_of(tpd_node_at(t, i)) == TPD_NODE_TABLE;
 
 	unknown_hint(table, key, hint, sizeof(hint));
 	if (table)
-		cfg_warn(ld, tpd_toml_key_line(t, i), tpd_toml_key_col(t, i), hint,
+		cfg_warn(ld, tpd_node_key_line(t, i), tpd_node_key_col(t, i), hint,
 		         is_table ? "unknown table [%s.%s]" : "unknown key %s.%s", table, key);
 	else
-		cfg_warn(ld, tpd_toml_key_line(t, i), tpd_toml_key_col(t, i), hint,
+		cfg_warn(ld, tpd_node_key_line(t, i), tpd_node_key_col(t, i), hint,
 		         is_table ? "unknown table [%s]" : "unknown key %s", key);
 }
 
@@ -402,39 +403,39 @@ static void *field_ptr(const field *f, tpd_config *cfg, loader *ld)
 	return (char *)((f->flags & F_LOADER) ? (void *)ld : (void *)cfg) + f->off;
 }
 
-static tpd_err read_field(loader *ld, const field *f, const tpd_toml *v, tpd_config *cfg)
+static tpd_err read_field(loader *ld, const field *f, const tpd_node *v, tpd_config *cfg)
 {
 	void *dst = field_ptr(f, cfg, ld);
-	tpd_toml_type t = tpd_toml_type_of(v);
-	int line = tpd_toml_line(v), col = tpd_toml_col(v);
+	tpd_node_type t = tpd_node_type_of(v);
+	int line = tpd_node_line(v), col = tpd_node_col(v);
 	char fix[256];
 
 	snprintf(fix, sizeof(fix), "example: %s", f->example);
 	switch (f->kind) {
 	case K_STR:
-		if (t != TPD_TOML_STRING)
+		if (t != TPD_NODE_STRING)
 			return cfg_err(ld, TPD_ERR_CONFIG, line, col, fix, "%s.%s must be a string, not %s",
 			               f->table, f->key, a_type(t));
 		free(*(char **)dst);
-		*(char **)dst = xstrdup(tpd_toml_str(v));
+		*(char **)dst = xstrdup(tpd_node_str(v));
 		return TPD_ERR_OK;
 	case K_BOOL:
-		if (t != TPD_TOML_BOOL)
+		if (t != TPD_NODE_BOOL)
 			return cfg_err(ld, TPD_ERR_CONFIG, line, col,
-			               t == TPD_TOML_STRING ? "write true or false "
+			               t == TPD_NODE_STRING ? "write true or false "
 			                                      "without quotes"
 			                                    : fix,
 			               "%s.%s must be a boolean, not %s", f->table, f->key, a_type(t));
-		*(bool *)dst = tpd_toml_bool(v);
+		*(bool *)dst = tpd_node_bool(v);
 		return TPD_ERR_OK;
 	case K_INT: {
 		int64_t i;
 
-		if (t != TPD_TOML_INT)
+		if (t != TPD_NODE_INT)
 			return cfg_err(ld, TPD_ERR_CONFIG, line, col,
-			               t == TPD_TOML_STRING ? "write the number without quotes" : fix,
+			               t == TPD_NODE_STRING ? "write the number without quotes" : fix,
 			               "%s.%s must be an integer, not %s", f->table, f->key, a_type(t));
-		i = tpd_toml_int(v);
+		i = tpd_node_int(v);
 		if (i < f->min || i > f->max)
 			return cfg_err(ld, TPD_ERR_CONFIG, line, col, fix,
 			               "%s.%s is %lld, out of range: it must be between %lld and %lld",
@@ -445,16 +446,16 @@ static tpd_err read_field(loader *ld, const field *f, const tpd_toml *v, tpd_con
 	case K_DUR: {
 		int64_t ms;
 
-		if (t == TPD_TOML_STRING) {
-			if (!tpd_parse_duration_ms(tpd_toml_str(v), &ms))
+		if (t == TPD_NODE_STRING) {
+			if (!tpd_parse_duration_ms(tpd_node_str(v), &ms))
 				return cfg_err(
 				    ld, TPD_ERR_CONFIG, line, col,
 				    "use a Go duration such as \"90s\", \"1m30s\", \"500ms\" or \"2h\"",
-				    "%s.%s: invalid duration \"%.64s\"", f->table, f->key, tpd_toml_str(v));
-		} else if (t == TPD_TOML_INT) {
+				    "%s.%s: invalid duration \"%.64s\"", f->table, f->key, tpd_node_str(v));
+		} else if (t == TPD_NODE_INT) {
 			/* go-toml v1 decodes an integer into a time.Duration as nanoseconds; do the same
 			 * (rounding up to whole milliseconds) and warn about surprisingly short values. */
-			int64_t ns = tpd_toml_int(v);
+			int64_t ns = tpd_node_int(v);
 
 			if (ns < 0)
 				return cfg_err(ld, TPD_ERR_CONFIG, line, col, fix,
@@ -492,50 +493,50 @@ static const field *find_field(const char *table, const char *key)
 }
 
 /* Reads [pagerduty.RequestAnnotations] (any accepted spelling). */
-static tpd_err read_annotations(loader *ld, const tpd_toml *pd, size_t i)
+static tpd_err read_annotations(loader *ld, const tpd_node *pd, size_t i)
 {
-	const tpd_toml *t = tpd_toml_at(pd, i);
-	const char *name = tpd_toml_key_at(pd, i);
+	const tpd_node *t = tpd_node_at(pd, i);
+	const char *name = tpd_node_key_at(pd, i);
 	char fix[160];
 
-	if (tpd_toml_type_of(t) == TPD_TOML_NULL)
+	if (tpd_node_type_of(t) == TPD_NODE_NULL)
 		return TPD_ERR_OK;
-	if (tpd_toml_type_of(t) != TPD_TOML_TABLE)
+	if (tpd_node_type_of(t) != TPD_NODE_TABLE)
 		return cfg_err(
-		    ld, TPD_ERR_CONFIG, tpd_toml_line(t), tpd_toml_col(t),
+		    ld, TPD_ERR_CONFIG, tpd_node_line(t), tpd_node_col(t),
 		    "write [pagerduty.RequestAnnotations] with notify_service = \"...\" and services = "
 		    "\"...\"",
-		    "pagerduty.%s must be a table, not %s", name, a_type(tpd_toml_type_of(t)));
+		    "pagerduty.%s must be a table, not %s", name, a_type(tpd_node_type_of(t)));
 	if (ld->ann_table)
-		return cfg_err(ld, TPD_ERR_CONFIG, tpd_toml_key_line(pd, i), tpd_toml_key_col(pd, i),
+		return cfg_err(ld, TPD_ERR_CONFIG, tpd_node_key_line(pd, i), tpd_node_key_col(pd, i),
 		               "keep only one of them", "both pagerduty.%s and pagerduty.%s are given",
 		               ld->ann_table_name, name);
 	ld->ann_table = t;
 	ld->ann_table_name = name;
-	for (size_t k = 0; k < tpd_toml_len(t); k++) {
-		const char *key = tpd_toml_key_at(t, k);
-		const tpd_toml *v = tpd_toml_at(t, k);
+	for (size_t k = 0; k < tpd_node_len(t); k++) {
+		const char *key = tpd_node_key_at(t, k);
+		const tpd_node *v = tpd_node_at(t, k);
 		char **dst = !strcmp(key, "notify_service") ? &ld->ann_notify
 		             : !strcmp(key, "services")     ? &ld->ann_services
 		                                            : NULL;
 
 		if (!dst) {
-			cfg_warn(ld, tpd_toml_key_line(t, k), tpd_toml_key_col(t, k),
+			cfg_warn(ld, tpd_node_key_line(t, k), tpd_node_key_col(t, k),
 			         "ignored; the accepted keys are notify_service and services",
 			         "unknown key pagerduty.%s.%s", name, key);
 			continue;
 		}
-		if (tpd_toml_type_of(v) == TPD_TOML_NULL)
+		if (tpd_node_type_of(v) == TPD_NODE_NULL)
 			continue;
-		if (tpd_toml_type_of(v) != TPD_TOML_STRING) {
+		if (tpd_node_type_of(v) != TPD_NODE_STRING) {
 			snprintf(fix, sizeof(fix), "example: %s = \"%s\"", key,
 			         dst == &ld->ann_notify ? TPD_DEFAULT_NOTIFY_ANNOTATION
 			                                : TPD_DEFAULT_SERVICES_ANNOTATION);
-			return cfg_err(ld, TPD_ERR_CONFIG, tpd_toml_line(v), tpd_toml_col(v), fix,
+			return cfg_err(ld, TPD_ERR_CONFIG, tpd_node_line(v), tpd_node_col(v), fix,
 			               "pagerduty.%s.%s must be a string, not %s", name, key,
-			               a_type(tpd_toml_type_of(v)));
+			               a_type(tpd_node_type_of(v)));
 		}
-		*dst = xstrdup(tpd_toml_str(v));
+		*dst = xstrdup(tpd_node_str(v));
 	}
 	return TPD_ERR_OK;
 }
@@ -550,12 +551,12 @@ static bool is_ann_name(const char *key)
 
 static tpd_err walk(loader *ld, tpd_config *cfg)
 {
-	const tpd_toml *root = ld->root;
+	const tpd_node *root = ld->root;
 	tpd_err rc;
 
-	for (size_t i = 0; i < tpd_toml_len(root); i++) {
-		const char *tname = tpd_toml_key_at(root, i);
-		const tpd_toml *t = tpd_toml_at(root, i);
+	for (size_t i = 0; i < tpd_node_len(root); i++) {
+		const char *tname = tpd_node_key_at(root, i);
+		const tpd_node *t = tpd_node_at(root, i);
 		bool known = false;
 
 		for (size_t k = 0; k < NTABLES; k++)
@@ -564,15 +565,15 @@ static tpd_err walk(loader *ld, tpd_config *cfg)
 			warn_unknown(ld, NULL, root, i);
 			continue;
 		}
-		if (tpd_toml_type_of(t) == TPD_TOML_NULL)
+		if (tpd_node_type_of(t) == TPD_NODE_NULL)
 			continue;
-		if (tpd_toml_type_of(t) != TPD_TOML_TABLE)
-			return cfg_err(ld, TPD_ERR_CONFIG, tpd_toml_line(t), tpd_toml_col(t),
+		if (tpd_node_type_of(t) != TPD_NODE_TABLE)
+			return cfg_err(ld, TPD_ERR_CONFIG, tpd_node_line(t), tpd_node_col(t),
 			               "write it as a section: a line [name] followed by key = value lines",
-			               "%s must be a table, not %s", tname, a_type(tpd_toml_type_of(t)));
-		for (size_t k = 0; k < tpd_toml_len(t); k++) {
-			const char *key = tpd_toml_key_at(t, k);
-			const tpd_toml *v = tpd_toml_at(t, k);
+			               "%s must be a table, not %s", tname, a_type(tpd_node_type_of(t)));
+		for (size_t k = 0; k < tpd_node_len(t); k++) {
+			const char *key = tpd_node_key_at(t, k);
+			const tpd_node *v = tpd_node_at(t, k);
 			const field *f = find_field(tname, key);
 
 			if (!strcmp(tname, "pagerduty") && is_ann_name(key)) {
@@ -584,7 +585,7 @@ static tpd_err walk(loader *ld, tpd_config *cfg)
 				warn_unknown(ld, tname, t, k);
 				continue;
 			}
-			if (tpd_toml_type_of(v) == TPD_TOML_NULL)
+			if (tpd_node_type_of(v) == TPD_NODE_NULL)
 				continue; /* YAML `key:` or `key: null`: keep the default */
 			if ((rc = read_field(ld, f, v, cfg)))
 				return rc;
@@ -889,12 +890,12 @@ static tpd_err check_pagerduty(loader *ld, tpd_config *cfg)
 				*d = xstrdup(ann[i].def);
 			}
 			if (has_ctrl_or_space(*d) || strlen(*d) > 253) {
-				const tpd_toml *v = node_of(ld, "pagerduty", ann[i].key);
+				const tpd_node *v = node_of(ld, "pagerduty", ann[i].key);
 
-				if (!v || tpd_str_empty(tpd_toml_str(v)))
-					v = tpd_toml_get(ld->ann_table, ann[i].key);
-				line = v ? tpd_toml_line(v) : 1;
-				col = v ? tpd_toml_col(v) : 1;
+				if (!v || tpd_str_empty(tpd_node_str(v)))
+					v = tpd_node_get(ld->ann_table, ann[i].key);
+				line = v ? tpd_node_line(v) : 1;
+				col = v ? tpd_node_col(v) : 1;
 				return cfg_err(
 				    ld, TPD_ERR_CONFIG, line, col,
 				    "use a name such as \"pagerduty_services\"",
@@ -1119,7 +1120,7 @@ tpd_err tpd_config_load_mem(const char *name, const char *text, size_t len, bool
                             tpd_config_warn_cb warn, void *ud, char *err)
 {
 	loader ld;
-	tpd_toml *root = NULL;
+	tpd_node *root = NULL;
 	tpd_config *cfg = NULL;
 	tpd_err rc;
 
@@ -1173,7 +1174,7 @@ out:
 	}
 	if (rc)
 		tpd_config_free(cfg);
-	tpd_toml_free(root);
+	tpd_node_free(root);
 	free(ld.auth_server);
 	free(ld.severity);
 	free(ld.format);

@@ -11,8 +11,11 @@
  *                orphaned-incident scan, the PagerDuty health check and readiness bookkeeping.
  * The status server (if enabled) runs its own thread and only reads atomics through checks.
  *
- * State: the request cache (id → latest request seen) is the only shared data, under cache_mu.
- * Everything durable lives in Teleport's plugin data; a restart rebuilds the rest. */
+ * State: the request cache (id → latest request seen) and the seen-pending memory (requests seen
+ * PENDING that left that state before they were handled, see seenpending.h) are the shared data,
+ * under cache_mu. Both are kept by every process, followers included, so a new leader knows what
+ * its predecessor saw. Everything durable lives in Teleport's plugin data; a restart rebuilds
+ * the rest. */
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -31,6 +34,7 @@
 #include "tpd/metrics.h"
 #include "tpd/pagerduty.h"
 #include "tpd/reconcile.h"
+#include "tpd/seenpending.h"
 #include "tpd/status.h"
 #include "tpd/strmap.h"
 #include "tpd/teleport.h"
@@ -43,6 +47,10 @@
 #define INIT_TIMEOUT_MS     10000 /* upstream's initTimeout */
 #define IDENTITY_RETRY_MS   5000  /* re-read a bad rotated identity this often */
 #define LIVENESS_MAX_AGE_MS 60000 /* housekeeper loop must tick within this */
+/* Seen-pending memory (README "Requests that leave PENDING at once"): an entry is forgotten
+ * once its request is handled, after this long, or to make room beyond this many. */
+#define SEEN_PENDING_TTL_MS (60 * 60 * 1000)
+#define SEEN_PENDING_CAP    20000
 /* Work-queue keys of housekeeping jobs; a request id (a UUID) never starts with a control char. */
 #define KEY_ORPHAN_SCAN "\x01orphan-scan"
 #define KEY_PD_HEALTH   "\x01pagerduty-health"
@@ -79,7 +87,8 @@ struct tpd_controller {
 	/* request id → how many of its review notes may have been posted without being counted
 	 * (see unsure_notes_*), under cache_mu */
 	tpd_strmap *unsure;
-	bool listed_once; /* under cache_mu: the first listing after start is done */
+	tpd_seen_pending *seen; /* requests seen PENDING that left it unhandled, under cache_mu */
+	bool listed_once;       /* under cache_mu: the first listing after start is done */
 
 	/* Threads. */
 	pthread_t watcher, housekeeper;
@@ -112,6 +121,7 @@ struct tpd_controller {
 	/* Metrics. */
 	tpd_metric *m_reconcile, *m_reconcile_err, *m_created, *m_resolved, *m_notes, *m_approvals;
 	tpd_metric *m_reconnects, *m_watch_connected, *m_id_expiry, *m_id_reloads;
+	tpd_metric *m_seen, *m_seen_forgotten;
 };
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -122,22 +132,12 @@ static void free_request(void *p)
 	tpd_access_request_free(p);
 }
 
-/* Sleeps up to ms or until stop is requested; returns true when stopping. */
+/* Sleeps up to ms or until woken (stop, reload, orphan scan); returns true when stopping. */
 static bool wait_or_stop(tpd_controller *c, int64_t ms)
 {
-	struct timespec ts;
-
 	pthread_mutex_lock(&c->wake_mu);
-	if (!atomic_load(&c->stop)) {
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += ms / 1000;
-		ts.tv_nsec += (ms % 1000) * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&c->wake_cv, &c->wake_mu, &ts);
-	}
+	if (!atomic_load(&c->stop))
+		tpd_cond_wait_until(&c->wake_cv, &c->wake_mu, tpd_now_ms() + ms);
 	pthread_mutex_unlock(&c->wake_mu);
 	return atomic_load(&c->stop);
 }
@@ -165,16 +165,77 @@ static void fmt_seconds(int64_t ms, char *buf, size_t len)
 	snprintf(buf, len, "%.3fs", (double)ms / 1000.0);
 }
 
-/* Returns a deep copy of the cached request, or NULL when the cache does not know it. */
-static tpd_access_request *cache_get(tpd_controller *c, const char *id)
+/* Deep copies of the cached request (NULL when the cache does not know it) and of its
+ * seen-pending snapshot (NULL when there is none; *gen its generation), taken together. */
+static void cache_get(tpd_controller *c, const char *id, tpd_access_request **req, tpd_access_request **snap,
+                      uint64_t *gen)
 {
-	tpd_access_request *r;
+	const tpd_access_request *r, *s;
 
 	pthread_mutex_lock(&c->cache_mu);
 	r = tpd_strmap_get(c->cache, id);
-	r = r ? tpd_access_request_dup(r) : NULL;
+	s = tpd_seen_pending_get(c->seen, id, gen);
+	*req = r ? tpd_access_request_dup(r) : NULL;
+	*snap = s ? tpd_access_request_dup(s) : NULL;
 	pthread_mutex_unlock(&c->cache_mu);
-	return r;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* seen pending                                                                                   */
+
+/* The informer saw a cached request change from prev to next (NULL: deleted or gone from a
+ * listing). A request that leaves PENDING is remembered as it was last seen PENDING, so the
+ * planner can still open its incident although the collapsed work queue only shows it resolved
+ * or gone. Runs on every process (followers too). Caller holds cache_mu. */
+static void seen_transition(tpd_controller *c, const tpd_access_request *prev, const tpd_access_request *next)
+{
+	size_t evicted;
+
+	if (!prev || prev->state != TPD_STATE_PENDING || (next && next->state == TPD_STATE_PENDING))
+		return;
+	evicted = tpd_seen_pending_put(c->seen, prev, tpd_now_ms());
+	if (evicted) {
+		tpd_metric_add(c->m_seen_forgotten, (double)evicted, "evicted");
+		tpd_log(c->lg, TPD_LOG_WARN,
+		        "Seen-pending memory full, forgot the oldest request that left PENDING unhandled",
+		        "request_id", prev->id, NULL);
+	}
+	tpd_metric_set(c->m_seen, (double)tpd_seen_pending_len(c->seen));
+}
+
+/* A pass handled the request (resolved or deleted, nothing left to do): forget its snapshot,
+ * unless a newer one replaced it meanwhile. */
+static void seen_handled(tpd_controller *c, const char *id, uint64_t gen)
+{
+	pthread_mutex_lock(&c->cache_mu);
+	if (tpd_seen_pending_forget(c->seen, id, gen)) {
+		tpd_metric_inc(c->m_seen_forgotten, "handled");
+		tpd_metric_set(c->m_seen, (double)tpd_seen_pending_len(c->seen));
+	}
+	pthread_mutex_unlock(&c->cache_mu);
+}
+
+/* Housekeeping: entries older than the TTL go, handled or not. */
+static void seen_expire(tpd_controller *c)
+{
+	size_t n;
+
+	pthread_mutex_lock(&c->cache_mu);
+	n = tpd_seen_pending_expire(c->seen, tpd_now_ms());
+	if (n) {
+		tpd_metric_add(c->m_seen_forgotten, (double)n, "expired");
+		tpd_metric_set(c->m_seen, (double)tpd_seen_pending_len(c->seen));
+	}
+	pthread_mutex_unlock(&c->cache_mu);
+}
+
+static void enqueue_seen(void *ud, const char *id, const tpd_access_request *snap)
+{
+	tpd_controller *c = ud;
+
+	(void)snap;
+	/* Not in the cache (deleted) or resolved: either way not enqueued with the cache's keys. */
+	tpd_workqueue_add(c->q, id, TPD_WQ_EVENT);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -279,7 +340,9 @@ static void unsure_reset_each(void *ud, const char *key, void *value)
 struct job {
 	tpd_controller *c;
 	const char *id;
-	tpd_access_request *req; /* NULL: deleted */
+	tpd_access_request *req;  /* NULL: deleted */
+	tpd_access_request *snap; /* as last seen PENDING, when it left that state; or NULL */
+	uint64_t snap_gen;
 	tpd_plugin_data pd;
 	bool have_pd;
 	bool try_approval;
@@ -290,6 +353,38 @@ struct job {
 static const char *state_name(const struct job *j)
 {
 	return j->req ? tpd_request_state_name(j->req->state) : "DELETED";
+}
+
+/* What the incident's texts are made from: the request, or for a deleted one its snapshot. */
+static const tpd_access_request *job_subject(const struct job *j)
+{
+	return j->req ? j->req : j->snap;
+}
+
+/* Sets fields in the local copy only (for a request whose data can no longer be stored). */
+static void local_set(struct job *j, const char *k1, const char *v1, const char *k2, const char *v2)
+{
+	if (!j->have_pd) {
+		tpd_plugin_data_init(&j->pd);
+		j->have_pd = true;
+	}
+	tpd_plugin_data_set(&j->pd, k1, v1);
+	if (k2)
+		tpd_plugin_data_set(&j->pd, k2, v2);
+}
+
+/* Writes fields (CAS); a request deleted meanwhile (NOT_FOUND) gets them in the local copy only,
+ * so the planner goes on (its incident is then resolved as expired, nothing left open). */
+static tpd_err set_or_local(struct job *j, const char *k1, const char *v1, const char *k2, const char *v2)
+{
+	tpd_err rc = pd_set_field(j->c, j->id, &j->pd, &j->have_pd, k1, v1, k2, v2, j->err);
+
+	if (rc == TPD_ERR_NOT_FOUND) {
+		local_set(j, k1, v1, k2, v2);
+		j->err[0] = '\0';
+		rc = TPD_ERR_OK;
+	}
+	return rc;
 }
 
 static tpd_err act_create_incident(struct job *j, const tpd_action *a)
@@ -314,7 +409,7 @@ static tpd_err act_create_incident(struct job *j, const tpd_action *a)
 		tpd_plugin_data next;
 
 		tpd_plugin_data_init(&next);
-		tpd_plugin_data_from_request(&next, j->req);
+		tpd_plugin_data_from_request(&next, job_subject(j));
 		rc = pd_write(c, j->id, &j->pd, &j->have_pd, &next, j->err);
 		tpd_plugin_data_clear(&next);
 		if (rc) {
@@ -323,9 +418,9 @@ static tpd_err act_create_incident(struct job *j, const tpd_action *a)
 		}
 	}
 	key = tpd_incident_key(j->id);
-	title = tpd_incident_title(j->req);
+	title = tpd_incident_title(job_subject(j));
 	link = tpd_request_link(c->proxy_addr, j->id);
-	details = tpd_incident_details(j->req, link);
+	details = tpd_incident_details(job_subject(j), link);
 	spec = (tpd_pd_incident_spec){
 	    .title = title, .service_id = svc.id, .incident_key = key, .details = details};
 	rc = tpd_pd_create_incident(c->pd, &spec, &incident, &adopted, j->err);
@@ -333,8 +428,7 @@ static tpd_err act_create_incident(struct job *j, const tpd_action *a)
 		j->reason = "pagerduty";
 		goto out;
 	}
-	rc = pd_set_field(c, j->id, &j->pd, &j->have_pd, "incident_id", incident, "service_id", svc.id,
-	                  j->err);
+	rc = set_or_local(j, "incident_id", incident, "service_id", svc.id);
 	if (rc) {
 		j->reason = "teleport";
 		goto out;
@@ -489,29 +583,24 @@ static tpd_err act_adopt(struct job *j, const tpd_action *a)
 	tpd_err rc;
 
 	rc = tpd_pd_find_incident_by_key(c->pd, key, &incident, &status, j->err);
-	if (rc == TPD_ERR_NOT_FOUND && !a->tag) {
-		/* Pending, and no incident was ever opened: open it now. */
+	if (rc == TPD_ERR_NOT_FOUND && a->service_name) {
+		/* No incident was ever opened for a request seen PENDING (pending, or over a moment
+		 * later): open it now; the next steps note and resolve it if the request is over. */
 		tpd_action create = {.kind = TPD_ACT_CREATE_INCIDENT, .service_name = a->service_name};
 
 		rc = act_create_incident(j, &create);
 		goto out;
 	}
 	if (rc == TPD_ERR_NOT_FOUND) {
-		/* No incident was ever opened: record the outcome so nothing is retried. */
-		char *tag = xstrdup(a->tag), *reason = xstrdup(a->reason ? a->reason : "");
+		/* No incident was ever opened and no service is known: record the outcome so nothing
+		 * is retried. */
+		char *tag = xstrdup(a->tag ? a->tag : ""), *reason = xstrdup(a->reason ? a->reason : "");
 
-		rc = pd_set_field(c, j->id, &j->pd, &j->have_pd, "resolution", tag, "resolve_reason", reason,
-		                  j->err);
+		rc = set_or_local(j, "resolution", tag, "resolve_reason", reason);
 		if (!rc)
-			rc = pd_set_field(c, j->id, &j->pd, &j->have_pd, "pd_resolved", "true", NULL, NULL,
-			                  j->err);
+			rc = set_or_local(j, "pd_resolved", "true", NULL, NULL);
 		free(tag);
 		free(reason);
-		if (rc == TPD_ERR_NOT_FOUND) {
-			tpd_plugin_data_set(&j->pd, "resolution", a->tag);
-			tpd_plugin_data_set(&j->pd, "pd_resolved", "true");
-			rc = TPD_ERR_OK;
-		}
 		if (rc)
 			j->reason = "teleport";
 		goto out;
@@ -520,13 +609,16 @@ static tpd_err act_adopt(struct job *j, const tpd_action *a)
 		j->reason = "pagerduty";
 		goto out;
 	}
+	if (!j->req && tpd_streq(status, "resolved")) {
+		/* A deleted request whose incident is resolved already (by an earlier run, or by the
+		 * leader before this one): nothing is left to post, and nothing can be stored. */
+		local_set(j, "incident_id", incident, NULL, NULL);
+		local_set(j, "resolution", a->tag ? a->tag : "expired", "pd_resolved", "true");
+		goto out;
+	}
 	tpd_log(c->lg, TPD_LOG_INFO, "Found the incident of an interrupted run", "pd_incident_id", incident,
 	        "request_id", j->id, NULL);
-	rc = pd_set_field(c, j->id, &j->pd, &j->have_pd, "incident_id", incident, NULL, NULL, j->err);
-	if (rc == TPD_ERR_NOT_FOUND) {
-		tpd_plugin_data_set(&j->pd, "incident_id", incident);
-		rc = TPD_ERR_OK;
-	}
+	rc = set_or_local(j, "incident_id", incident, NULL, NULL);
 	if (rc)
 		j->reason = "teleport";
 out:
@@ -699,7 +791,7 @@ static tpd_err reconcile_key(tpd_controller *c, const char *id, unsigned flags, 
 	int steps = 0, conflicts = 0;
 
 	j.err[0] = '\0';
-	j.req = cache_get(c, id);
+	cache_get(c, id, &j.req, &j.snap, &j.snap_gen);
 	rc = pd_read(c, id, &j.pd, &j.have_pd, j.err);
 	if (rc)
 		goto out;
@@ -710,14 +802,20 @@ static tpd_err reconcile_key(tpd_controller *c, const char *id, unsigned flags, 
 			tpd_strmap_put(c->known_services, j.pd.service_id, NULL);
 		pthread_mutex_unlock(&c->cache_mu);
 	}
-	if (!j.req && !j.have_pd && (flags & TPD_WQ_ORPHAN)) {
+	/* An open incident of a request this cache does not know. One seen PENDING goes through the
+	 * planner instead (it finds the incident by key and resolves it as expired). */
+	if (!j.req && !j.have_pd && !j.snap && (flags & TPD_WQ_ORPHAN)) {
 		rc = resolve_orphan(c, id, j.err);
 		j.reason = "pagerduty";
 		goto out;
 	}
 	for (;;) {
-		tpd_reconcile_input in = {j.req, j.have_pd ? &j.pd : NULL, j.try_approval};
+		tpd_reconcile_input in = {j.req, j.have_pd ? &j.pd : NULL, j.try_approval, NULL};
 		tpd_action a;
+
+		/* Seen PENDING: a pending request is its own proof; one that left PENDING has its
+		 * snapshot (if this process saw it pending). */
+		in.seen_pending = j.req && j.req->state == TPD_STATE_PENDING ? j.req : j.snap;
 
 		tpd_reconcile_next(&c->ropts, &in, &a);
 		if (a.kind == TPD_ACT_NONE) {
@@ -761,6 +859,7 @@ static tpd_err reconcile_key(tpd_controller *c, const char *id, unsigned flags, 
 			break;
 		}
 		if (rc && rc != TPD_ERR_COMPARE_FAILED && j.try_approval && j.req &&
+		    j.req->state == TPD_STATE_PENDING &&
 		    (a.kind == TPD_ACT_CREATE_INCIDENT || a.kind == TPD_ACT_ADOPT_BY_KEY)) {
 			/* Notification failed: like upstream, still try the auto-approval, then retry. */
 			tpd_action ap = {.kind = TPD_ACT_AUTO_APPROVE};
@@ -778,6 +877,18 @@ static tpd_err reconcile_key(tpd_controller *c, const char *id, unsigned flags, 
 			j.reason = keep_reason;
 		}
 		tpd_action_clear(&a);
+		if (rc == TPD_ERR_NOT_FOUND && j.req && tpd_streq(j.reason, "teleport") && ++conflicts < 16) {
+			/* Teleport no longer knows the request: deleted under this pass (reviewed and
+			 * deleted a moment after creation). Plan again from what the watch says now. */
+			tpd_access_request_free(j.req);
+			tpd_access_request_free(j.snap);
+			cache_get(c, id, &j.req, &j.snap, &j.snap_gen);
+			if (!j.req) {
+				j.err[0] = '\0';
+				rc = TPD_ERR_OK;
+				continue;
+			}
+		}
 		if (rc == TPD_ERR_COMPARE_FAILED && ++conflicts < 16) {
 			/* Someone else wrote the plugin data: re-read and plan again. */
 			rc = pd_read(c, id, &j.pd, &j.have_pd, j.err);
@@ -795,6 +906,10 @@ out:
 		free(tpd_strmap_del(c->orphans, id));
 		pthread_mutex_unlock(&c->cache_mu);
 	}
+	/* Resolved or deleted, and this pass left nothing to do: its snapshot has served. (A failed
+	 * pass keeps it for the retry; a pending request has none.) */
+	if (!rc && j.snap && (!j.req || j.req->state != TPD_STATE_PENDING))
+		seen_handled(c, id, j.snap_gen);
 	*approval_pending = j.try_approval;
 	*reason = j.reason;
 	if (rc)
@@ -802,6 +917,7 @@ out:
 	if (j.have_pd)
 		tpd_plugin_data_clear(&j.pd);
 	tpd_access_request_free(j.req);
+	tpd_access_request_free(j.snap);
 	return rc;
 }
 
@@ -834,6 +950,9 @@ static void on_leadership(void *ud, bool leading)
 		c->unsure = tpd_strmap_new();
 		tpd_strmap_each(c->cache, unsure_reset_each, c);
 		tpd_strmap_each(c->cache, enqueue_cached_event, c);
+		/* And what left PENDING while another process led (deleted ones are not cached): the
+		 * old leader may have died before it handled them. */
+		tpd_seen_pending_each(c->seen, enqueue_seen, c);
 		pthread_mutex_unlock(&c->cache_mu);
 		atomic_store(&c->orphan_scan_requested, true);
 		wake_all(c);
@@ -935,6 +1054,7 @@ static void enqueue_fresh(void *ud, const char *key, void *value)
 	tpd_access_request *prev = tpd_strmap_del(s->old, key);
 
 	unsure_first_seen(s->c, value); /* cache_mu is held by relist */
+	seen_transition(s->c, prev, value);
 	/* New or changed requests count as events (auto-approval is tried); the rest is a resync. */
 	tpd_workqueue_add(s->c->q, key, (s->first || changed(prev, value)) ? TPD_WQ_EVENT : TPD_WQ_RESYNC);
 	free_request(prev);
@@ -945,8 +1065,8 @@ static void enqueue_gone(void *ud, const char *key, void *value)
 {
 	struct resync *s = ud;
 
-	(void)value;
 	tpd_strmap_del(s->c->unsure, key); /* cache_mu is held by relist */
+	seen_transition(s->c, value, NULL);
 	tpd_workqueue_add(s->c->q, key, TPD_WQ_EVENT);
 	s->n++;
 }
@@ -984,6 +1104,7 @@ static tpd_err relist(tpd_controller *c, char *err)
 static int on_event(void *ud, const tpd_event *ev)
 {
 	tpd_controller *c = ud;
+	tpd_access_request *prev;
 	char err[TPD_ERRLEN];
 
 	if (atomic_load(&c->stop))
@@ -1007,7 +1128,9 @@ static int on_event(void *ud, const tpd_event *ev)
 		if (!ev->request || !ev->request->id)
 			break;
 		pthread_mutex_lock(&c->cache_mu);
-		free_request(tpd_strmap_put(c->cache, ev->request->id, tpd_access_request_dup(ev->request)));
+		prev = tpd_strmap_put(c->cache, ev->request->id, tpd_access_request_dup(ev->request));
+		seen_transition(c, prev, ev->request);
+		free_request(prev);
 		unsure_first_seen(c, ev->request);
 		pthread_mutex_unlock(&c->cache_mu);
 		tpd_log(c->lg, TPD_LOG_DEBUG, "Access request event", "request_id", ev->request->id,
@@ -1019,7 +1142,9 @@ static int on_event(void *ud, const tpd_event *ev)
 		if (!ev->deleted_id)
 			break;
 		pthread_mutex_lock(&c->cache_mu);
-		free_request(tpd_strmap_del(c->cache, ev->deleted_id));
+		prev = tpd_strmap_del(c->cache, ev->deleted_id);
+		seen_transition(c, prev, NULL);
+		free_request(prev);
 		tpd_strmap_del(c->unsure, ev->deleted_id);
 		pthread_mutex_unlock(&c->cache_mu);
 		tpd_log(c->lg, TPD_LOG_DEBUG, "Access request event", "request_id", ev->deleted_id,
@@ -1165,7 +1290,7 @@ static void orphan_cb(void *ud, const char *incident_id, const char *incident_ke
 	if (!id)
 		return;
 	pthread_mutex_lock(&s->c->cache_mu);
-	known = tpd_strmap_get(s->c->cache, id) != NULL;
+	known = tpd_strmap_get(s->c->cache, id) != NULL || tpd_seen_pending_get(s->c->seen, id, NULL) != NULL;
 	if (!known)
 		free(tpd_strmap_put(s->c->orphans, id, xstrdup(incident_id)));
 	pthread_mutex_unlock(&s->c->cache_mu);
@@ -1189,6 +1314,11 @@ static void collect_notify(void *ud, const char *key, void *value)
 	(void)key;
 	if (a && a->n_values && !tpd_str_empty(a->values[0]) && tpd_strmap_len(nn->names) < 256)
 		tpd_strmap_put(nn->names, a->values[0], NULL);
+}
+
+static void collect_notify_seen(void *ud, const char *id, const tpd_access_request *snap)
+{
+	collect_notify(ud, id, (void *)snap);
 }
 
 static void name_at(void *ud, const char *key, void *value)
@@ -1220,6 +1350,7 @@ static void scan_orphans(tpd_controller *c)
 	idset = tpd_strmap_new();
 	pthread_mutex_lock(&c->cache_mu);
 	tpd_strmap_each(c->cache, collect_notify, &nn);
+	tpd_seen_pending_each(c->seen, collect_notify_seen, &nn);
 	n_known = tpd_strmap_len(c->known_services);
 	known = xcalloc(n_known ? n_known : 1, sizeof(char *));
 	kc = known;
@@ -1322,10 +1453,12 @@ static void *housekeeper_main(void *arg)
 			if (atomic_load(&c->watch_synced) && may_reconcile(c)) {
 				pthread_mutex_lock(&c->cache_mu);
 				tpd_strmap_each(c->cache, enqueue_cached, c);
+				tpd_seen_pending_each(c->seen, enqueue_seen, c);
 				pthread_mutex_unlock(&c->cache_mu);
 				atomic_store(&c->orphan_scan_requested, true);
 			}
 		}
+		seen_expire(c);
 		/* Network work goes to the workers, so this loop never blocks (liveness). */
 		if (atomic_load(&c->watch_synced) && atomic_exchange(&c->orphan_scan_requested, false))
 			tpd_workqueue_add(c->q, KEY_ORPHAN_SCAN, 0);
@@ -1407,20 +1540,16 @@ tpd_err tpd_controller_new(const tpd_config *cfg, tpd_logger *lg, tpd_controller
 	c->orphans = tpd_strmap_new();
 	c->known_services = tpd_strmap_new();
 	c->unsure = tpd_strmap_new();
+	c->seen = tpd_seen_pending_new(SEEN_PENDING_CAP, SEEN_PENDING_TTL_MS,
+	                               cfg->pagerduty.notify_service_annotation,
+	                               cfg->pagerduty.services_annotation);
 	c->n_workers = cfg->reconcile.workers > 0 ? cfg->reconcile.workers : 4;
 	if (c->n_workers > MAX_WORKERS)
 		c->n_workers = MAX_WORKERS;
 	pthread_mutex_init(&c->cache_mu, NULL);
 	pthread_mutex_init(&c->fail_mu, NULL);
 	pthread_mutex_init(&c->wake_mu, NULL);
-	{
-		pthread_condattr_t ca;
-
-		pthread_condattr_init(&ca);
-		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		pthread_cond_init(&c->wake_cv, &ca);
-		pthread_condattr_destroy(&ca);
-	}
+	tpd_cond_init(&c->wake_cv);
 	c->m_reconcile = tpd_metrics_counter(c->metrics, "teleport_pagerduty_reconcile_total",
 	                                     "Reconcile passes by result.", "result");
 	c->m_reconcile_err = tpd_metrics_counter(c->metrics, "teleport_pagerduty_reconcile_errors_total",
@@ -1441,6 +1570,11 @@ tpd_err tpd_controller_new(const tpd_config *cfg, tpd_logger *lg, tpd_controller
 	                                   "Expiry of the Teleport identity in use (unix seconds).", NULL);
 	c->m_id_reloads = tpd_metrics_counter(c->metrics, "teleport_pagerduty_identity_reloads_total",
 	                                      "Identity reloads, by result.", "result");
+	c->m_seen = tpd_metrics_gauge(c->metrics, "teleport_pagerduty_seen_pending_requests",
+	                              "Requests seen PENDING that left it and are not handled yet.", NULL);
+	c->m_seen_forgotten = tpd_metrics_counter(
+	    c->metrics, "teleport_pagerduty_seen_pending_forgotten_total",
+	    "Seen-pending entries forgotten, by reason (handled, expired, evicted).", "reason");
 	tpd_metrics_add_standard(c->metrics, TPD_VERSION, TPD_GIT_COMMIT);
 	*out = c;
 	return TPD_ERR_OK;
@@ -1745,6 +1879,7 @@ void tpd_controller_free(tpd_controller *c)
 	tpd_strmap_free(c->orphans, free);
 	tpd_strmap_free(c->known_services, NULL);
 	tpd_strmap_free(c->unsure, NULL);
+	tpd_seen_pending_free(c->seen);
 	tpd_metrics_free(c->metrics);
 	free(c->cluster_name);
 	free(c->proxy_addr);

@@ -18,15 +18,14 @@
 #include <string.h>
 #include <time.h>
 
-#include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
-#include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "tpd/pem.h"
 #include "tpd/util.h"
 
 #define MAX_BLOCKS 66 /* key + cert + 64 CAs is far beyond any real identity */
@@ -252,31 +251,15 @@ static tpd_err scan(const char *label, const char *data, size_t len, scan_result
 	return TPD_ERR_OK;
 }
 
-static int no_password_cb(char *buf, int size, int rwflag, void *u)
-{
-	(void)buf;
-	(void)size;
-	(void)rwflag;
-	(void)u;
-	return -1; /* never prompt on a terminal */
-}
-
 static tpd_err parse_key(const char *label, const pem_block *b, EVP_PKEY **out, char *err)
 {
-	BIO *bio;
-
 	*out = NULL;
 	if (strcmp(b->type, "ENCRYPTED PRIVATE KEY") == 0 || strstr(b->text.data, "Proc-Type: 4,ENCRYPTED"))
 		return tpd_seterr(err, TPD_ERR_PARSE,
 		                  "%s: the private key (line %d) is encrypted; Teleport identities use "
 		                  "unencrypted keys",
 		                  label, b->line);
-	bio = BIO_new_mem_buf(b->text.data, (int)b->text.len);
-	if (!bio)
-		return tpd_seterr(err, TPD_ERR_NOMEM, "%s: out of memory", label);
-	*out = PEM_read_bio_PrivateKey(bio, NULL, no_password_cb, NULL);
-	BIO_free(bio);
-	ERR_clear_error();
+	*out = tpd_pem_read_key(b->text.data, b->text.len);
 	if (!*out)
 		return tpd_seterr(err, TPD_ERR_PARSE,
 		                  "%s: the %s block at line %d is not a valid private key (corrupt base64 "
@@ -287,15 +270,7 @@ static tpd_err parse_key(const char *label, const pem_block *b, EVP_PKEY **out, 
 
 static tpd_err parse_cert(const char *label, const pem_block *b, const char *what, X509 **out, char *err)
 {
-	BIO *bio;
-
-	*out = NULL;
-	bio = BIO_new_mem_buf(b->text.data, (int)b->text.len);
-	if (!bio)
-		return tpd_seterr(err, TPD_ERR_NOMEM, "%s: out of memory", label);
-	*out = PEM_read_bio_X509(bio, NULL, no_password_cb, NULL);
-	BIO_free(bio);
-	ERR_clear_error();
+	*out = tpd_pem_read_cert(b->text.data, b->text.len);
 	if (!*out)
 		return tpd_seterr(err, TPD_ERR_PARSE,
 		                  "%s: the %s at line %d is not a valid X.509 certificate", label, what,

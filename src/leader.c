@@ -486,28 +486,18 @@ static void log_follow(tpd_leader *l)
 	free(msg);
 }
 
+static bool leader_stopped(void *ud)
+{
+	return ((tpd_leader *)ud)->stop;
+}
+
 /* Waits until the monotonic time `until` or a stop; returns true when stopping. */
 static bool wait_until(tpd_leader *l, int64_t until)
 {
 	bool stop;
 
 	pthread_mutex_lock(&l->mu);
-	while (!l->stop) {
-		int64_t left = until - tpd_now_ms();
-		struct timespec ts;
-
-		if (left <= 0)
-			break;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += left / 1000;
-		ts.tv_nsec += (left % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&l->cv, &l->mu, &ts);
-	}
-	stop = l->stop;
+	stop = tpd_cond_wait_for(&l->cv, &l->mu, until, leader_stopped, l);
 	pthread_mutex_unlock(&l->mu);
 	return stop;
 }
@@ -630,13 +620,7 @@ tpd_err tpd_leader_new(const tpd_leader_opts *o, tpd_leader **out, char *err)
 		return tpd_seterr(err, TPD_ERR_INVAL, "leader election: no options");
 	l = tpd_new(tpd_leader);
 	pthread_mutex_init(&l->mu, NULL);
-	{
-		pthread_condattr_t ca;
-		pthread_condattr_init(&ca);
-		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		pthread_cond_init(&l->cv, &ca);
-		pthread_condattr_destroy(&ca);
-	}
+	tpd_cond_init(&l->cv);
 	atomic_init(&l->stopping, false);
 	l->cb = o->cb;
 	l->cb_ud = o->cb_ud;
@@ -775,7 +759,10 @@ static void release(tpd_leader *l)
 	obj = json_object_get(l->lease);
 	fill_spec(l, spec, "", true);
 	body = xstrdup(json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN));
-	rc = http_do(l, "PUT", l->url_item, body, tpd_now_ms() + l->retry_ms, &got, err);
+	/* The renew deadline, not the retry period: the Lease is ours until it would lapse, and a
+	 * slow API server (or a loaded machine) must not turn a clean hand-over into a wait for
+	 * the whole lease duration. */
+	rc = http_do(l, "PUT", l->url_item, body, tpd_now_ms() + l->renew_ms, &got, err);
 	if (rc == TPD_ERR_OK)
 		tpd_log(l->log, TPD_LOG_INFO, "Released leadership", "lease", l->name, "identity", l->id,
 		        NULL);

@@ -30,6 +30,9 @@
 #define NEGATIVE_TTL_MAX_MS 30000
 #define PAGE_LIMIT          100
 #define MAX_OFFSET          10000 /* PagerDuty refuses offset + limit > 10000 */
+/* Longest wait in the limiter before a call gives up (TPD_ERR_RATE_LIMITED) when its retry budget
+ * is shorter: one rolling minute, the most the budget itself can make a call wait. */
+#define LIMITER_MAX_WAIT_MS 60000
 
 struct tpd_pd {
 	char *endpoint; /* no trailing slash */
@@ -41,7 +44,7 @@ struct tpd_pd {
 	int64_t cache_ttl, oncall_ttl, negative_ttl;
 	int64_t connect_timeout, request_timeout, max_retry;
 	tpd_logger *log;
-	tpd_metric *m_req, *m_dur, *m_rl, *m_hit, *m_miss;
+	tpd_metric *m_req, *m_dur, *m_rl, *m_hit, *m_miss, *m_wait, *m_wait_s;
 	tpd_ratelimit *rl;
 	tpd_ttlcache *svc_cache, *user_cache, *oncall_cache;
 	/* incident id → the time (ms, as text) until which a note write to it that timed out may
@@ -68,11 +71,14 @@ static int64_t now_ms(tpd_pd *pd)
 	return pd->hooks.now_ms ? pd->hooks.now_ms(pd->hooks.clock_ud) : tpd_now_ms();
 }
 
+static bool pd_stopping(void *ud)
+{
+	return atomic_load(&((tpd_pd *)ud)->stopping);
+}
+
 /* Sleeps ms unless the client is shut down first; returns false when shut down. */
 static bool pd_sleep(tpd_pd *pd, int64_t ms)
 {
-	struct timespec ts;
-
 	if (atomic_load(&pd->stopping))
 		return false;
 	if (ms <= 0)
@@ -81,18 +87,8 @@ static bool pd_sleep(tpd_pd *pd, int64_t ms)
 		pd->hooks.sleep_ms(pd->hooks.clock_ud, ms);
 		return !atomic_load(&pd->stopping);
 	}
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
 	pthread_mutex_lock(&pd->mu);
-	while (!atomic_load(&pd->stopping)) {
-		if (pthread_cond_timedwait(&pd->cv, &pd->mu, &ts) == ETIMEDOUT)
-			break;
-	}
+	tpd_cond_wait_for(&pd->cv, &pd->mu, tpd_now_ms() + ms, pd_stopping, pd);
 	pthread_mutex_unlock(&pd->mu);
 	return !atomic_load(&pd->stopping);
 }
@@ -525,8 +521,8 @@ static void status_label(long status, tpd_err terr, char *buf, size_t len)
 		snprintf(buf, len, "%s", terr == TPD_ERR_TIMEOUT ? "timeout" : "error");
 }
 
-/* One exchange. Returns the transport's code; resp is filled. */
-static tpd_err pd_attempt(tpd_pd *pd, const pd_req *r, tpd_pd_http_resp *resp)
+/* One exchange. Returns the transport's code; resp is filled. t is the limiter's reservation. */
+static tpd_err pd_attempt(tpd_pd *pd, const pd_req *r, tpd_pd_http_resp *resp, const tpd_rl_ticket *t)
 {
 	const char *headers[6];
 	size_t nh = 0;
@@ -560,7 +556,7 @@ static tpd_err pd_attempt(tpd_pd *pd, const pd_req *r, tpd_pd_http_resp *resp)
 	tpd_metric_inc(pd->m_req, r->call, code);
 	tpd_metric_observe(pd->m_dur, (double)(t1 - t0) / 1000.0, r->call);
 	if (rc == TPD_ERR_OK)
-		tpd_ratelimit_observe(pd->rl, t1, resp->rl_remaining, resp->rl_reset_s);
+		tpd_ratelimit_observe(pd->rl, t, t1, resp->rl_limit, resp->rl_remaining, resp->rl_reset_s);
 	if (tpd_logger_enabled(pd->log, TPD_LOG_TRACE)) {
 		char excerpt[1024];
 		snprintf(excerpt, sizeof(excerpt), "%.*s",
@@ -628,10 +624,12 @@ static bool settle_doubt(tpd_pd *pd, const char *incident_id)
 static tpd_err pd_call(tpd_pd *pd, const pd_req *r, pd_res *res, char *err)
 {
 	tpd_pd_http_resp resp;
-	int64_t deadline = now_ms(pd) + pd->max_retry, prev = 0, wait;
+	int64_t start = now_ms(pd), deadline = start + pd->max_retry, prev = 0, wait;
 	tpd_err rc = TPD_ERR_OK, last = TPD_ERR_UNAVAILABLE;
 	char msg[TPD_ERRLEN] = "";
 	int attempts = 0;
+	tpd_rl_op op = tpd_ratelimit_op(r->method, r->path);
+	tpd_rl_ticket ticket = {0};
 
 	memset(res, 0, sizeof(*res));
 	res->pd_code = -1;
@@ -645,18 +643,30 @@ static tpd_err pd_call(tpd_pd *pd, const pd_req *r, pd_res *res, char *err)
 			                r->method, r->call);
 			goto out;
 		}
-		if (!tpd_ratelimit_reserve(pd->rl, t, deadline - t, &wait)) {
+		/* A wait in the limiter is not a failure: it does not use up the retry budget. */
+		if (!tpd_ratelimit_reserve(pd->rl, op, t,
+		                           deadline - t > LIMITER_MAX_WAIT_MS ? deadline - t
+		                                                              : LIMITER_MAX_WAIT_MS,
+		                           &wait, &ticket)) {
 			tpd_metric_inc(pd->m_rl);
 			rc = tpd_seterr(
 			    err, TPD_ERR_RATE_LIMITED,
-			    "PagerDuty %s: client-side rate limit (%s) leaves no time within the %lld ms "
-			    "retry budget%s%s",
+			    "PagerDuty %s: client-side rate limit (%s, or PagerDuty's window) leaves no "
+			    "time within the %lld ms retry budget%s%s",
 			    r->call, "rate_limit_per_minute", (long long)pd->max_retry,
 			    msg[0] ? "; last: " : "", msg);
 			goto out;
 		}
-		if (wait > 0 && !pd_sleep(pd, wait))
-			continue; /* shutting down: reported at the top */
+		if (wait > 0) {
+			bool up = pd_sleep(pd, wait);
+			int64_t slept = now_ms(pd) - t;
+
+			tpd_metric_inc(pd->m_wait, tpd_ratelimit_op_name(op));
+			tpd_metric_add(pd->m_wait_s, (double)slept / 1000.0, tpd_ratelimit_op_name(op));
+			deadline += slept;
+			if (!up)
+				continue; /* shutting down: reported at the top */
+		}
 		if (attempts > 0 && res->ambiguous && r->before_retry) {
 			retry_check chk = r->before_retry(r->ud);
 
@@ -674,7 +684,7 @@ static tpd_err pd_call(tpd_pd *pd, const pd_req *r, pd_res *res, char *err)
 		}
 		attempts++;
 		tpd_buf_free(&resp.body);
-		trc = pd_attempt(pd, r, &resp);
+		trc = pd_attempt(pd, r, &resp, &ticket);
 		res->status = trc == TPD_ERR_OK ? resp.status : 0;
 		if (trc == TPD_ERR_OK && resp.status >= 200 && resp.status < 300) {
 			/* Success. An empty body is fine for callers that do not need one. */
@@ -742,13 +752,13 @@ static tpd_err pd_call(tpd_pd *pd, const pd_req *r, pd_res *res, char *err)
 		                             RETRY_CAP_MS, prev);
 		prev = wait;
 		t = now_ms(pd);
-		if (res->status == 429 && (resp.rl_reset_s >= 0 || resp.retry_after_s >= 0))
-			tpd_ratelimit_pause_until(pd->rl, t + wait);
+		/* Everyone calling the same operation holds back until then, not just this caller. */
+		if (res->status == 429)
+			tpd_ratelimit_rejected(pd->rl, &ticket, t, resp.rl_limit, t + wait);
 		if (t + wait > deadline) {
-			rc =
-			    tpd_seterr(err, last, "PagerDuty %s: giving up after %d attempt%s in %lld ms: %s",
-			               r->call, attempts, attempts == 1 ? "" : "s",
-			               (long long)(t - (deadline - pd->max_retry)), msg);
+			rc = tpd_seterr(err, last,
+			                "PagerDuty %s: giving up after %d attempt%s in %lld ms: %s", r->call,
+			                attempts, attempts == 1 ? "" : "s", (long long)(t - start), msg);
 			goto out;
 		}
 		{
@@ -817,6 +827,11 @@ tpd_err tpd_pd_new(const tpd_pd_opts *o, tpd_pd **out, char *err)
 		                "pagerduty.incident_urgency must be \"high\", \"low\" or empty");
 		goto out;
 	}
+	if (o->rate_limit_per_minute < 1) {
+		rc = tpd_seterr(err, TPD_ERR_CONFIG, "pagerduty.rate_limit_per_minute is %d, must be >= 1",
+		                o->rate_limit_per_minute);
+		goto out;
+	}
 	pd = tpd_new(tpd_pd);
 	pd->endpoint = xstrdup(ep);
 	n = strlen(pd->endpoint);
@@ -853,13 +868,13 @@ tpd_err tpd_pd_new(const tpd_pd_opts *o, tpd_pd **out, char *err)
 	tpd_logger_add_secret(pd->log, pd->api_key);
 	if (o->hooks)
 		pd->hooks = *o->hooks;
-	pd->rl = tpd_ratelimit_new(o->rate_limit_per_minute > 0 ? o->rate_limit_per_minute : 900, 0);
+	pd->rl = tpd_ratelimit_new(o->rate_limit_per_minute);
 	pd->svc_cache = tpd_ttlcache_new(1024, svc_copy, svc_free);
 	pd->user_cache = tpd_ttlcache_new(4096, user_copy, user_free);
 	pd->oncall_cache = tpd_ttlcache_new(4096, str_copy, free);
 	pd->doubt_cache = tpd_ttlcache_new(1024, str_copy, free);
 	pthread_mutex_init(&pd->mu, NULL);
-	pthread_cond_init(&pd->cv, NULL);
+	tpd_cond_init(&pd->cv);
 	atomic_init(&pd->stopping, false);
 	atomic_init(&pd->warned_401, false);
 	atomic_init(&pd->warned_403, false);
@@ -891,6 +906,18 @@ tpd_err tpd_pd_new(const tpd_pd_opts *o, tpd_pd **out, char *err)
 		pd->m_rl = tpd_metrics_counter(
 		    o->metrics, "teleport_pagerduty_pagerduty_rate_limited_total",
 		    "PagerDuty requests answered 429 or held back by the client-side limit.", NULL);
+		pd->m_wait = tpd_metrics_counter(
+		    o->metrics, "teleport_pagerduty_pagerduty_limiter_waits_total",
+		    "PagerDuty calls that waited in the client-side rate limiter, by operation limit.", "op");
+		pd->m_wait_s = tpd_metrics_counter(
+		    o->metrics, "teleport_pagerduty_pagerduty_limiter_wait_seconds_total",
+		    "Time PagerDuty calls spent waiting in the client-side rate limiter, by operation limit.",
+		    "op");
+		/* Every series from the start, so that "no wait" reads 0 rather than absent. */
+		for (int i = 0; i < TPD_RL_NOPS; i++) {
+			tpd_metric_add(pd->m_wait, 0.0, tpd_ratelimit_op_name((tpd_rl_op)i));
+			tpd_metric_add(pd->m_wait_s, 0.0, tpd_ratelimit_op_name((tpd_rl_op)i));
+		}
 		pd->m_hit = tpd_metrics_counter(o->metrics, "teleport_pagerduty_pagerduty_cache_hits_total",
 		                                "PagerDuty lookups answered from cache.", "cache");
 		pd->m_miss =

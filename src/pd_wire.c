@@ -1,9 +1,10 @@
 /* pd_wire.c - PagerDuty wire format: request bodies, URL encoding, error bodies and the retry
- * schedule. Pure functions without I/O, so the unit tests can pin every byte.
+ * schedule. Pure functions without I/O (URL escaping is libcurl's), so the unit tests can pin every byte.
  *
- * Bodies follow reference/pagerduty.md §2: the incident is sent with "type":"incident" and the
+ * Bodies follow docs/pagerduty-api.md ("Bodies"): the incident is sent with "type":"incident" and the
  * details as a string (what the API accepts; the spec's object typing is a known gap). */
 #include <ctype.h>
+#include <curl/curl.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,22 +101,17 @@ out:
 
 char *tpd_pd_urlencode(const char *s)
 {
-	static const char hex[] = "0123456789ABCDEF";
-	tpd_buf b;
+	/* libcurl escapes every byte but the RFC 3986 unreserved set (A-Z a-z 0-9 - . _ ~), as %XX
+	 * with upper-case hex. Since libcurl 7.82 the handle argument is unused. */
+	char *e = curl_easy_escape(NULL, s ? s : "", 0), *copy;
 
-	tpd_buf_init(&b, 0);
-	for (; s && *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-			tpd_buf_append(&b, s, 1);
-		} else {
-			char e[3] = {'%', hex[c >> 4], hex[c & 15]};
-			tpd_buf_append(&b, e, 3);
-		}
+	if (!e) {
+		fprintf(stderr, "teleport-pagerduty: out of memory escaping a URL component\n");
+		abort();
 	}
-	if (!b.data)
-		tpd_buf_puts(&b, "");
-	return tpd_buf_steal(&b);
+	copy = xstrdup(e);
+	curl_free(e);
+	return copy;
 }
 
 /* Copies printable ASCII of s (at most max chars) into b; anything else becomes '?'. Keeps

@@ -1,11 +1,13 @@
 /* reconcile.c - pure decision logic and upstream's texts. No I/O, no clock, no globals.
  *
  * The state machine, per request (see reconcile.h for the contract):
- *   deleted          → resolve the incident as "expired" if one is open
+ *   deleted          → resolve the incident as "expired" if one is open; seen PENDING but
+ *                      nothing stored: find or open the incident, resolve it as "expired"
  *   PENDING          → create the incident (once), note new reviews, try auto-approval
- *   APPROVED/DENIED/PROMOTED → note remaining reviews, resolve with the matching tag
+ *   APPROVED/DENIED/PROMOTED → (seen PENDING, nothing stored: create the incident first) note
+ *                      remaining reviews, resolve with the matching tag
  * with recovery steps for every point where a crash can leave the stored intent ahead of
- * PagerDuty. */
+ * PagerDuty. A request resolved or deleted before it was ever seen PENDING is left alone. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -146,21 +148,48 @@ static bool resolution_recovery(const tpd_reconcile_input *in, tpd_action *out)
 	return true;
 }
 
-static void plan_deleted(const tpd_reconcile_input *in, tpd_action *out)
+/* The notify service of the request as seen PENDING, or NULL (with *why) when it was never seen
+ * so (upstream's message for a request without plugin data) or named none. */
+static const char *seen_service(const tpd_reconcile_opts *o, const tpd_reconcile_input *in, const char **why)
+{
+	if (!in->seen_pending) {
+		*why = "Failed to resolve the incident: plugin data is missing";
+		return NULL;
+	}
+	return notify_service(o, in->seen_pending, why);
+}
+
+static void plan_deleted(const tpd_reconcile_opts *o, const tpd_reconcile_input *in, tpd_action *out)
 {
 	const tpd_plugin_data *pd = in->pd;
+	const char *why = NULL;
 
 	if (!pd || tpd_plugin_data_is_empty(pd)) {
-		set_none(out, "Failed to resolve the incident: plugin data is missing");
+		/* Deleted before anything was stored. Seen PENDING: its incident may exist (stored data
+		 * gone with the request) or not (deleted within moments): find it by key or open it from
+		 * the snapshot, then resolve it as expired, so none stays open and the audit trail shows
+		 * the request. Never seen PENDING: nothing to do, as upstream. */
+		const char *svc = seen_service(o, in, &why);
+
+		if (!svc) {
+			set_none(out, why);
+			return;
+		}
+		out->kind = TPD_ACT_ADOPT_BY_KEY;
+		out->tag = "expired";
+		out->reason = "";
+		out->service_name = svc;
 		return;
 	}
 	if (resolution_recovery(in, out))
 		return;
 	if (!has_incident(pd)) {
-		/* Intent was stored but the incident id never was: a crash between the two. */
+		/* Intent was stored but the incident id never was: a crash between the two. With the
+		 * snapshot the incident can still be opened (and resolved at once). */
 		out->kind = TPD_ACT_ADOPT_BY_KEY;
 		out->tag = "expired";
 		out->reason = "";
+		out->service_name = seen_service(o, in, &why);
 		return;
 	}
 	out->kind = TPD_ACT_RESOLVE;
@@ -226,21 +255,39 @@ static void plan_pending(const tpd_reconcile_opts *o, const tpd_reconcile_input 
 		out->why = why;
 }
 
-static void plan_resolved(const tpd_reconcile_input *in, tpd_action *out)
+static void plan_resolved(const tpd_reconcile_opts *o, const tpd_reconcile_input *in, tpd_action *out)
 {
 	const tpd_access_request *r = in->request;
 	const tpd_plugin_data *pd = in->pd;
+	const char *why = NULL;
 
 	if (!pd || tpd_plugin_data_is_empty(pd)) {
-		set_none(out, "Failed to resolve the incident: plugin data is missing");
+		/* Resolved before its incident was opened (reviewed a moment after creation, or
+		 * approved by us after a failed notification). Seen PENDING: open it now, writing the
+		 * intent first (a resolved request's plugin data can still be written); the next steps
+		 * note the reviews and resolve it. Never seen PENDING: untouched, as upstream. */
+		const char *svc = seen_service(o, in, &why);
+
+		if (!svc) {
+			set_none(out, why);
+			return;
+		}
+		out->kind = TPD_ACT_CREATE_INCIDENT;
+		out->service_name = svc;
+		out->write_intent = true;
 		return;
 	}
 	if (resolution_recovery(in, out))
 		return;
 	if (!has_incident(pd)) {
+		/* The intent proves the request was seen PENDING: adopt its incident, or open it on the
+		 * service the request names (it still exists, so its annotations are at hand). */
 		out->kind = TPD_ACT_ADOPT_BY_KEY;
 		out->tag = tpd_resolution_tag(r->state);
 		out->reason = r->resolve_reason ? r->resolve_reason : "";
+		out->service_name = notify_service(o, r, &why);
+		if (!out->service_name)
+			out->service_name = seen_service(o, in, &why);
 		return;
 	}
 	if (tpd_plugin_data_reviews_count(pd) < r->n_reviews) {
@@ -258,7 +305,7 @@ void tpd_reconcile_next(const tpd_reconcile_opts *o, const tpd_reconcile_input *
 {
 	memset(out, 0, sizeof(*out));
 	if (!in->request) {
-		plan_deleted(in, out);
+		plan_deleted(o, in, out);
 		return;
 	}
 	switch (in->request->state) {
@@ -268,7 +315,7 @@ void tpd_reconcile_next(const tpd_reconcile_opts *o, const tpd_reconcile_input *
 	case TPD_STATE_APPROVED:
 	case TPD_STATE_DENIED:
 	case TPD_STATE_PROMOTED:
-		plan_resolved(in, out);
+		plan_resolved(o, in, out);
 		return;
 	default:
 		set_none(out, "Unknown request state");

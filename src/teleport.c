@@ -7,12 +7,12 @@
  * channel is destroyed when its last call ends. Channels use a local subchannel pool so that a
  * new holder really opens a new TLS connection with the new client certificate.
  *
- * Connection facts (teleport-wire.md §3): the cluster CA is the only trust root, the target name
+ * Connection facts (docs/teleport-wire.md §3): the cluster CA is the only trust root, the target name
  * is teleport.cluster.local, keepalive pings at most every 60 s (grpc-go answers faster pings with
  * GOAWAY too_many_pings), reconnect backoff capped at 2 s like grpc-go's MaxDelay, 4 MiB receive
  * limit. No `version` metadata is sent, so the server's client-version check does not apply.
  *
- * Two connection paths (teleport-wire.md §3.4): "direct" uses gRPC's own TLS channel (which
+ * Two connection paths (docs/teleport-wire.md §3.4): "direct" uses gRPC's own TLS channel (which
  * reconnects by itself); "tls-routing" dials our own OpenSSL connection with ALPN
  * teleport-auth@<hex(cluster)>.teleport.cluster.local (src/tlsdial.c) and hands the plaintext end
  * to grpc_channel_create_from_fd. Such a channel never reconnects, so before each call a dead one
@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
@@ -35,16 +36,15 @@
 #include <grpc/support/log.h>
 #include <grpc/support/time.h>
 
-#include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <openssl/x509.h>
 
 #include "teleport_authservice.pb-c.h"
 #include "teleport_types.pb-c.h"
 
 #include "tpd/identity.h"
+#include "tpd/pem.h"
 #include "tpd/teleport.h"
 #include "tpd/tlsdial.h"
 #include "tpd/util.h"
@@ -112,7 +112,7 @@ const char *tpd_teleport_code_name(int grpc_code)
 
 tpd_err tpd_teleport_status_err(int code, const char *details)
 {
-	/* Upstream treats any error ending in this text as "already done" (teleport-wire.md §6.3). */
+	/* Upstream treats any error ending in this text as "already done" (docs/teleport-wire.md §5.1). */
 	if (details && tpd_str_endswith(details, "has already reviewed this request"))
 		return TPD_ERR_ALREADY_REVIEWED;
 	switch (code) {
@@ -238,20 +238,10 @@ static void grpc_log_drop(gpr_log_func_args *args)
 	(void)args;
 }
 
-static int no_password(char *buf, int size, int rwflag, void *u)
-{
-	(void)buf;
-	(void)size;
-	(void)rwflag;
-	(void)u;
-	return -1;
-}
-
 /* Checks that the PEMs parse and that key and certificate belong together. Never quotes them. */
 static tpd_err check_pems(const char *key_pem, const char *cert_pem, const char *ca_pem, char *err)
 {
 	tpd_err rc = TPD_ERR_OK;
-	BIO *b = NULL;
 	EVP_PKEY *key = NULL;
 	X509 *crt = NULL, *ca = NULL;
 
@@ -266,17 +256,13 @@ static tpd_err check_pems(const char *key_pem, const char *cert_pem, const char 
 		                MAX_PEM);
 		goto out;
 	}
-	b = BIO_new_mem_buf(key_pem, -1);
-	key = b ? PEM_read_bio_PrivateKey(b, NULL, no_password, NULL) : NULL;
-	BIO_free(b);
+	key = tpd_pem_read_key(key_pem, strlen(key_pem));
 	if (!key) {
 		rc = tpd_seterr(err, TPD_ERR_PARSE,
 		                "the client private key is not a readable unencrypted PEM key");
 		goto out;
 	}
-	b = BIO_new_mem_buf(cert_pem, -1);
-	crt = b ? PEM_read_bio_X509(b, NULL, no_password, NULL) : NULL;
-	BIO_free(b);
+	crt = tpd_pem_read_cert(cert_pem, strlen(cert_pem));
 	if (!crt) {
 		rc = tpd_seterr(err, TPD_ERR_PARSE,
 		                "the client certificate is not a readable PEM certificate");
@@ -286,9 +272,7 @@ static tpd_err check_pems(const char *key_pem, const char *cert_pem, const char 
 		rc = tpd_seterr(err, TPD_ERR_INVAL, "the client certificate does not match the private key");
 		goto out;
 	}
-	b = BIO_new_mem_buf(ca_pem, -1);
-	ca = b ? PEM_read_bio_X509(b, NULL, no_password, NULL) : NULL;
-	BIO_free(b);
+	ca = tpd_pem_read_cert(ca_pem, strlen(ca_pem));
 	if (!ca) {
 		rc = tpd_seterr(err, TPD_ERR_PARSE, "the cluster CA is not a readable PEM certificate");
 		goto out;
@@ -1112,8 +1096,12 @@ tpd_err tpd_teleport_submit_review(tpd_teleport *t, const char *request_id, cons
 {
 	uint8_t *enc = NULL;
 	size_t elen = 0;
-	tpd_err rc =
-	    tpd_teleport_encode_review(request_id, t->author, reason, tpd_wall_ms() / 1000, &enc, &elen, err);
+	struct timespec now;
+
+	/* Created = now with nanoseconds, like Go's time.Now(). */
+	clock_gettime(CLOCK_REALTIME, &now);
+	tpd_err rc = tpd_teleport_encode_review(request_id, t->author, reason, (int64_t)now.tv_sec,
+	                                        (int32_t)now.tv_nsec, &enc, &elen, err);
 	if (rc)
 		return rc;
 	uint8_t *b = NULL;

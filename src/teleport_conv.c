@@ -1,7 +1,7 @@
 /* teleport_conv.c - conversion between Teleport's wire messages (protobuf-c, the files in proto/) and
  * the domain model of tpd/types.h.
  *
- * Decoding is tolerant in the ways teleport-wire.md asks for: unknown fields and unknown Event
+ * Decoding is tolerant in the ways docs/teleport-wire.md §2.5 describes: unknown fields and unknown Event
  * oneof members are ignored (protobuf-c keeps them aside), absent non-nullable submessages decode
  * as empty, a zero Go time (Timestamp{-62135596800, 0}) and an absent Timestamp both mean "unset",
  * and out-of-range enum values become NONE. Encoding emits what Go emits where the server relies
@@ -31,6 +31,14 @@ int64_t tpd_teleport_ts_seconds(bool present, int64_t seconds)
 static int64_t ts(const Google__Protobuf__Timestamp *t)
 {
 	return t ? tpd_teleport_ts_seconds(true, t->seconds) : 0;
+}
+
+/* The nanoseconds of a set timestamp (0 when unset or out of range). */
+static int32_t ts_nanos(const Google__Protobuf__Timestamp *t)
+{
+	if (!ts(t) || t->nanos < 0 || t->nanos > 999999999)
+		return 0;
+	return t->nanos;
 }
 
 static tpd_request_state state_from_wire(int v)
@@ -95,6 +103,7 @@ static void request_from_wire(const Types__AccessRequestV3 *m, tpd_access_reques
 			continue;
 		tpd_access_request_add_review(out, s_or_empty(rv->author), state_from_wire(rv->proposedstate),
 		                              ts(rv->created), s_or_empty(rv->reason));
+		out->reviews[out->n_reviews - 1].created_nanos = ts_nanos(rv->created);
 	}
 }
 
@@ -250,7 +259,8 @@ tpd_err tpd_teleport_encode_plugin_update(const char *request_id, const tpd_plug
 }
 
 tpd_err tpd_teleport_encode_review(const char *request_id, const char *author, const char *reason,
-                                   int64_t created_unix, uint8_t **out, size_t *out_len, char *err)
+                                   int64_t created_unix, int32_t created_nanos, uint8_t **out,
+                                   size_t *out_len, char *err)
 {
 	if (tpd_str_empty(request_id))
 		return tpd_seterr(err, TPD_ERR_INVAL, "review needs a request id");
@@ -264,6 +274,8 @@ tpd_err tpd_teleport_encode_review(const char *request_id, const char *author, c
 	rv.reason = (char *)s_or_empty(reason);
 	if (created_unix > 0) {
 		created.seconds = created_unix;
+		/* Full precision, as Go's time.Now() sends it. */
+		created.nanos = created_nanos > 0 && created_nanos <= 999999999 ? created_nanos : 0;
 		rv.created = &created;
 	}
 	/* Go always emits the non-nullable Annotations as an empty submessage (tag 0x32, len 0);

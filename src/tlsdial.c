@@ -32,10 +32,10 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
-#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "tpd/pem.h"
 #include "tpd/util.h"
 
 #define DEFAULT_TIMEOUT_MS 30000
@@ -217,43 +217,34 @@ static tpd_err tcp_connect(const char *addr, const char *host, int port, int64_t
 /* Client certificate (+ chain), key and trust roots from the identity. */
 static tpd_err setup_ctx(SSL_CTX *ctx, const tpd_identity *id, char *err)
 {
-	const char *pems[3] = {tpd_identity_cert_pem(id), tpd_identity_key_pem(id), tpd_identity_ca_pem(id)};
-	BIO *bio = NULL;
-	X509 *x = NULL;
+	const char *cert = tpd_identity_cert_pem(id), *key = tpd_identity_key_pem(id),
+	           *ca = tpd_identity_ca_pem(id);
+	STACK_OF(X509) *chain = tpd_pem_read_certs(cert, strlen(cert)), *roots = NULL;
 	EVP_PKEY *pk = NULL;
 	X509_STORE *store = SSL_CTX_get_cert_store(ctx);
 	tpd_err rc = TPD_ERR_INVAL;
 	int n = 0;
 
-	bio = BIO_new_mem_buf(pems[0], -1);
-	x = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
-	if (!x || SSL_CTX_use_certificate(ctx, x) != 1) {
+	if (!chain || SSL_CTX_use_certificate(ctx, sk_X509_value(chain, 0)) != 1) {
 		tpd_seterr(err, rc, "identity %s: cannot use the TLS certificate", tpd_identity_name(id));
 		goto out;
 	}
-	X509_free(x);
-	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
-		if (SSL_CTX_add0_chain_cert(ctx, x) != 1) {
+	for (int i = 1; i < sk_X509_num(chain); i++) {
+		if (SSL_CTX_add1_chain_cert(ctx, sk_X509_value(chain, i)) != 1) {
 			tpd_seterr(err, rc, "identity %s: cannot use the certificate chain",
 			           tpd_identity_name(id));
 			goto out;
 		}
-		x = NULL;
 	}
-	BIO_free(bio);
-	bio = BIO_new_mem_buf(pems[1], -1);
-	pk = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+	pk = tpd_pem_read_key(key, strlen(key));
 	if (!pk || SSL_CTX_use_PrivateKey(ctx, pk) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
 		tpd_seterr(err, rc, "identity %s: cannot use the private key", tpd_identity_name(id));
 		goto out;
 	}
-	BIO_free(bio);
-	bio = BIO_new_mem_buf(pems[2], -1);
-	while (bio && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
-		if (X509_STORE_add_cert(store, x) == 1)
+	roots = tpd_pem_read_certs(ca, strlen(ca));
+	for (int i = 0; roots && i < sk_X509_num(roots); i++) {
+		if (X509_STORE_add_cert(store, sk_X509_value(roots, i)) == 1)
 			n++;
-		X509_free(x);
-		x = NULL;
 	}
 	if (n == 0) {
 		tpd_seterr(err, rc, "identity %s: no usable TLS CA certificate", tpd_identity_name(id));
@@ -262,9 +253,9 @@ static tpd_err setup_ctx(SSL_CTX *ctx, const tpd_identity *id, char *err)
 	rc = TPD_ERR_OK;
 out:
 	ERR_clear_error();
-	X509_free(x);
+	sk_X509_pop_free(chain, X509_free);
+	sk_X509_pop_free(roots, X509_free);
 	EVP_PKEY_free(pk);
-	BIO_free(bio);
 	return rc;
 }
 

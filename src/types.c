@@ -85,6 +85,7 @@ void tpd_access_request_add_review(tpd_access_request *r, const char *author, tp
 	v->author = xstrdup(author ? author : "");
 	v->proposed_state = proposed;
 	v->created = created;
+	v->created_nanos = 0;
 	v->reason = xstrdup(reason ? reason : "");
 }
 
@@ -105,9 +106,11 @@ tpd_access_request *tpd_access_request_dup(const tpd_access_request *r)
 		tpd_access_request_add_annotation(d, r->annotations[i].key,
 		                                  (const char *const *)r->annotations[i].values,
 		                                  r->annotations[i].n_values);
-	for (size_t i = 0; i < r->n_reviews; i++)
+	for (size_t i = 0; i < r->n_reviews; i++) {
 		tpd_access_request_add_review(d, r->reviews[i].author, r->reviews[i].proposed_state,
 		                              r->reviews[i].created, r->reviews[i].reason);
+		d->reviews[i].created_nanos = r->reviews[i].created_nanos;
+	}
 	d->revision = xstrdup(r->revision);
 	return d;
 }

@@ -2,6 +2,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -288,6 +289,42 @@ int64_t tpd_now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void tpd_cond_init(pthread_cond_t *cv)
+{
+	pthread_condattr_t ca;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(cv, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
+bool tpd_cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadline_ms)
+{
+	struct timespec ts;
+
+	if (deadline_ms < 0) {
+		pthread_cond_wait(cv, mu);
+		return true;
+	}
+	if (deadline_ms <= tpd_now_ms())
+		return false;
+	ts.tv_sec = (time_t)(deadline_ms / 1000);
+	ts.tv_nsec = (long)(deadline_ms % 1000) * 1000000L;
+	pthread_cond_timedwait(cv, mu, &ts);
+	return true;
+}
+
+bool tpd_cond_wait_for(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadline_ms, bool (*done)(void *ud),
+                       void *ud)
+{
+	while (!done(ud)) {
+		if (!tpd_cond_wait_until(cv, mu, deadline_ms))
+			return done(ud);
+	}
+	return true;
 }
 
 int64_t tpd_wall_ms(void)

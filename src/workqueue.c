@@ -1,6 +1,6 @@
 /* workqueue.c - keyed work queue with dedup, in-progress exclusion and per-key backoff.
  *
- * Data: a FIFO of ready keys, a hash table of key state (queued/processing/dirty, merged flags,
+ * Data: a FIFO of ready keys, a string map of key state (queued/processing/dirty, merged flags,
  * failure count, enqueue time), and a min-heap of delayed adds. One mutex, one condvar. A key's
  * state entry lives while it is queued, processing, delayed or has failures recorded. */
 #include <pthread.h>
@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "tpd/strmap.h"
 #include "tpd/util.h"
 #include "tpd/workqueue.h"
 
@@ -36,8 +37,7 @@ struct tpd_workqueue {
 	bool shutdown;
 	int64_t base_ms, max_ms;
 
-	struct entry **table; /* open addressing, tombstone-free: rebuilt on removal */
-	size_t table_cap, table_len;
+	tpd_strmap *entries; /* key → struct entry */
 
 	struct entry **fifo; /* ring buffer */
 	size_t fifo_cap, fifo_head, fifo_len;
@@ -50,84 +50,40 @@ struct tpd_workqueue {
 	tpd_metric *m_depth, *m_adds, *m_retries, *m_queue_dur, *m_work_dur;
 };
 
-/* --- hash table ------------------------------------------------------------------------------- */
-
-static uint64_t hash_str(const char *s)
-{
-	uint64_t h = 1469598103934665603ull;
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	return h;
-}
-
-static struct entry **slot_for(struct entry **table, size_t cap, const char *key)
-{
-	size_t i = hash_str(key) & (cap - 1);
-
-	while (table[i] && strcmp(table[i]->key, key))
-		i = (i + 1) & (cap - 1);
-	return &table[i];
-}
-
-static void table_grow(tpd_workqueue *q)
-{
-	size_t cap = q->table_cap ? q->table_cap * 2 : 64;
-	struct entry **t = xcalloc(cap, sizeof(*t));
-
-	for (size_t i = 0; i < q->table_cap; i++) {
-		if (q->table[i])
-			*slot_for(t, cap, q->table[i]->key) = q->table[i];
-	}
-	free(q->table);
-	q->table = t;
-	q->table_cap = cap;
-}
+/* --- key state --------------------------------------------------------------------------------- */
 
 static struct entry *lookup(tpd_workqueue *q, const char *key)
 {
-	if (!q->table_cap)
-		return NULL;
-	return *slot_for(q->table, q->table_cap, key);
+	return tpd_strmap_get(q->entries, key);
 }
 
 static struct entry *get_or_create(tpd_workqueue *q, const char *key)
 {
-	struct entry **s, *e;
+	struct entry *e = tpd_strmap_get(q->entries, key);
 
-	if ((q->table_len + 1) * 2 > q->table_cap)
-		table_grow(q);
-	s = slot_for(q->table, q->table_cap, key);
-	if (*s)
-		return *s;
+	if (e)
+		return e;
 	e = tpd_new(struct entry);
 	e->key = xstrdup(key);
-	*s = e;
-	q->table_len++;
+	tpd_strmap_put(q->entries, key, e);
 	return e;
 }
 
-/* Removes an entry that is idle (not queued, processing or delayed, no failures). Linear
- * probing without tombstones: re-insert the rest of the cluster. */
-static void maybe_remove(tpd_workqueue *q, struct entry *e)
+static void free_entry(void *p)
 {
-	size_t i, j;
+	struct entry *e = p;
 
-	if (e->queued || e->processing || e->delayed || e->failures || e->dirty)
-		return;
-	i = hash_str(e->key) & (q->table_cap - 1);
-	while (q->table[i] != e)
-		i = (i + 1) & (q->table_cap - 1);
-	q->table[i] = NULL;
-	q->table_len--;
-	for (j = (i + 1) & (q->table_cap - 1); q->table[j]; j = (j + 1) & (q->table_cap - 1)) {
-		struct entry *m = q->table[j];
-
-		q->table[j] = NULL;
-		*slot_for(q->table, q->table_cap, m->key) = m;
-	}
 	free(e->key);
 	free(e);
+}
+
+/* Removes an entry that is idle (not queued, processing or delayed, no failures). */
+static void maybe_remove(tpd_workqueue *q, struct entry *e)
+{
+	if (e->queued || e->processing || e->delayed || e->failures || e->dirty)
+		return;
+	tpd_strmap_del(q->entries, e->key);
+	free_entry(e);
 }
 
 /* --- fifo and heap ---------------------------------------------------------------------------- */
@@ -238,13 +194,10 @@ static int64_t promote_due(tpd_workqueue *q)
 tpd_workqueue *tpd_workqueue_new(int64_t base_delay_ms, int64_t max_delay_ms, tpd_metrics *m)
 {
 	tpd_workqueue *q = tpd_new(tpd_workqueue);
-	pthread_condattr_t ca;
 
 	pthread_mutex_init(&q->mu, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&q->cv, &ca);
-	pthread_condattr_destroy(&ca);
+	tpd_cond_init(&q->cv);
+	q->entries = tpd_strmap_new();
 	q->base_ms = base_delay_ms > 0 ? base_delay_ms : 50;
 	q->max_ms = max_delay_ms > 0 ? max_delay_ms : 5 * 60 * 1000;
 	q->m_depth = tpd_metrics_gauge(m, "teleport_pagerduty_workqueue_depth",
@@ -265,13 +218,7 @@ void tpd_workqueue_free(tpd_workqueue *q)
 {
 	if (!q)
 		return;
-	for (size_t i = 0; i < q->table_cap; i++) {
-		if (q->table[i]) {
-			free(q->table[i]->key);
-			free(q->table[i]);
-		}
-	}
-	free(q->table);
+	tpd_strmap_free(q->entries, free_entry);
 	free(q->fifo);
 	free(q->heap);
 	pthread_cond_destroy(&q->cv);
@@ -357,17 +304,6 @@ void tpd_workqueue_forget(tpd_workqueue *q, const char *key)
 	pthread_mutex_unlock(&q->mu);
 }
 
-static void deadline_after(struct timespec *ts, int64_t ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (ms % 1000) * 1000000;
-	if (ts->tv_nsec >= 1000000000) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000;
-	}
-}
-
 int tpd_workqueue_get(tpd_workqueue *q, int64_t timeout_ms, char **key, unsigned *flags)
 {
 	int64_t deadline = timeout_ms >= 0 ? tpd_now_ms() + timeout_ms : -1;
@@ -397,14 +333,7 @@ int tpd_workqueue_get(tpd_workqueue *q, int64_t timeout_ms, char **key, unsigned
 			if (wait < 0 || left < wait)
 				wait = left;
 		}
-		if (wait < 0) {
-			pthread_cond_wait(&q->cv, &q->mu);
-		} else {
-			struct timespec ts;
-
-			deadline_after(&ts, wait);
-			pthread_cond_timedwait(&q->cv, &q->mu, &ts);
-		}
+		tpd_cond_wait_until(&q->cv, &q->mu, wait < 0 ? -1 : tpd_now_ms() + wait);
 	}
 	e = fifo_pop(q);
 	e->queued = false;
@@ -477,15 +406,14 @@ int tpd_workqueue_wait_idle(tpd_workqueue *q, int64_t timeout_ms)
 
 	pthread_mutex_lock(&q->mu);
 	while (q->fifo_len || q->processing || q->heap_len) {
-		struct timespec ts;
-		int64_t left = deadline - tpd_now_ms();
+		int64_t now = tpd_now_ms();
 
-		if (left <= 0) {
+		if (now >= deadline) {
 			rc = 1;
 			break;
 		}
-		deadline_after(&ts, left < 50 ? left : 50);
-		pthread_cond_timedwait(&q->cv, &q->mu, &ts);
+		/* Delayed entries fall due without a signal: look again at least every 50 ms. */
+		tpd_cond_wait_until(&q->cv, &q->mu, deadline - now < 50 ? deadline : now + 50);
 	}
 	pthread_mutex_unlock(&q->mu);
 	return rc;

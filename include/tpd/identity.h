@@ -1,6 +1,6 @@
 /* identity.h - Teleport client credentials: identity files and key/cert/CA triples.
  *
- * A Teleport identity file (teleport-wire.md §4.1) holds, in this order: the private key (PEM
+ * A Teleport identity file (docs/teleport-wire.md §4.1) holds, in this order: the private key (PEM
  * "PRIVATE KEY", "RSA PRIVATE KEY" or "EC PRIVATE KEY"), the SSH certificate line, the user's
  * TLS certificate (PEM), `@cert-authority` known-hosts lines and the cluster's TLS Host CA
  * certificates. PEM blocks are assigned by position, like Teleport's decoder: first = key,

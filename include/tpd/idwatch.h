@@ -1,6 +1,7 @@
 /* idwatch.h - notices when an identity file may have changed (inotify).
  *
- * Works for the three ways the file gets replaced (c-stack.md §5, kubernetes.md §4):
+ * Works for the three ways the file gets replaced (docs/kubernetes-lease.md §3,
+ * docs/teleport-wire.md §4.2):
  * a Kubernetes secret volume (kubelet renames a new `..data` symlink into place), tbot or an
  * operator rewriting the file in place, and an atomic rename of a new file onto the name. It
  * watches the file's directory plus the file itself (following symlinks) and re-adds watches

@@ -6,8 +6,12 @@
  * Every request carries the headers PagerDuty's OpenAPI spec requires (Authorization, Accept,
  * Content-Type also on GETs, From on writes, a User-Agent naming us). Transport errors, 5xx, 408
  * and 429 are retried within a total budget (opts.max_retry_ms), honouring `ratelimit-reset` and
- * `Retry-After`; other 4xx are never retried. The API key never appears in an error text, a log
- * line (the Authorization header is redacted, also in libcurl's trace output) or a metric.
+ * `Retry-After`; other 4xx are never retried. Every attempt first reserves a slot in the shared
+ * limiter (tpd/ratelimit.h: the budget per rolling minute and PagerDuty's own windows); a wait
+ * there is not a failure and does not use up the retry budget, but a wait longer than both the
+ * budget left and one minute fails the call with TPD_ERR_RATE_LIMITED. The API key never appears
+ * in an error text, a log line (the Authorization header is redacted, also in libcurl's trace
+ * output) or a metric.
  *
  * Error mapping: 401 → TPD_ERR_ACCESS_DENIED ("API key rejected"), 403 → TPD_ERR_ACCESS_DENIED
  * ("read-only API key?"), 404 → TPD_ERR_NOT_FOUND, 429 past the budget → TPD_ERR_RATE_LIMITED,
@@ -73,8 +77,8 @@ typedef struct {
 
 typedef struct {
 	const char *api_endpoint, *api_key, *user_email; /* copied; endpoint "" → api.pagerduty.com */
-	int rate_limit_per_minute;                       /* token bucket shared by all threads, default 900 */
-	int64_t cache_ttl_ms; /* service/user caches, default 300000; on-call ≤ 10 s */
+	int rate_limit_per_minute; /* calls per rolling minute, all threads together; >= 1 (required) */
+	int64_t cache_ttl_ms;      /* service/user caches, default 300000; on-call ≤ 10 s */
 	int64_t connect_timeout_ms, request_timeout_ms;      /* 5000 / 10000 */
 	int64_t max_retry_ms;                                /* total retry budget per call, default 30000 */
 	const char *incident_urgency, *incident_priority_id; /* optional, "" = omit */
@@ -165,7 +169,8 @@ struct json_object;
 /* Parses a complete JSON document (depth ≤ 64, nothing but whitespace after it); NULL when the
  * text is not exactly one JSON value. Caller json_object_put()s the result. */
 struct json_object *tpd_pd_parse_json(const char *body, size_t len);
-/* Percent-encodes everything but RFC 3986 unreserved characters. Caller frees. */
+/* Percent-encodes everything but RFC 3986 unreserved characters (curl_easy_escape); the
+ * result is the caller's to free() (not curl_free). */
 char *tpd_pd_urlencode(const char *s);
 
 /* Maps an HTTP status ≥ 400 to a code and writes "HTTP <status>: <message> (code N): <errors>"

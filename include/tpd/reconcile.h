@@ -5,6 +5,11 @@
  * answer is TPD_ACT_NONE. Every step is idempotent given the stored plugin data, so a crash or
  * restart at any point resumes where it stopped (see README "Crash safety").
  *
+ * Besides the newest state of the request and its plugin data, the planner gets the fact that
+ * the controller saw the request PENDING (a snapshot of it as last seen so): the work queue
+ * collapses a request's events, so a request reviewed or deleted a moment after its creation
+ * reaches the planner already resolved or gone, and it must still get its incident.
+ *
  * Texts are upstream's, byte for byte (incident title and details, review notes, resolution
  * notes, the auto-approval reason), so users see what the Go plugin showed them. */
 #ifndef TPD_RECONCILE_H
@@ -20,7 +25,8 @@
 typedef enum {
 	TPD_ACT_NONE = 0,
 	/* Open an incident on `service_name` (idempotent by incident key). If no plugin data exists
-	 * yet, first write it (user, roles, created, reason) as the intent. */
+	 * yet (write_intent), first write it (user, roles, created, reason) as the intent; that works
+	 * for a resolved request too. */
 	TPD_ACT_CREATE_INCIDENT,
 	/* Post notes for reviews[from..to) on the incident, then store reviews_count = to. */
 	TPD_ACT_POST_REVIEW_NOTES,
@@ -28,10 +34,12 @@ typedef enum {
 	 * then mark pd_resolved. `recover` = the intent was stored earlier but PagerDuty was not
 	 * confirmed (crash, or upstream wrote it): check the incident before repeating anything. */
 	TPD_ACT_RESOLVE,
-	/* Plugin data exists without an incident id: an incident may have been created before a
-	 * crash. Look it up by key (any status) and adopt it. If none exists: for a request that is
-	 * over (tag set), record the outcome; for a pending one (tag NULL), create the incident on
-	 * `service_name`. */
+	/* An incident may exist without its id being stored: plugin data without an incident id (a
+	 * run stopped between the two), or a deleted request seen PENDING (nothing can be stored for
+	 * it). Look the key up (any status) and adopt what is found. If none exists and
+	 * `service_name` is set, create the incident there (the request was seen PENDING: the intent
+	 * proves it, or the snapshot); otherwise (tag set, no service known) record the outcome. The
+	 * tag is NULL for a pending request. */
 	TPD_ACT_ADOPT_BY_KEY,
 	/* Ask PagerDuty whether the requester is on call for one of `services`; if so, approve. */
 	TPD_ACT_AUTO_APPROVE,
@@ -41,7 +49,8 @@ typedef struct {
 	tpd_action_kind kind;
 	/* For NONE: why nothing is done (for debug logs), static string. */
 	const char *why;
-	/* CREATE_INCIDENT: the notify service name (points into the request). */
+	/* CREATE_INCIDENT / ADOPT_BY_KEY: the notify service name (points into the request or the
+	 * seen-pending snapshot); NULL when unknown. */
 	const char *service_name;
 	bool write_intent; /* CREATE_INCIDENT: no plugin data stored yet */
 	/* POST_REVIEW_NOTES: review index range. */
@@ -66,6 +75,11 @@ typedef struct {
 	/* The caller wants the auto-approval tried in this pass (an event or the first listing
 	 * showed the request, and approval was not tried yet since). */
 	bool try_approval;
+	/* The request as this controller last saw it PENDING (watch event or listing), or NULL when
+	 * it never saw it PENDING (or forgot it, see seenpending.h). Read for a request that is
+	 * resolved or deleted: it names the notify service and, for a deleted one, gives the
+	 * incident's title and details. */
+	const tpd_access_request *seen_pending;
 } tpd_reconcile_input;
 
 /* Computes the next step. Never fails; unknown or inconsistent state yields NONE with a reason. */

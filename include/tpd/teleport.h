@@ -2,7 +2,7 @@
  *
  * A small synchronous API for the controller: Ping, a blocking WatchEvents loop, listing access
  * requests, plugin data with compare-and-swap, and access reviews. It talks to the real Auth
- * Service exactly as Teleport's Go client does (teleport-wire.md): gRPC C core with the cluster
+ * Service exactly as Teleport's Go client does (docs/teleport-wire.md): gRPC C core with the cluster
  * CA as the only trust root, target name teleport.cluster.local, keepalive never below 60 s,
  * a per-call deadline, and status codes mapped to tpd_err kinds.
  *
@@ -35,7 +35,7 @@
 
 typedef struct tpd_teleport tpd_teleport;
 
-/* How to reach the Auth Service (teleport-wire.md §3.2-3.4). */
+/* How to reach the Auth Service (docs/teleport-wire.md §3.4). */
 typedef enum {
 	TPD_TELEPORT_PATH_AUTO =
 	    0, /* by address: ports 443/3080 and teleport.sh hosts → Proxy TLS routing, else direct */
@@ -155,8 +155,10 @@ tpd_err tpd_teleport_decode_plugin_data(const uint8_t *buf, size_t len, tpd_plug
 tpd_err tpd_teleport_encode_plugin_update(const char *request_id, const tpd_plugin_data *set,
                                           const tpd_plugin_data *expect, uint8_t **out, size_t *out_len,
                                           char *err);
-/* Encodes a types.AccessReviewSubmission proposing APPROVED (created_unix 0 → field omitted). */
+/* Encodes a types.AccessReviewSubmission proposing APPROVED (created_unix 0 → field omitted;
+ * created_nanos: the nanoseconds within that second, Teleport keeps them). */
 tpd_err tpd_teleport_encode_review(const char *request_id, const char *author, const char *reason,
-                                   int64_t created_unix, uint8_t **out, size_t *out_len, char *err);
+                                   int64_t created_unix, int32_t created_nanos, uint8_t **out,
+                                   size_t *out_len, char *err);
 
 #endif

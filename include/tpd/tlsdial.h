@@ -1,5 +1,5 @@
 /* tlsdial.h - our own OpenSSL mTLS connection to Teleport Auth, bridged to a socketpair for
- * grpc_channel_create_from_fd (teleport-wire.md §3.3, §3.4, §3.8; c-stack.md §2).
+ * grpc_channel_create_from_fd (docs/teleport-wire.md §3, §3.4).
  *
  * Why: gRPC C core's TLS offers a fixed ALPN list, but reaching Auth through a Proxy with TLS
  * routing needs ALPN "teleport-auth@<hex(cluster)>.teleport.cluster.local" first, then "h2".

@@ -34,6 +34,10 @@ typedef struct {
 	tpd_request_state proposed_state;
 	int64_t created; /* unix seconds; 0 when unset */
 	char *reason;
+	/* Teleport's full precision: the nanoseconds within `created` (0..999999999). The note
+	 * texts use whole seconds (upstream's RFC822); anything that writes or compares a review
+	 * time uses both. */
+	int32_t created_nanos;
 } tpd_review;
 
 typedef struct {

@@ -6,6 +6,7 @@
 #ifndef TPD_UTIL_H
 #define TPD_UTIL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -53,6 +54,21 @@ int tpd_read_file(const char *path, size_t max, char **out, size_t *len, char *e
 /* Clocks. */
 int64_t tpd_now_ms(void);  /* CLOCK_MONOTONIC in milliseconds */
 int64_t tpd_wall_ms(void); /* CLOCK_REALTIME in milliseconds */
+
+/* Waiting on a condition until a deadline. Every timed wait in the program goes through these,
+ * on CLOCK_MONOTONIC, so a step of the wall clock (NTP, an operator, a VM resume) can neither
+ * stretch nor cut short a retry sleep, a lease renewal or a queue delay. Deadlines are absolute
+ * tpd_now_ms() values; a negative deadline means "no deadline". */
+/* Initialises cv so that its timed waits are measured on CLOCK_MONOTONIC. */
+void tpd_cond_init(pthread_cond_t *cv);
+/* With mu held: one wait on cv, until a wake-up or the deadline. Returns false once the deadline
+ * has passed (without waiting), true otherwise; wake-ups may be spurious, so callers re-check
+ * their state. */
+bool tpd_cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadline_ms);
+/* With mu held: waits until done(ud) is true or the deadline passes; returns done(ud). */
+bool tpd_cond_wait_for(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadline_ms, bool (*done)(void *ud),
+                       void *ud);
+
 /* RFC 3339 UTC with milliseconds, e.g. 2026-11-29T08:41:54.123Z. buf >= 32 bytes. */
 void tpd_format_rfc3339(int64_t wall_ms, char *buf, size_t len);
 /* Go's time.RFC822 in UTC: "02 Jan 06 15:04 UTC". buf >= 32 bytes. */

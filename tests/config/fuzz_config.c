@@ -20,6 +20,7 @@
 
 #include "tpd/config.h"
 #include "tpd/toml.h"
+#include "tpd/yaml.h"
 #include "tpd/util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -35,7 +36,7 @@ static void run_one(int mode, const uint8_t *data, size_t size)
 {
 	char err[TPD_ERRLEN];
 	char *copy = malloc(size ? size : 1);
-	tpd_toml *t = NULL;
+	tpd_node *t = NULL;
 	tpd_config *cfg = NULL;
 	size_t nwarn = 0;
 
@@ -45,13 +46,13 @@ static void run_one(int mode, const uint8_t *data, size_t size)
 	switch (mode & 3) {
 	case 0:
 		if (tpd_toml_parse("fuzz", copy, size, &t, err) == TPD_ERR_OK)
-			tpd_toml_free(t);
+			tpd_node_free(t);
 		else if (strncmp(err, "fuzz:", 5))
 			abort(); /* every error must carry the position prefix */
 		break;
 	case 1:
 		if (tpd_yaml_parse("fuzz", copy, size, &t, err) == TPD_ERR_OK)
-			tpd_toml_free(t);
+			tpd_node_free(t);
 		else if (strncmp(err, "fuzz:", 5))
 			abort();
 		break;

@@ -30,7 +30,7 @@ RELEASE = "teleport-plugin-pagerduty"
 NS = "teleport"
 SECRET = "u+TEST-ONLY-pd-key-7f3a9c"  # the key in values/upstream.yaml
 
-# Keys of the YAML config (notes/yaml_schema.md) the chart may render.
+# Keys of the YAML config (docs/config-yaml.md) the chart may render.
 CONFIG_KEYS = {
     "teleport": {"addr", "identity", "refresh_identity"},
     "pagerduty": {"api_key", "user_email", "api_endpoint", "notify_service", "services",

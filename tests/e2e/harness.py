@@ -82,6 +82,9 @@ class Plugin:
         self.proc = subprocess.Popen(cmd, stdout=self.logf, stderr=subprocess.STDOUT, env=penv)
         if wait_ready:
             self.wait_log("Plugin is ready", timeout=180 if self.vg_log else 30)
+            # The watcher may report ready before the main thread logs the status port (seen
+            # under ThreadSanitizer's slowdown): wait for that line too.
+            self.wait_log("Controller started", timeout=180 if self.vg_log else 30)
         return self
 
     def lines(self):

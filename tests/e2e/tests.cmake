@@ -25,6 +25,14 @@ set_tests_properties(e2e/valgrind PROPERTIES TIMEOUT 900 LABELS "e2e;valgrind"
   FIXTURES_REQUIRED release_binary
   ENVIRONMENT "${TPD_E2E_ENV};TPD_VALGRIND=1;TPD_BIN=${CMAKE_BINARY_DIR}/release/teleport-pagerduty")
 
+# Requests that leave PENDING right after creation (reviewed, promoted, deleted, auto-approved in
+# the same millisecond; with PagerDuty slowed): every request seen PENDING gets its incident.
+add_test(NAME e2e/fast
+  COMMAND /usr/bin/python3 -m pytest -q -p no:cacheprovider ${CMAKE_SOURCE_DIR}/tests/e2e/test_fast.py
+  WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}/tests/e2e)
+set_tests_properties(e2e/fast PROPERTIES
+  TIMEOUT 900 LABELS e2e ENVIRONMENT "${TPD_E2E_ENV}")
+
 # The demo (scripts/run.sh) prints colour escapes only to a terminal and never with NO_COLOR:
 # the whole demo once piped into a file, once on a pseudo-terminal, once there with NO_COLOR=1.
 add_test(NAME e2e/demo_output

@@ -2,11 +2,13 @@
 """fake_pagerduty.py - a faithful fake of PagerDuty's REST API v2 for tests and the demo.
 
 It serves HTTPS on 127.0.0.1 with a test CA it generates (or finds in --cert-dir) and implements
-the calls the plugin makes with the behaviour of the real API (reference/pagerduty.md, OpenAPI
+the calls the plugin makes with the behaviour of the real API (docs/pagerduty-api.md, OpenAPI
 spec): header, auth and body validation with the real status codes and error bodies, classic
 offset pagination (limit/offset/more/total), incident_key de-duplication (400 "Open incident with
 matching dedup key already exists on this service"), notes answering 200, resolution, ratelimit-*
-headers on every answer, an optional enforced rate limit, and fault injection. Every API request
+headers on every answer, an optional enforced rate limit for the key and optional per-operation
+limits (PagerDuty limits POST/PUT /incidents and GET /oncalls more tightly than the key; the
+headers then describe whichever limit is closest to being reached), and fault injection. Every API request
 is recorded. Representations follow the spec closely enough to pass Prism's response validation
 (`self` links point at https://api.pagerduty.com, incident bodies are not echoed).
 
@@ -46,6 +48,9 @@ Control API (JSON over the same HTTPS port, under /_fake/, no API key, never use
   POST   /_fake/inject                     a fault (see FakePagerDuty.inject for the keys)
   DELETE /_fake/inject                     clear pending faults
   POST   /_fake/rate_limit                 {"per_minute": N or null} enforce a per-minute limit
+  POST   /_fake/op_limit                   {"method", "path", "limit": N or null, "window_s"?: 60}
+                                           enforce a limit on one operation (exact path, no query):
+                                           past it, 429 with that window's ratelimit-* headers
   POST   /_fake/reset                      drop incidents, notes, recorded requests and faults
 Seed file (--seed): {"escalation_policies": [...], "services": [...], "users": [...],
 "oncalls": [...], "incidents": [...]} with the same keys as the POST bodies above.
@@ -158,6 +163,7 @@ class FakePagerDuty:
         self.connections = 0   # TCP connections accepted (the client's connection reuse)
         self.faults = []
         self._window_start, self._window_count = time.monotonic(), 0
+        self.op_limits = {}    # (method, path) -> [limit, window_s, window_start, count]
         self._httpd = None
         self._thread = None
         self.url = self.ca_file = self.control_url = None
@@ -304,6 +310,16 @@ class FakePagerDuty:
             self.rate_limit_per_minute = per_minute
             self._window_start, self._window_count = time.monotonic(), 0
 
+    def set_op_limit(self, method, path, limit, window_s=60):
+        """Limits one operation (e.g. "POST", "/incidents") to `limit` requests per fixed window of
+        window_s seconds, like PagerDuty's operation limits (None removes it). Requests past it get
+        429 with the operation's ratelimit-* headers; every matching request counts."""
+        with self.lock:
+            if limit is None:
+                self.op_limits.pop((method.upper(), path), None)
+            else:
+                self.op_limits[(method.upper(), path)] = [int(limit), float(window_s), time.monotonic(), 0]
+
     def reset(self):
         with self.lock:
             self.incident_list, self._notes, self.requests, self.faults = [], {}, [], []
@@ -439,6 +455,22 @@ class FakePagerDuty:
             remaining = max(0, limit - self._window_count)
             return {"ratelimit-limit": str(limit), "ratelimit-remaining": str(remaining),
                     "ratelimit-reset": str(reset)}, exceeded
+
+    def _op_rate_headers(self, method, path):
+        """The operation limit's ratelimit-* headers, its remaining count and whether it is
+        exceeded; None when the operation is not limited."""
+        with self.lock:
+            lim = self.op_limits.get((method, path))
+            if lim is None:
+                return None
+            now = time.monotonic()
+            if now - lim[2] >= lim[1]:
+                lim[2], lim[3] = now, 0
+            lim[3] += 1
+            remaining = max(0, lim[0] - lim[3])
+            reset = max(1, int(lim[1] - (now - lim[2]) + 0.999))
+            return ({"ratelimit-limit": str(lim[0]), "ratelimit-remaining": str(remaining),
+                     "ratelimit-reset": str(reset)}, remaining, lim[3] > lim[0])
 
     def _check_headers(self, method, headers):
         auth = headers.get("Authorization")
@@ -692,6 +724,9 @@ class FakePagerDuty:
         if method == "POST" and p == ["rate_limit"]:
             self.set_rate_limit(body.get("per_minute"))
             return 200, {}
+        if method == "POST" and p == ["op_limit"]:
+            self.set_op_limit(body["method"], body["path"], body.get("limit"), body.get("window_s", 60))
+            return 200, {}
         if method == "POST" and p == ["reset"]:
             self.reset()
             return 200, {}
@@ -752,6 +787,12 @@ class Handler(BaseHTTPRequestHandler):
             fake.requests.append(rec)
             fake.cond.notify_all()
         rate, exceeded = fake._rate_headers()
+        op = fake._op_rate_headers(self.command, u.path)
+        if op is not None:
+            # PagerDuty: the headers describe whichever limit is closest to being reached.
+            op_rate, op_remaining, op_exceeded = op
+            if op_exceeded or (not exceeded and op_remaining < int(rate["ratelimit-remaining"])):
+                rate, exceeded = op_rate, exceeded or op_exceeded
         fault = fake._take_fault(self.command, u.path)
         if fault and fault.kind == "slow":
             time.sleep(fault.delay)

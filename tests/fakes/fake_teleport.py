@@ -5,11 +5,14 @@ It speaks the real protocol: gRPC over mutual TLS (client certificate required, 
 test CA from tests/pki/gen.sh), service `proto.AuthService` from the same proto/ files the C
 client is built from (its _pb2 modules are generated at start-up with protoc and
 grpc_python_plugin into a cache directory). It implements what the PagerDuty plugin uses, with
-Teleport's semantics and error texts (teleport-wire.md §5-6):
+Teleport's semantics and error texts (docs/teleport-wire.md §5):
 
   Ping                  cluster name, server version, AdvancedAccessWorkflows, proxy address
   WatchEvents           kind access_request only; INIT first (with WatchStatus), then PUT
-                        (full request) and DELETE (ResourceHeader) for every change
+                        (full request) and DELETE (ResourceHeader) for every change, in the
+                        order of the changes (every change emits under the store lock), so the
+                        events of one request arrive as a real server sends them: the PENDING
+                        put, then the put with the new state, then the delete
   ListAccessRequests    paged with StartKey/NextKey (limit default 1000, > 16000 rejected);
                         can answer UNIMPLEMENTED to exercise the client's fallback
   GetAccessRequestsV2   server stream of every matching request
@@ -35,6 +38,8 @@ Two ways to use it
                              annotations={"pagerduty_notify_service": ["Teleport Notifications"]},
                              reason="because of")
      ft.review(rid, "reviewer1@example.com", "APPROVED", "okay"); ft.set_state(rid, "DENIED")
+     ft.promote(rid, "reviewer1@example.com", "to the list")
+     ft.create_then(user, roles, annotations, reason, [("review", author, "DENIED", "no")])
      ft.delete_request(rid); ft.plugin_data(rid); ft.reviews(rid); ft.calls; ft.drop_streams()
      ft.refuse(3.0); ft.stop()
 2. A process:  fake_teleport.py --port 0 --pki-dir DIR [--control-port 0] [--cluster NAME]
@@ -51,13 +56,16 @@ HTTP control API (JSON, loopback only; errors answer 4xx/5xx with {"code", "mess
   POST   /requests                        {"user", "roles", "annotations", "reason",
                                            "thresholds": [{"name","approve","deny"}], "ttl"}
                                           -> {"id": ...}          (like `tctl request create`)
+                                          optional "then": [step, ...] applied at once (create_then)
   GET    /requests/ID                     request
   DELETE /requests/ID                     deletes it (watchers get DELETE; `tctl request rm`)
   POST   /requests/ID/review              {"author", "state": "APPROVED"|"DENIED", "reason"}
                                           -> request (server-side review logic, thresholds)
+  POST   /requests/ID/promote             {"author", "reason"} -> request (PROMOTED, with a review)
   POST   /requests/ID/state               {"state": "APPROVED"|"DENIED"|"PENDING", "reason"}
                                           -> request (`tctl request approve/deny`)
-  GET    /requests/ID/reviews             [{"author","state","reason","created"}]
+  GET    /requests/ID/reviews             [{"author","state","reason","created","created_ns"}]
+                                          (created: Unix seconds; created_ns: with nanoseconds)
   GET    /requests/ID/plugin_data[?plugin=pagerduty]   {key: value} ({} when none)
   PUT    /requests/ID/plugin_data[?plugin=pagerduty]   {key: value}: overwrite (a concurrent
                                           writer, for CAS tests)
@@ -192,13 +200,16 @@ class Abort(Exception):
 
 class Req:
     def __init__(self, rid, user, roles, reason, annotations, thresholds, ttl, seq):
-        now = int(time.time())
+        # Teleport's timestamps carry nanoseconds (real-teleport.md); so do the fake's.
+        now_ns = time.time_ns()
+        now = now_ns // 10**9
         self.id = rid
         self.seq = seq
         self.user = user
         self.roles = list(roles)
         self.state = STATES["PENDING"]
         self.created = now
+        self.created_nanos = now_ns % 10**9
         self.expires = now + int(ttl)
         self.request_reason = reason or ""
         self.resolve_reason = ""
@@ -218,6 +229,7 @@ class Req:
         s.Roles.extend(self.roles)
         s.State = self.state
         s.Created.seconds = self.created
+        s.Created.nanos = self.created_nanos
         s.Expires.seconds = self.expires
         s.RequestReason = self.request_reason
         s.ResolveReason = self.resolve_reason
@@ -230,9 +242,10 @@ class Req:
                              Deny=int(t.get("deny", 1)))
         for r in self.reviews:
             rv = s.Reviews.add(Author=r["author"], ProposedState=r["state"], Reason=r["reason"])
-            rv.Created.seconds = r["created"]
+            rv.Created.seconds = r["created_ns"] // 10**9
+            rv.Created.nanos = r["created_ns"] % 10**9
             rv.Annotations.SetInParent()
-        # Go emits non-nullable zero times as 0001-01-01 (teleport-wire.md §2.5).
+        # Go emits non-nullable zero times as 0001-01-01 (docs/teleport-wire.md §2.5).
         s.MaxDuration.seconds = GO_ZERO_TIME
         s.SessionTTL.seconds = GO_ZERO_TIME
         return m
@@ -243,7 +256,8 @@ class Req:
             "created": self.created, "expires": self.expires, "request_reason": self.request_reason,
             "resolve_reason": self.resolve_reason, "annotations": self.annotations,
             "thresholds": self.thresholds,
-            "reviews": [dict(r, state=STATE_NAMES[r["state"]]) for r in self.reviews],
+            "reviews": [dict(r, state=STATE_NAMES[r["state"]], created=r["created_ns"] // 10**9)
+                        for r in self.reviews],
         }
 
 
@@ -452,7 +466,9 @@ class FakeTeleport:
         with self.lock:
             return [r.json() for r in sorted(self.requests.values(), key=lambda x: x.seq)]
 
-    def _apply_review(self, rid, author, state, reason, created=0):
+    def _apply_review(self, rid, author, state, reason, created_ns=0):
+        """created_ns: the review's Created in Unix nanoseconds as the client sent it (0 = unset:
+        the server stamps time.Now(), with nanoseconds)."""
         with self.lock:
             r = self.requests.get(rid)
             if r is None:
@@ -469,7 +485,7 @@ class FakeTeleport:
                 raise Abort(grpc.StatusCode.PERMISSION_DENIED,
                             "the access request has been already %s" % STATE_NAMES[r.state].lower())
             r.reviews.append({"author": author, "state": state, "reason": reason or "",
-                              "created": int(created) if created and created > 0 else int(time.time())})
+                              "created_ns": int(created_ns) if created_ns and created_ns > 0 else time.time_ns()})
             approvals = sum(1 for x in r.reviews if x["state"] == STATES["APPROVED"])
             denials = sum(1 for x in r.reviews if x["state"] == STATES["DENIED"])
             # Every threshold must be met (one threshold in practice; upstream's logic is richer).
@@ -485,6 +501,45 @@ class FakeTeleport:
     def review(self, rid, author, state, reason=""):
         st = STATES[state] if isinstance(state, str) else int(state)
         return self._apply_review(rid, author, st, reason).json()
+
+    def promote(self, rid, author, reason="", access_list="example-list"):
+        """Promotion to an access list (`tsh request promote` / the web UI's "promote"): the
+        server applies a review proposing PROMOTED (refused from clients, see
+        SubmitAccessReview) and the request becomes PROMOTED in the same write."""
+        with self.lock:
+            r = self.requests.get(rid)
+            if r is None:
+                raise Abort(grpc.StatusCode.NOT_FOUND, 'access request "%s" is not found' % rid)
+            if r.state != STATES["PENDING"]:
+                raise Abort(grpc.StatusCode.PERMISSION_DENIED,
+                            "the access request has been already %s" % STATE_NAMES[r.state].lower())
+            r.reviews.append({"author": author, "state": STATES["PROMOTED"], "reason": reason or "",
+                              "created_ns": time.time_ns(), "access_list": access_list})
+            r.state = STATES["PROMOTED"]
+            r.resolve_reason = reason or ""
+            self._put(r)
+            return r.json()
+
+    def create_then(self, user, roles, annotations=None, reason="", steps=(), thresholds=None, rid=None):
+        """Creates a request and applies `steps` to it in one hold of the store lock, so that the
+        watch events (the PENDING put, then each step's put or delete) leave back to back, within
+        the same millisecond, in that order, as a real server emits them for a request reviewed
+        right after its creation. A step is ("review", author, "APPROVED"|"DENIED", reason),
+        ("promote", author, reason), ("state", state, reason) or ("delete",). Returns the id."""
+        with self.lock:
+            rid = self.create_request(user, roles, annotations, reason, thresholds, rid=rid)
+            for st in steps:
+                if st[0] == "review":
+                    self.review(rid, st[1], st[2], st[3] if len(st) > 3 else "")
+                elif st[0] == "promote":
+                    self.promote(rid, st[1], st[2] if len(st) > 2 else "")
+                elif st[0] == "state":
+                    self.set_state(rid, st[1], st[2] if len(st) > 2 else "")
+                elif st[0] == "delete":
+                    self.delete_request(rid)
+                else:
+                    raise ValueError("unknown step %r" % (st,))
+        return rid
 
     def set_state(self, rid, state, reason=""):
         with self.lock:
@@ -815,8 +870,10 @@ class _Servicer(ga.AuthServiceServicer):
             if len(rv.Annotations.Values):
                 raise Abort(grpc.StatusCode.UNIMPLEMENTED,
                             "annotations are not yet supported in reviews, try omitting annotations field")
-            created = rv.Created.seconds if rv.HasField("Created") and rv.Created.seconds > 0 else 0
-            r = ft._apply_review(request.RequestID, author, rv.ProposedState, rv.Reason, created)
+            created_ns = 0
+            if rv.HasField("Created") and rv.Created.seconds > 0:
+                created_ns = rv.Created.seconds * 10**9 + rv.Created.nanos
+            r = ft._apply_review(request.RequestID, author, rv.ProposedState, rv.Reason, created_ns)
             return r.to_pb()
 
     @_rpc("DeleteAccessRequest")
@@ -894,8 +951,14 @@ def make_control(ft, stop_event):
                     return 200, ft.list_requests()
                 if verb == "POST":
                     b = self._body()
-                    rid = ft.create_request(b["user"], b.get("roles") or [], b.get("annotations") or {},
-                                            b.get("reason", ""), b.get("thresholds"), b.get("ttl", 3600), b.get("id"))
+                    if b.get("then"):
+                        rid = ft.create_then(b["user"], b.get("roles") or [], b.get("annotations") or {},
+                                             b.get("reason", ""), [tuple(x) for x in b["then"]],
+                                             b.get("thresholds"), b.get("id"))
+                    else:
+                        rid = ft.create_request(b["user"], b.get("roles") or [], b.get("annotations") or {},
+                                                b.get("reason", ""), b.get("thresholds"), b.get("ttl", 3600),
+                                                b.get("id"))
                     return 200, {"id": rid}
             if len(p) >= 2 and p[0] == "requests":
                 rid = p[1]
@@ -912,6 +975,9 @@ def make_control(ft, stop_event):
                     if p[2] == "review" and verb == "POST":
                         b = self._body()
                         return 200, ft.review(rid, b["author"], b.get("state", "APPROVED"), b.get("reason", ""))
+                    if p[2] == "promote" and verb == "POST":
+                        b = self._body()
+                        return 200, ft.promote(rid, b["author"], b.get("reason", ""))
                     if p[2] == "state" and verb == "POST":
                         b = self._body()
                         return 200, ft.set_state(rid, b["state"], b.get("reason", ""))

@@ -12,6 +12,7 @@
 #include "fuzz_common.h"
 #include "tpd/config.h"
 #include "tpd/toml.h"
+#include "tpd/yaml.h"
 
 typedef struct {
 	char *all; /* every warning, '\x1e'-separated */
@@ -40,66 +41,66 @@ static void fuzz_warn_cb(void *ud, const char *msg)
 	w->count++;
 }
 
-static void fuzz_walk_toml(const tpd_toml *v, int depth)
+static void fuzz_walk_toml(const tpd_node *v, int depth)
 {
 	size_t n, i;
 
 	if (!v)
 		fuzz_fail("NULL node in a parsed tree");
-	if (depth > TPD_TOML_MAX_DEPTH + 2)
-		fuzz_fail("tree deeper than TPD_TOML_MAX_DEPTH (%d)", depth);
-	if (tpd_toml_line(v) < 1 || tpd_toml_col(v) < 1)
-		fuzz_fail("node without a position (%d:%d)", tpd_toml_line(v), tpd_toml_col(v));
-	(void)tpd_toml_type_name(tpd_toml_type_of(v));
-	switch (tpd_toml_type_of(v)) {
-	case TPD_TOML_TABLE:
-		n = tpd_toml_len(v);
-		if (n > TPD_TOML_MAX_ENTRIES)
+	if (depth > TPD_NODE_MAX_DEPTH + 2)
+		fuzz_fail("tree deeper than TPD_NODE_MAX_DEPTH (%d)", depth);
+	if (tpd_node_line(v) < 1 || tpd_node_col(v) < 1)
+		fuzz_fail("node without a position (%d:%d)", tpd_node_line(v), tpd_node_col(v));
+	(void)tpd_node_type_name(tpd_node_type_of(v));
+	switch (tpd_node_type_of(v)) {
+	case TPD_NODE_TABLE:
+		n = tpd_node_len(v);
+		if (n > TPD_NODE_MAX_ENTRIES)
 			fuzz_fail("table with %zu entries", n);
 		for (i = 0; i < n; i++) {
-			const char *k = tpd_toml_key_at(v, i);
+			const char *k = tpd_node_key_at(v, i);
 			if (!k)
 				fuzz_fail("table entry %zu has no key", i);
-			if (tpd_toml_get(v, k) == NULL || tpd_toml_index(v, k) < 0)
-				fuzz_fail("key %zu not found by tpd_toml_get/index", i);
-			(void)tpd_toml_key_line(v, i);
-			(void)tpd_toml_key_col(v, i);
-			fuzz_walk_toml(tpd_toml_at(v, i), depth + 1);
+			if (tpd_node_get(v, k) == NULL || tpd_node_index(v, k) < 0)
+				fuzz_fail("key %zu not found by tpd_node_get/index", i);
+			(void)tpd_node_key_line(v, i);
+			(void)tpd_node_key_col(v, i);
+			fuzz_walk_toml(tpd_node_at(v, i), depth + 1);
 		}
-		if (tpd_toml_at(v, n) != NULL || tpd_toml_key_at(v, n) != NULL)
+		if (tpd_node_at(v, n) != NULL || tpd_node_key_at(v, n) != NULL)
 			fuzz_fail("entry past the end of a table");
 		break;
-	case TPD_TOML_ARRAY:
-		n = tpd_toml_len(v);
-		if (n > TPD_TOML_MAX_ITEMS)
+	case TPD_NODE_ARRAY:
+		n = tpd_node_len(v);
+		if (n > TPD_NODE_MAX_ITEMS)
 			fuzz_fail("array with %zu items", n);
 		for (i = 0; i < n; i++)
-			fuzz_walk_toml(tpd_toml_at(v, i), depth + 1);
-		if (tpd_toml_at(v, n) != NULL)
+			fuzz_walk_toml(tpd_node_at(v, i), depth + 1);
+		if (tpd_node_at(v, n) != NULL)
 			fuzz_fail("element past the end of an array");
 		break;
-	case TPD_TOML_STRING:
-		if (!tpd_toml_str(v))
+	case TPD_NODE_STRING:
+		if (!tpd_node_str(v))
 			fuzz_fail("string node with a NULL string");
-		(void)strlen(tpd_toml_str(v));
+		(void)strlen(tpd_node_str(v));
 		break;
-	case TPD_TOML_INT:
-		(void)tpd_toml_int(v);
+	case TPD_NODE_INT:
+		(void)tpd_node_int(v);
 		break;
-	case TPD_TOML_FLOAT:
-		(void)tpd_toml_float(v);
+	case TPD_NODE_FLOAT:
+		(void)tpd_node_float(v);
 		break;
-	case TPD_TOML_BOOL:
-		(void)tpd_toml_bool(v);
+	case TPD_NODE_BOOL:
+		(void)tpd_node_bool(v);
 		break;
-	case TPD_TOML_NULL:
+	case TPD_NODE_NULL:
 		break;
 	default:
-		fuzz_fail("node of unknown type %d", (int)tpd_toml_type_of(v));
+		fuzz_fail("node of unknown type %d", (int)tpd_node_type_of(v));
 	}
 	/* Accessors of the wrong type must answer neutrally. */
-	if (tpd_toml_type_of(v) != TPD_TOML_STRING && tpd_toml_str(v) == NULL)
-		fuzz_fail("tpd_toml_str on a non-string returned NULL (documented: \"\")");
+	if (tpd_node_type_of(v) != TPD_NODE_STRING && tpd_node_str(v) == NULL)
+		fuzz_fail("tpd_node_str on a non-string returned NULL (documented: \"\")");
 }
 
 /* Known bug "key echo" (README): the loader copies key names and values (e.g. a bad duration)
@@ -117,7 +118,7 @@ static void fuzz_config_run(const uint8_t *data, size_t size, bool yaml)
 {
 	char err[TPD_ERRLEN];
 	char *text = fuzz_cstr(data, size);
-	tpd_toml *root = NULL;
+	tpd_node *root = NULL;
 	tpd_config *cfg = NULL;
 	fuzz_warnings w = {0};
 	tpd_err rc;
@@ -127,7 +128,7 @@ static void fuzz_config_run(const uint8_t *data, size_t size, bool yaml)
 	rc = yaml ? tpd_yaml_parse("fuzz", text, size, &root, err)
 	          : tpd_toml_parse("fuzz", text, size, &root, err);
 	if (rc == TPD_ERR_OK) {
-		if (!root || tpd_toml_type_of(root) != TPD_TOML_TABLE)
+		if (!root || tpd_node_type_of(root) != TPD_NODE_TABLE)
 			fuzz_fail("parse succeeded without a root table");
 		fuzz_walk_toml(root, 0);
 	} else {
@@ -135,7 +136,7 @@ static void fuzz_config_run(const uint8_t *data, size_t size, bool yaml)
 			fuzz_fail("parse failed but returned a tree");
 		fuzz_check_err(yaml ? "tpd_yaml_parse" : "tpd_toml_parse", err);
 	}
-	tpd_toml_free(root);
+	tpd_node_free(root);
 
 	/* 2. The whole loader over the same bytes (embedded NULs are refused by load_mem). */
 	fuzz_err_init(err);

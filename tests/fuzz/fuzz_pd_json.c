@@ -4,7 +4,7 @@
  * The first input byte picks the HTTP status handed to tpd_pd_parse_error (one of the statuses
  * PagerDuty answers with); the rest is the body. Checks: the error text is always printable ASCII
  * (bodies are sanitised before they reach a log), starts with "HTTP <status>", and the mapped
- * code agrees with the status. Seeds: bodies as in pagerduty.md (tests/fuzz/corpus/fuzz_pd_json). */
+ * code agrees with the status. Seeds: bodies as in docs/pagerduty-api.md (tests/fuzz/corpus/fuzz_pd_json). */
 #include <json-c/json.h>
 
 #include "fuzz_common.h"

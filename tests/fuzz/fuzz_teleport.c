@@ -13,6 +13,7 @@
 #include "fuzz_common.h"
 #include "tpd/config.h"
 #include "tpd/reconcile.h"
+#include "tpd/seenpending.h"
 #include "tpd/teleport.h"
 #include "tpd/types.h"
 
@@ -97,6 +98,26 @@ static void use_request(const tpd_access_request *r, const tpd_plugin_data *give
 		if (a.kind == TPD_ACT_POST_REVIEW_NOTES && (a.from > a.to || a.to > r->n_reviews))
 			fuzz_fail("review range %zu..%zu outside %zu reviews", a.from, a.to, r->n_reviews);
 		tpd_action_clear(&a);
+	}
+
+	/* Seen PENDING as this very request (its slim snapshot), now in whatever state the wire
+	 * gave, and deleted: nothing stored yet. */
+	{
+		tpd_access_request *snap = tpd_seen_pending_snapshot(r, o.notify_annotation, o.services_annotation);
+
+		in.pd = NULL;
+		in.seen_pending = snap;
+		tpd_reconcile_next(&o, &in, &a);
+		if ((a.kind == TPD_ACT_CREATE_INCIDENT || a.kind == TPD_ACT_ADOPT_BY_KEY) && a.service_name &&
+		    !a.service_name[0])
+			fuzz_fail("an empty notify service planned");
+		tpd_action_clear(&a);
+		in.request = NULL;
+		tpd_reconcile_next(&o, &in, &a);
+		if (a.kind != TPD_ACT_NONE && a.kind != TPD_ACT_ADOPT_BY_KEY)
+			fuzz_fail("a deleted request planned %s", tpd_action_name(a.kind));
+		tpd_action_clear(&a);
+		tpd_access_request_free(snap);
 	}
 }
 

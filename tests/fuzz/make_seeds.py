@@ -8,7 +8,7 @@ Writes, each file named after what it holds:
                    (0 Event, 1 AccessRequestV3, 2 ListAccessRequestsResponse, 3 PluginDataSeq);
   fuzz_identity/   identity files from tests/pki/gen.sh (a throw-away test PKI made for this, never
                    used anywhere else) and broken variants of them;
-  fuzz_pd_json/    PagerDuty response bodies (pagerduty.md), prefixed with the status selector byte;
+  fuzz_pd_json/    PagerDuty response bodies (docs/pagerduty-api.md), prefixed with the status selector byte;
   fuzz_pd_client/  scripted exchanges for the client target (format in fuzz_pd_client.c);
   fuzz_status/     raw HTTP requests.
 The hand-written TOML/YAML seeds are not touched. Output is deterministic except the PKI.

@@ -314,6 +314,117 @@ class Stream:
             return [r for r, t in self.created if t0 <= t <= t1]
 
 
+class FastStream:
+    """Creates a request every `period` seconds on a thread and, in the same hold of the fake
+    Teleport's store lock, denies, approves, promotes or deletes it (in turn): the watch events
+    of each request (PENDING put, then the new state or the delete) leave within the same
+    millisecond, so the controllers' collapsing work queues only ever see the newest state.
+    `created` is [(rid, kind, wall time)]."""
+
+    KINDS = ("denied", "approved", "promoted", "deleted")
+    REVIEWER = "reviewer1@example.com"
+
+    def __init__(self, env, period=0.05):
+        self.env = env
+        self.period = period
+        self.created = []
+        self.errors = []
+        self._stop = threading.Event()
+        self._thread = None
+        self._lock = threading.Lock()
+
+    def _steps(self, kind):
+        return {"denied": [("review", self.REVIEWER, "DENIED", "not okay")],
+                "approved": [("review", self.REVIEWER, "APPROVED", "okay")],
+                "promoted": [("promote", self.REVIEWER, "to the list")],
+                "deleted": [("delete",)]}[kind]
+
+    def _run(self):
+        n = 0
+        while not self._stop.is_set():
+            kind = self.KINDS[n % len(self.KINDS)]
+            try:
+                rid = self.env.tp.create_then("requester1@example.com", ["editor"],
+                                              {"pagerduty_notify_service": ["Teleport Notifications"]},
+                                              "because of", self._steps(kind))
+            except Exception as e:  # reported by stop()
+                self.errors.append(repr(e))
+                return
+            with self._lock:
+                self.created.append((rid, kind, time.time()))
+            n += 1
+            self._stop.wait(self.period)
+
+    def start(self):
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self._stop.set()
+        if self._thread:
+            self._thread.join(30)
+        assert not self.errors, self.errors
+
+    def count(self):
+        with self._lock:
+            return len(self.created)
+
+    def wait_more(self, n, timeout=30):
+        target = self.count() + n
+        eventually(lambda: self.count() >= target, timeout, what="%d fast requests created" % target)
+
+    def items(self):
+        with self._lock:
+            return list(self.created)
+
+    def between(self, t0, t1):
+        with self._lock:
+            return [(r, k) for r, k, t in self.created if t0 <= t <= t1]
+
+
+def check_fast_requests(env, items, plugins, timeout=90):
+    """Every fast request: exactly one incident (one creating POST), resolved; a reviewed one
+    carries its review note once and its resolution note (denied/approved/promoted), a deleted
+    one the expired note. A repeated resolution note is accepted only where a SIGKILL explains it
+    (resolution_repeat_explained). Returns (counts per kind, explained repeats)."""
+    rids = [r for r, _ in items]
+
+    def resolved():
+        by_key = {i.get("incident_key"): i for i in env.pd.incidents()}
+        return [r for r in rids if by_key.get("teleport-access-request/" + r, {}).get("status") == "resolved"]
+    try:
+        eventually(lambda: len(resolved()) == len(rids), timeout, interval=0.2, what="every fast request resolved")
+    except AssertionError:
+        keys = {i.get("incident_key") for i in env.pd.incidents()}
+        lost = [(r, k) for r, k in items if "teleport-access-request/" + r not in keys]
+        raise AssertionError("%d fast requests: %d without an incident %s, %d not resolved"
+                             % (len(rids), len(lost), lost[:10], len(rids) - len(resolved())))
+    posts = {}
+    for r in env.pd.api_requests():
+        if r["method"] == "POST" and r["path"] == "/incidents" and r["status"] == 201:
+            k = json.loads(r["body"])["incident"].get("incident_key")
+            posts[k] = posts.get(k, 0) + 1
+    counts, repeats = {}, []
+    for rid, kind in items:
+        key = "teleport-access-request/" + rid
+        incs = env.incident_for(rid)
+        assert len(incs) == 1 and posts.get(key) == 1, (rid, kind, len(incs), posts.get(key))
+        notes = env.note_texts(incs[0]["id"])
+        res = [n for n in notes if n.startswith("Access request has been")]
+        rev = [n for n in notes if " reviewed the request at " in n]
+        want = "Access request has been %s" % ("expired" if kind == "deleted" else kind)
+        assert res and all(n.startswith(want) for n in res), (rid, kind, notes)
+        assert len(rev) == (0 if kind == "deleted" else 1), (rid, kind, notes)
+        if len(res) != 1:
+            why = resolution_repeat_explained(env, incs[0]["id"], plugins)
+            assert why, (rid, kind, notes, incident_writes(env, incs[0]["id"]))
+            repeats.append((rid, why))
+        counts[kind] = counts.get(kind, 0) + 1
+    return counts, repeats
+
+
 def check_exactly_once(env, rids, approved, plugins, timeout=60):
     """Every request has exactly one incident (one successful POST /incidents, one incident with
     its key); every approved one is resolved with exactly one resolution note, except where a

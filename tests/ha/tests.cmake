@@ -16,5 +16,5 @@ add_test(NAME ha/controller
   COMMAND /usr/bin/python3 -m pytest -q -s -p no:cacheprovider
           ${CMAKE_SOURCE_DIR}/tests/leader/test_ha_controller.py
   WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}/tests/leader)
-set_tests_properties(ha/controller PROPERTIES TIMEOUT 600 LABELS "k8s;e2e"
+set_tests_properties(ha/controller PROPERTIES TIMEOUT 600 LABELS "k8s;e2e;ha"
   ENVIRONMENT "${TPD_HA_ENV}" FIXTURES_REQUIRED "tpd_k8s_tools;tpd_deploy_tools")

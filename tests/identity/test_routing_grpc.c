@@ -1,4 +1,4 @@
-/* test_routing_grpc.c - end-to-end check of the TLS-routing path (teleport-wire.md §3.4):
+/* test_routing_grpc.c - end-to-end check of the TLS-routing path (docs/teleport-wire.md §3.4):
  *
  *   tpd_tlsdial_connect (ALPN teleport-auth@<hex>.teleport.cluster.local, h2)
  *     -> an in-test ALPN router acting like Teleport's Proxy: it reads the ClientHello without
@@ -27,6 +27,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -49,7 +50,9 @@ typedef struct {
 	int lfd, port, upstream_port;
 	pthread_t thr;
 	char first_alpn[300], cluster[128];
-	bool forwarded;
+	/* Set (release) after first_alpn and cluster are written: the main thread reads those only
+	 * after seeing it (acquire). The TCP round trip orders them too, but TSan cannot see that. */
+	atomic_bool forwarded;
 } router;
 
 /* Reads exactly n bytes (blocking) into b. */
@@ -138,7 +141,7 @@ static void *router_main(void *arg)
 		goto out;
 	if (send(u, hdr, 5, MSG_NOSIGNAL) != 5 || send(u, rec, len, MSG_NOSIGNAL) != (ssize_t)len)
 		goto out;
-	r->forwarded = true;
+	atomic_store(&r->forwarded, true);
 	for (;;) {
 		p[0].fd = c;
 		p[1].fd = u;
@@ -312,7 +315,7 @@ static void test_ping_through_alpn_router(void **state)
 	tpd_tlsdial_opts o = {.addr = addr, .id = id, .tls_routing = true, .timeout_ms = 20000};
 	if (tpd_tlsdial_connect(&o, &t, &fd, err))
 		fail_msg("%s", err);
-	assert_true(r.forwarded);
+	assert_true(atomic_load(&r.forwarded));
 	assert_string_equal(r.first_alpn,
 	                    "teleport-auth@726f7574696e672e6578616d706c652e636f6d.teleport.cluster.local");
 	assert_string_equal(r.cluster, CLUSTER);

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """k8s_harness.py - a real Kubernetes API server on loopback for tests: Debian's etcd-server and
 the kube-apiserver v1.20.2 that scripts/k8s.sh builds from Debian's `kubernetes` source package
-(kubernetes.md §2.3 and Appendix A).
+(docs/kubernetes-lease.md §2).
 
 Free ports are picked dynamically (bind port 0), so several harnesses can run side by side.
 Authentication is a static token file with per-run random tokens:

@@ -23,7 +23,12 @@ address, so each call the fakes record names its sender (tests/ha/ha_env.py).
      next leader still resolves and records it; the note is repeated at most once (the
      product's at-least-once choice; in the stream tests a repeated resolution note is accepted
      only when such a SIGKILL explains it);
-  7. the single-writer checker itself rejects interleaved writers (stub data, no cluster).
+  7. a burst of requests each reviewed, promoted or deleted in the millisecond of its creation,
+     with the leader SIGKILLed mid-burst: every one still gets exactly one incident, its notes
+     and its resolution (the followers remember what they saw PENDING, issue 14);
+  8. a request the leader fully handled and a follower still remembers as seen PENDING, then
+     deleted (its plugin data gone) while the follower takes over: nothing more is posted;
+  9. the single-writer checker itself rejects interleaved writers (stub data, no cluster).
 
 Run: ctest --test-dir <build> -R ha/ --output-on-failure  (scripts/k8s.sh must have built the
 API server; ctest's fixtures do that).
@@ -42,7 +47,8 @@ sys.path.insert(0, HERE)
 
 import ha_env  # noqa: E402
 import k8s_harness  # noqa: E402
-from ha_env import HAPlugin, Stream, check_exactly_once, check_single_writer, election_toml, eventually  # noqa: E402
+from ha_env import (FastStream, HAPlugin, Stream, check_exactly_once, check_fast_requests,  # noqa: E402
+                    check_single_writer, election_toml, eventually)
 
 NS = "tpd-ha"
 LEASE_S, RENEW_S, RETRY_S = 4, 3, 1
@@ -254,6 +260,72 @@ def test_leader_killed_between_resolution_note_and_resolve(cluster, env):
     assert notes == ["Access request has been approved\nReason: ok"], (notes, ha_env.incident_writes(env, inc["id"]))
     check_single_writer(env, ps)
     assert len(env.incident_for(rid)) == 1
+
+
+def test_leader_killed_mid_burst_of_fast_requests(cluster, env):
+    """Requests that leave PENDING within the millisecond of their creation (denied, approved,
+    promoted, deleted), a steady burst of them, and the leader SIGKILLed in the middle: those
+    created while nobody led were seen PENDING only by the followers (they keep their watch
+    warm and remember what they saw), so the new leader still opens, notes and resolves each."""
+    lease = "ha-fast"
+    ps = start_replicas(env, cluster, lease, ["pod-f", "pod-g"])
+    leader, followers = check_election(cluster, lease, ps)
+    burst = FastStream(env).start()
+    try:
+        burst.wait_more(20)
+        leader.kill9()
+        nl = eventually(lambda: followers[0] if followers[0].is_leading() else None, KILL_LIMIT + 10,
+                        interval=0.05, what="a follower taking over")
+        gap = burst.between(leader.killed_at, nl.became())
+        burst.wait_more(20)
+    finally:
+        burst.stop()
+    items = [(r, k) for r, k, _ in burst.items()]
+    assert gap, "no fast request was created while nobody led"
+    counts, repeats = check_fast_requests(env, items, ps)
+    for rid, why in repeats:
+        print("REPEATED resolution note on request %s: %s" % (rid, why))
+    check_single_writer(env, ps)
+    print("FAST BURST: %d requests %s, %d created while nobody led (%.3f s take-over): "
+          "each exactly one incident, its notes and its resolution"
+          % (len(items), counts, len(gap), nl.became() - leader.killed_at))
+
+
+def _metric(p, name):
+    import urllib.request
+    text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % p.status_port, timeout=5).read().decode()
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_new_leader_leaves_a_handled_deletion_alone(cluster, env):
+    """A follower remembers a request it saw PENDING that the leader then handled (incident,
+    note, resolution). The leader dies, the request is deleted and its plugin data is gone (as
+    Teleport drops it an hour after expiry): the new leader reconciles its memory, finds the
+    incident resolved already and posts nothing more (no stray "expired" note)."""
+    lease = "ha-handled"
+    ps = start_replicas(env, cluster, lease, ["pod-h", "pod-i"])
+    leader, followers = check_election(cluster, lease, ps)
+    rid = env.tp.create_then("requester1@example.com", ["editor"],
+                             {"pagerduty_notify_service": ["Teleport Notifications"]}, "because of",
+                             [("review", "reviewer1@example.com", "DENIED", "no")])
+    inc = env.wait_resolved(rid, timeout=30)
+    env.wait_plugin_data(rid, lambda d: d.get("pd_resolved") == "true")
+    notes = env.note_texts(inc["id"])
+    assert len(notes) == 2 and notes[1] == "Access request has been denied\nReason: no", notes
+    eventually(lambda: _metric(followers[0], "teleport_pagerduty_seen_pending_requests") >= 1, 10,
+               what="the follower remembering the request")
+    leader.kill9()
+    env.tp.delete_request(rid)
+    env.tp.set_plugin_data(rid, {})
+    eventually(followers[0].is_leading, KILL_LIMIT + 5, interval=0.05, what="take-over")
+    eventually(lambda: _metric(followers[0], 'teleport_pagerduty_seen_pending_forgotten_total{reason="handled"}') >= 1,
+               30, what="the new leader handling its memory")
+    assert env.note_texts(inc["id"]) == notes
+    assert len(env.incident_for(rid)) == 1 and env.incident_for(rid)[0]["status"] == "resolved"
+    check_single_writer(env, ps)
 
 
 # --- the checker itself can fail ---------------------------------------------------------------

@@ -45,6 +45,7 @@ int main(int argc, char **argv)
 	                 .user_email = argv[3],
 	                 .user_agent_version = "conformance",
 	                 .max_retry_ms = 2000,
+	                 .rate_limit_per_minute = 900,
 	                 .incident_urgency = "high"};
 	if (tpd_pd_new(&o, &pd, err) != TPD_ERR_OK) {
 		fprintf(stderr, "tpd_pd_new: %s\n", err);

@@ -166,6 +166,7 @@ static tpd_pd *client(tpd_logger *lg, int64_t timeout_ms, int64_t budget_ms, con
 	                 .log = lg,
 	                 .request_timeout_ms = timeout_ms,
 	                 .max_retry_ms = budget_ms,
+	                 .rate_limit_per_minute = 900,
 	                 .user_agent_version = "it"};
 	tpd_pd *pd = NULL;
 	char err[TPD_ERRLEN];

@@ -26,10 +26,11 @@ from fake_pagerduty import FakePagerDuty  # noqa: E402
 
 API_KEY = "conformance-key-0123456789"
 
-# Violations Prism may report that are spec gaps, not client bugs (reference/pagerduty.md §3, §5):
+# Violations Prism may report that are spec gaps, not client bugs (docs/pagerduty-api.md, "Gaps in
+# the OpenAPI description"):
 ALLOWED = [
     # PUT /incidents/{id} declares no 400, but PagerDuty answers 400 (code 1001 "Incident Already
-    # Resolved") when resolving twice, which the driver does on purpose (pagerduty.md §5.5).
+    # Resolved") when resolving twice, which the driver does on purpose (docs/pagerduty-api.md).
     (re.compile(r"Unable to match the returned status code with those defined in the document: "
                 r"200,401,403,404,429"), "PUT /incidents/{id} 400 undeclared"),
 ]
@@ -65,12 +66,12 @@ def derive_spec(spec_path, out_path):
     with open(spec_path) as f:
         spec = json.load(f)
     schemas = spec["components"]["schemas"]
-    # Patch 1 (pagerduty.md §5.1): AlertGroupingParameters.type is nullable AND lists null in its
+    # Patch 1 (docs/pagerduty-api.md, gap 1): AlertGroupingParameters.type is nullable AND lists null in its
     # enum; Prism then fails to compile every schema embedding Service or Incident and silently
     # validates nothing for them. Dropping null from the enum keeps null allowed (nullable: true).
     t = schemas["AlertGroupingParameters"]["properties"]["type"]
     t["enum"] = [v for v in t.get("enum", []) if v is not None]
-    # Patch 2 (pagerduty.md §3 row 1, §5.4): the spec types incident.body.details as an object,
+    # Patch 2 (docs/pagerduty-api.md, gap 2): the spec types incident.body.details as an object,
     # but PagerDuty accepts only strings there (docs; the spec's own example is a string).
     body = schemas["IncidentBody"]
     body["properties"]["details"] = {"anyOf": [{"type": "string"}, {"type": "object"}]}

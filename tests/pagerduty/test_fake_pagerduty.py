@@ -119,3 +119,31 @@ def test_fault_injection_and_recording(fp):
     codes = [call(fp, "GET", "/abilities")[0] for _ in range(4)]
     fp.set_rate_limit(None)
     assert codes == [200, 200, 429, 429]
+
+
+def test_operation_limit_on_create_incident(fp):
+    """POST /incidents limited to 3 per 30 s window: its headers describe the operation's window
+    (closer to its limit than the key's), the 4th create gets 429 with them, other calls and the
+    incidents' own sub-resources are not limited."""
+    svc = fp.add_service("Op limited")
+    w = dict(HDRS, From="bot@example.com")
+
+    def create(i):
+        return call(fp, "POST", "/incidents", {"incident": {"type": "incident", "title": "t%d" % i,
+                                                            "service": {"id": svc, "type": "service_reference"},
+                                                            "incident_key": "op-limit-%d" % i}}, w)
+    fp.set_op_limit("POST", "/incidents", 3, window_s=30)
+    try:
+        answers = [create(i) for i in range(4)]
+        assert [a[0] for a in answers] == [201, 201, 201, 429]
+        assert [a[2]["ratelimit-remaining"] for a in answers] == ["2", "1", "0", "0"]
+        assert all(a[2]["ratelimit-limit"] == "3" and 1 <= int(a[2]["ratelimit-reset"]) <= 30 for a in answers)
+        assert answers[3][1]["error"]["code"] == 2020
+        st, _, hdrs = call(fp, "GET", "/abilities")
+        assert st == 200 and hdrs["ratelimit-limit"] == "960"
+        iid = answers[0][1]["incident"]["id"]
+        assert call(fp, "POST", "/incidents/%s/notes" % iid, {"note": {"content": "x"}}, w)[0] == 200
+        assert len([r for r in fp.api_requests() if r["path"] == "/incidents" and r["status"] == 429]) == 1
+    finally:
+        fp.set_op_limit("POST", "/incidents", None)
+    assert create(9)[0] == 201

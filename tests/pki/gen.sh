@@ -21,7 +21,7 @@
 #   evil-ca.crt evil.crt evil.key  a client cert from a foreign CA (must be refused)
 #   user_ca.pub user_ca         SSH user CA (OpenSSH format)
 #   host_ca.pub host_ca         SSH host CA
-#   identity                    Teleport identity file (teleport-wire.md §4.1): private key,
+#   identity                    Teleport identity file (docs/teleport-wire.md §4.1): private key,
 #                               SSH cert line, TLS cert, @cert-authority line, TLS CA cert
 #   identity2                   the same for client2 (rotation)
 #   identity-ec                 the same for the EC key (PKCS#8 "PRIVATE KEY" form)

@@ -128,7 +128,7 @@ static void test_new_validates(void **state)
 	(void)state;
 	tpd_pd *pd = NULL;
 	char err[TPD_ERRLEN];
-	tpd_pd_opts o = {.api_key = ""};
+	tpd_pd_opts o = {.api_key = "", .rate_limit_per_minute = 900};
 
 	assert_int_equal(tpd_pd_new(&o, &pd, err), TPD_ERR_CONFIG);
 	o.api_key = "abc\n";
@@ -141,6 +141,11 @@ static void test_new_validates(void **state)
 	o.incident_urgency = "medium";
 	assert_int_equal(tpd_pd_new(&o, &pd, err), TPD_ERR_CONFIG);
 	o.incident_urgency = "";
+	/* No budget of its own: the configuration owns the default. */
+	o.rate_limit_per_minute = 0;
+	assert_int_equal(tpd_pd_new(&o, &pd, err), TPD_ERR_CONFIG);
+	assert_non_null(strstr(err, "rate_limit_per_minute"));
+	o.rate_limit_per_minute = 900;
 	assert_int_equal(tpd_pd_new(&o, &pd, err), TPD_ERR_OK);
 	tpd_pd_free(pd);
 	tpd_pd_free(NULL);
@@ -462,6 +467,45 @@ static void test_429_honours_reset_then_rate_limited(void **state)
 	tpd_metrics_free(m);
 }
 
+/* The budget is per rolling minute: calls under it go at once; the call past it waits (one
+ * sleep), is counted with its wait, and the wait does not use up the retry budget (5 s here). */
+static void test_limiter_wait_counted_and_not_a_failure(void **state)
+{
+	fixture *f = *state;
+	tpd_metrics *m = tpd_metrics_new();
+	tpd_pd_hooks hooks = {
+	    .transport = transport, .transport_ud = f, .now_ms = clk, .sleep_ms = slp, .clock_ud = f};
+	tpd_pd_opts o = {
+	    .api_key = KEY, .metrics = m, .hooks = &hooks, .max_retry_ms = 5000, .rate_limit_per_minute = 2};
+	tpd_pd *pd = NULL;
+	char err[TPD_ERRLEN];
+
+	f->now = 1000000;
+	assert_int_equal(tpd_pd_new(&o, &pd, err), TPD_ERR_OK);
+	for (int i = 0; i < 3; i++)
+		push(f, 200, "{}");
+	assert_int_equal(tpd_pd_health(pd, err), TPD_ERR_OK);
+	assert_int_equal(tpd_pd_health(pd, err), TPD_ERR_OK);
+	assert_int_equal(f->nsleeps, 0);
+	/* The first call went at 1,000,000; the third goes a minute later (the transport takes 5 ms). */
+	assert_int_equal(tpd_pd_health(pd, err), TPD_ERR_OK);
+	assert_int_equal(f->nsleeps, 1);
+	assert_int_equal(f->sleeps[0], 60000 - 10);
+	tpd_metric *waits =
+	    tpd_metrics_counter(m, "teleport_pagerduty_pagerduty_limiter_waits_total", "", "op");
+	tpd_metric *secs =
+	    tpd_metrics_counter(m, "teleport_pagerduty_pagerduty_limiter_wait_seconds_total", "", "op");
+	assert_true(tpd_metric_value(waits, "other") == 1.0);
+	assert_true(tpd_metric_value(secs, "other") > 59.98 && tpd_metric_value(secs, "other") < 60.0);
+	assert_true(tpd_metric_value(waits, "create_incident") == 0.0);
+	/* Exposed as 0 before any wait. */
+	char *text = tpd_metrics_render(m);
+	assert_non_null(strstr(text, "teleport_pagerduty_pagerduty_limiter_waits_total{op=\"oncalls\"} 0"));
+	free(text);
+	tpd_pd_free(pd);
+	tpd_metrics_free(m);
+}
+
 static void test_4xx_not_retried_and_mapped(void **state)
 {
 	fixture *f = *state;
@@ -706,7 +750,7 @@ static void test_writes_need_user_email(void **state)
 	fixture *f = *state;
 	tpd_pd_hooks hooks = {
 	    .transport = transport, .transport_ud = f, .now_ms = clk, .sleep_ms = slp, .clock_ud = f};
-	tpd_pd_opts o = {.api_key = KEY, .hooks = &hooks};
+	tpd_pd_opts o = {.api_key = KEY, .hooks = &hooks, .rate_limit_per_minute = 900};
 	tpd_pd *pd = NULL;
 	char err[TPD_ERRLEN];
 
@@ -732,6 +776,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_retries_5xx_then_success, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_retry_budget_exhausted, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_429_honours_reset_then_rate_limited, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_limiter_wait_counted_and_not_a_failure, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_4xx_not_retried_and_mapped, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_hostile_answers, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_resolve_and_already_resolved, setup, teardown),

@@ -1,13 +1,13 @@
 /* test_proto.c - golden wire tests for the hand-written Teleport proto subset (proto/) and the
  * conversion code (src/teleport_conv.c).
  *
- * Every expected byte string is built here BY HAND from the field tables of teleport-wire.md §2,
- * either as literal hex with a comment per field, or with the tiny independent writer below
- * (tag = field << 3 | wire type, varints, length-delimited fields). Nothing is produced by
- * protobuf-c first and then pasted. Messages we send are encoded by our code and compared byte
- * for byte; messages we receive are decoded, checked field by field, re-encoded and decoded again.
- * Also covered: zero Go times, unknown fields, unknown Event oneof members, empty submessages,
- * Go's map entries with empty values, malformed input. */
+ * Every expected byte string is built here BY HAND from the field numbers of proto/ and
+ * docs/teleport-wire.md §2, either as literal hex with a comment per field, or with the tiny
+ * independent writer below (tag = field << 3 | wire type, varints, length-delimited fields).
+ * Nothing is produced by protobuf-c first and then pasted. Messages we send are encoded by our code and
+ * compared byte for byte; messages we receive are decoded, checked field by field, re-encoded and decoded
+ * again. Also covered: zero Go times, unknown fields, unknown Event oneof members, empty submessages, Go's
+ * map entries with empty values, malformed input. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -73,13 +73,20 @@ static void w_msg(tpd_buf *b, unsigned field, tpd_buf *sub)
 }
 
 /* google.protobuf.Timestamp{seconds} (negative seconds: 10-byte two's complement varint). */
-static void w_ts(tpd_buf *b, unsigned field, int64_t seconds)
+static void w_ts_nanos(tpd_buf *b, unsigned field, int64_t seconds, int32_t nanos)
 {
 	tpd_buf t;
 	tpd_buf_init(&t, 0);
 	if (seconds)
 		w_uint(&t, 1, (uint64_t)seconds);
+	if (nanos)
+		w_uint(&t, 2, (uint64_t)nanos);
 	w_msg(b, field, &t);
+}
+
+static void w_ts(tpd_buf *b, unsigned field, int64_t seconds)
+{
+	w_ts_nanos(b, field, seconds, 0);
 }
 
 /* A map<string,string> entry as Go writes it: key and value always present. */
@@ -122,7 +129,7 @@ static void test_review_submission(void **state)
 {
 	(void)state;
 	/* {RequestID:"abc", Review{Author:"bot", ProposedState:APPROVED, Annotations:{}}}:
-	 * teleport-wire.md Appendix A gives 0a03616263 1207 0a03626f74 1802 without Annotations;
+	 * docs/teleport-wire.md §2.6 gives 0a03616263 1207 0a03626f74 1802 without Annotations;
 	 * Go always adds the empty non-nullable Annotations (field 6: 0x32 0x00). */
 	static const uint8_t want[] = {
 	    0x0a, 0x03, 'a', 'b', 'c', /* 1 RequestID */
@@ -134,7 +141,7 @@ static void test_review_submission(void **state)
 	uint8_t *out = NULL;
 	size_t n = 0;
 	char err[TPD_ERRLEN];
-	assert_int_equal(tpd_teleport_encode_review("abc", "bot", "", 0, &out, &n, err), TPD_ERR_OK);
+	assert_int_equal(tpd_teleport_encode_review("abc", "bot", "", 0, 0, &out, &n, err), TPD_ERR_OK);
 	assert_bytes(out, n, want, sizeof(want));
 	free(out);
 
@@ -147,7 +154,8 @@ static void test_review_submission(void **state)
 	    0x2a, 0x06, 0x08, 0xb5, 0xeb, 0xd8, 0x85, 0x06, /* 5 Created{seconds} */
 	    0x32, 0x00,                                     /*   6 Annotations */
 	};
-	assert_int_equal(tpd_teleport_encode_review("r1", NULL, "ok", 1622554037, &out, &n, err), TPD_ERR_OK);
+	assert_int_equal(tpd_teleport_encode_review("r1", NULL, "ok", 1622554037, 0, &out, &n, err),
+	                 TPD_ERR_OK);
 	assert_bytes(out, n, want2, sizeof(want2));
 	/* And it decodes as what the server reads. */
 	Types__AccessReviewSubmission *s = types__access_review_submission__unpack(NULL, n, out);
@@ -160,7 +168,17 @@ static void test_review_submission(void **state)
 	types__access_review_submission__free_unpacked(s, NULL);
 	free(out);
 
-	assert_int_equal(tpd_teleport_encode_review("", "bot", "x", 0, &out, &n, err), TPD_ERR_INVAL);
+	/* Created keeps its nanoseconds (Timestamp field 2), as Go's time.Now() sends them. */
+	assert_int_equal(tpd_teleport_encode_review("r1", NULL, "ok", 1622554037, 987654321, &out, &n, err),
+	                 TPD_ERR_OK);
+	s = types__access_review_submission__unpack(NULL, n, out);
+	assert_non_null(s);
+	assert_int_equal(s->review->created->seconds, 1622554037);
+	assert_int_equal(s->review->created->nanos, 987654321);
+	types__access_review_submission__free_unpacked(s, NULL);
+	free(out);
+
+	assert_int_equal(tpd_teleport_encode_review("", "bot", "x", 0, 0, &out, &n, err), TPD_ERR_INVAL);
 }
 
 static void test_plugin_update(void **state)
@@ -342,7 +360,7 @@ static void build_request(tpd_buf *b, const char *id, int64_t created, bool with
 	w_str(&rv, 1, "reviewer1@example.com");
 	w_uint(&rv, 3, 3); /* DENIED */
 	w_str(&rv, 4, "not okay");
-	w_ts(&rv, 5, 1700000100);
+	w_ts_nanos(&rv, 5, 1700000100, 123456789); /* Teleport's reviews carry nanoseconds */
 	tpd_buf_init(&ann, 0);
 	w_msg(&rv, 6, &ann);
 	w_msg(&spec, 12, &rv);
@@ -382,6 +400,7 @@ static void check_request(const tpd_access_request *r, const char *id, int64_t c
 	assert_string_equal(r->reviews[0].author, "reviewer1@example.com");
 	assert_int_equal(r->reviews[0].proposed_state, TPD_STATE_DENIED);
 	assert_int_equal(r->reviews[0].created, 1700000100);
+	assert_int_equal(r->reviews[0].created_nanos, 123456789);
 	assert_string_equal(r->reviews[0].reason, "not okay");
 }
 

@@ -169,6 +169,293 @@ static void test_decision_table(void **state)
 	}
 }
 
+/* --- the seen-pending table: one row per (state, seen pending, plugin data) ------------------ */
+
+enum seen { NEVER, SEEN, SEEN_BARE }; /* never seen PENDING; seen with notify; seen without it */
+enum pdk { PD_NONE, PD_INTENT, PD_INCIDENT, PD_RESOLVING, PD_DONE };
+#define DELETED (-1)
+
+struct srow {
+	int state; /* DELETED or a tpd_request_state */
+	enum seen seen;
+	enum pdk pd;
+	tpd_action_kind want;
+	const char *tag;     /* RESOLVE / ADOPT_BY_KEY */
+	const char *service; /* CREATE / ADOPT_BY_KEY: "Svc" or NULL */
+	bool intent, recover;
+};
+
+#define P        TPD_STATE_PENDING
+#define A        TPD_STATE_APPROVED
+#define D        TPD_STATE_DENIED
+#define PR       TPD_STATE_PROMOTED
+#define X        DELETED
+#define K_NONE   TPD_ACT_NONE
+#define K_CREATE TPD_ACT_CREATE_INCIDENT
+#define K_ADOPT  TPD_ACT_ADOPT_BY_KEY
+#define K_NOTES  TPD_ACT_POST_REVIEW_NOTES
+#define K_RES    TPD_ACT_RESOLVE
+
+static const struct srow srows[] = {
+    /* PENDING: the request is its own proof of being seen; the snapshot changes nothing. */
+    {P, NEVER, PD_NONE, K_CREATE, NULL, "Svc", true},
+    {P, NEVER, PD_INTENT, K_ADOPT, NULL, "Svc"},
+    {P, NEVER, PD_INCIDENT, K_NONE},
+    {P, NEVER, PD_RESOLVING, K_RES, "approved", NULL, false, true},
+    {P, NEVER, PD_DONE, K_NONE},
+    {P, SEEN, PD_NONE, K_CREATE, NULL, "Svc", true},
+    {P, SEEN, PD_INTENT, K_ADOPT, NULL, "Svc"},
+    {P, SEEN, PD_INCIDENT, K_NONE},
+    {P, SEEN, PD_RESOLVING, K_RES, "approved", NULL, false, true},
+    {P, SEEN, PD_DONE, K_NONE},
+    {P, SEEN_BARE, PD_NONE, K_NONE},
+    {P, SEEN_BARE, PD_INTENT, K_NONE},
+    {P, SEEN_BARE, PD_INCIDENT, K_NONE},
+    {P, SEEN_BARE, PD_RESOLVING, K_RES, "approved", NULL, false, true},
+    {P, SEEN_BARE, PD_DONE, K_NONE},
+    /* APPROVED (one review): never seen PENDING and nothing stored → untouched, as upstream;
+     * seen PENDING → create (intent first), then notes, then resolve. Stored intent proves it
+     * was seen: adopt, or open it on the request's service. */
+    {A, NEVER, PD_NONE, K_NONE},
+    {A, NEVER, PD_INTENT, K_ADOPT, "approved", "Svc"},
+    {A, NEVER, PD_INCIDENT, K_NOTES},
+    {A, NEVER, PD_RESOLVING, K_RES, "approved", NULL, false, true},
+    {A, NEVER, PD_DONE, K_NONE},
+    {A, SEEN, PD_NONE, K_CREATE, NULL, "Svc", true},
+    {A, SEEN, PD_INTENT, K_ADOPT, "approved", "Svc"},
+    {A, SEEN, PD_INCIDENT, K_NOTES},
+    {A, SEEN, PD_RESOLVING, K_RES, "approved", NULL, false, true},
+    {A, SEEN, PD_DONE, K_NONE},
+    {A, SEEN_BARE, PD_NONE, K_NONE},
+    {A, SEEN_BARE, PD_INTENT, K_ADOPT, "approved", NULL},
+    {A, SEEN_BARE, PD_INCIDENT, K_NOTES},
+    {A, SEEN_BARE, PD_RESOLVING, K_RES, "approved", NULL, false, true},
+    {A, SEEN_BARE, PD_DONE, K_NONE},
+    /* DENIED */
+    {D, NEVER, PD_NONE, K_NONE},
+    {D, NEVER, PD_INTENT, K_ADOPT, "denied", "Svc"},
+    {D, NEVER, PD_INCIDENT, K_NOTES},
+    {D, NEVER, PD_RESOLVING, K_RES, "denied", NULL, false, true},
+    {D, NEVER, PD_DONE, K_NONE},
+    {D, SEEN, PD_NONE, K_CREATE, NULL, "Svc", true},
+    {D, SEEN, PD_INTENT, K_ADOPT, "denied", "Svc"},
+    {D, SEEN, PD_INCIDENT, K_NOTES},
+    {D, SEEN, PD_RESOLVING, K_RES, "denied", NULL, false, true},
+    {D, SEEN, PD_DONE, K_NONE},
+    {D, SEEN_BARE, PD_NONE, K_NONE},
+    {D, SEEN_BARE, PD_INTENT, K_ADOPT, "denied", NULL},
+    {D, SEEN_BARE, PD_INCIDENT, K_NOTES},
+    {D, SEEN_BARE, PD_RESOLVING, K_RES, "denied", NULL, false, true},
+    {D, SEEN_BARE, PD_DONE, K_NONE},
+    /* PROMOTED */
+    {PR, NEVER, PD_NONE, K_NONE},
+    {PR, NEVER, PD_INTENT, K_ADOPT, "promoted", "Svc"},
+    {PR, NEVER, PD_INCIDENT, K_NOTES},
+    {PR, NEVER, PD_RESOLVING, K_RES, "promoted", NULL, false, true},
+    {PR, NEVER, PD_DONE, K_NONE},
+    {PR, SEEN, PD_NONE, K_CREATE, NULL, "Svc", true},
+    {PR, SEEN, PD_INTENT, K_ADOPT, "promoted", "Svc"},
+    {PR, SEEN, PD_INCIDENT, K_NOTES},
+    {PR, SEEN, PD_RESOLVING, K_RES, "promoted", NULL, false, true},
+    {PR, SEEN, PD_DONE, K_NONE},
+    {PR, SEEN_BARE, PD_NONE, K_NONE},
+    {PR, SEEN_BARE, PD_INTENT, K_ADOPT, "promoted", NULL},
+    {PR, SEEN_BARE, PD_INCIDENT, K_NOTES},
+    {PR, SEEN_BARE, PD_RESOLVING, K_RES, "promoted", NULL, false, true},
+    {PR, SEEN_BARE, PD_DONE, K_NONE},
+    /* DELETED: seen PENDING and nothing stored → find the incident by key or open it from the
+     * snapshot, then resolve it as expired (nothing can be stored any more). */
+    {X, NEVER, PD_NONE, K_NONE},
+    {X, NEVER, PD_INTENT, K_ADOPT, "expired", NULL},
+    {X, NEVER, PD_INCIDENT, K_RES, "expired"},
+    {X, NEVER, PD_RESOLVING, K_RES, "approved", NULL, false, true},
+    {X, NEVER, PD_DONE, K_NONE},
+    {X, SEEN, PD_NONE, K_ADOPT, "expired", "Svc"},
+    {X, SEEN, PD_INTENT, K_ADOPT, "expired", "Svc"},
+    {X, SEEN, PD_INCIDENT, K_RES, "expired"},
+    {X, SEEN, PD_RESOLVING, K_RES, "approved", NULL, false, true},
+    {X, SEEN, PD_DONE, K_NONE},
+    {X, SEEN_BARE, PD_NONE, K_NONE},
+    {X, SEEN_BARE, PD_INTENT, K_ADOPT, "expired", NULL},
+    {X, SEEN_BARE, PD_INCIDENT, K_RES, "expired"},
+    {X, SEEN_BARE, PD_RESOLVING, K_RES, "approved", NULL, false, true},
+    {X, SEEN_BARE, PD_DONE, K_NONE},
+};
+
+static const char *const seen_names[] = {"never seen", "seen", "seen without notify"};
+static const char *const pd_names[] = {"no data", "intent only", "incident", "resolution unconfirmed",
+                                       "resolved"};
+
+/* The request in the row's state: with the notify annotation unless SEEN_BARE (then only the
+ * services annotation), one review once resolved. */
+static tpd_access_request *srow_request(const struct srow *w, tpd_request_state state)
+{
+	return mkreq(state, w->seen == SEEN_BARE ? NULL : "Svc", w->seen == SEEN_BARE ? "x" : NULL,
+	             state == TPD_STATE_PENDING ? 0 : 1);
+}
+
+static tpd_plugin_data *srow_pd(const struct srow *w)
+{
+	const char *res = w->state == A || w->state == X ? "approved" : tpd_resolution_tag(w->state);
+
+	switch (w->pd) {
+	case PD_INTENT:
+		return mkpd("", "", "", false);
+	case PD_INCIDENT:
+		return mkpd("P1", "", "", false);
+	case PD_RESOLVING:
+		return mkpd("P1", "1", w->state == P ? "approved" : res, false);
+	case PD_DONE:
+		return mkpd("P1", "1", w->state == P ? "approved" : res, true);
+	default:
+		return NULL;
+	}
+}
+
+static void test_seen_pending_table(void **state)
+{
+	size_t combos[5][3][5] = {{{0}}};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(srows) / sizeof(srows[0]); i++) {
+		const struct srow *w = &srows[i];
+		tpd_access_request *r = w->state == X ? NULL : srow_request(w, (tpd_request_state)w->state);
+		tpd_access_request *snap = w->seen == NEVER ? NULL : srow_request(w, TPD_STATE_PENDING);
+		tpd_plugin_data *pd = srow_pd(w);
+		tpd_reconcile_input in = {r, pd, false, snap};
+		char name[128];
+		tpd_action a;
+
+		snprintf(name, sizeof(name), "%s, %s, %s", r ? tpd_request_state_name(r->state) : "DELETED",
+		         seen_names[w->seen], pd_names[w->pd]);
+		combos[w->state == X ? 0 : w->state][w->seen][w->pd]++;
+		tpd_reconcile_next(&opts, &in, &a);
+		if (a.kind != w->want)
+			fail_msg("row '%s': got %s (%s), want %s", name, tpd_action_name(a.kind),
+			         a.why ? a.why : "", tpd_action_name(w->want));
+		if (a.kind == TPD_ACT_NONE)
+			assert_non_null(a.why);
+		if (a.kind == TPD_ACT_RESOLVE || a.kind == TPD_ACT_ADOPT_BY_KEY) {
+			if (!w->tag ? a.tag != NULL : !a.tag || strcmp(a.tag, w->tag))
+				fail_msg("row '%s': tag %s, want %s", name, a.tag ? a.tag : "(null)",
+				         w->tag ? w->tag : "(null)");
+		}
+		if (a.kind == TPD_ACT_RESOLVE && a.recover != w->recover)
+			fail_msg("row '%s': recover %d", name, a.recover);
+		if (a.kind == TPD_ACT_CREATE_INCIDENT && a.write_intent != w->intent)
+			fail_msg("row '%s': write_intent %d", name, a.write_intent);
+		if (a.kind == TPD_ACT_CREATE_INCIDENT || a.kind == TPD_ACT_ADOPT_BY_KEY) {
+			if (!w->service ? a.service_name != NULL
+			                : !a.service_name || strcmp(a.service_name, w->service))
+				fail_msg("row '%s': service %s, want %s", name,
+				         a.service_name ? a.service_name : "(null)",
+				         w->service ? w->service : "(null)");
+		}
+		if (a.kind == TPD_ACT_POST_REVIEW_NOTES) {
+			assert_int_equal(a.from, 0);
+			assert_int_equal(a.to, 1);
+		}
+		tpd_action_clear(&a);
+		tpd_access_request_free(r);
+		tpd_access_request_free(snap);
+		if (pd) {
+			tpd_plugin_data_clear(pd);
+			free(pd);
+		}
+	}
+	/* Every combination exactly once. */
+	for (int s = 0; s < 5; s++)
+		for (int k = 0; k < 3; k++)
+			for (int p = 0; p < 5; p++)
+				if (combos[s][k][p] != 1)
+					fail_msg("combination state %d, %s, %s appears %zu times", s,
+					         seen_names[k], pd_names[p], combos[s][k][p]);
+}
+
+/* Applies an action's effect on the plugin data as the controller does when everything works
+ * (for a deleted request nothing is stored, only its local copy changes). */
+static void apply(const tpd_action *a, const tpd_access_request *subject, tpd_plugin_data *pd, bool *have)
+{
+	if (!*have) {
+		tpd_plugin_data_init(pd);
+		*have = true;
+	}
+	switch (a->kind) {
+	case TPD_ACT_CREATE_INCIDENT:
+		if (a->write_intent)
+			tpd_plugin_data_from_request(pd, subject);
+		tpd_plugin_data_set(pd, "incident_id", "P1");
+		break;
+	case TPD_ACT_ADOPT_BY_KEY:
+		tpd_plugin_data_set(pd, "incident_id", "P1"); /* found, or opened on service_name */
+		break;
+	case TPD_ACT_POST_REVIEW_NOTES: {
+		char c[8];
+		snprintf(c, sizeof(c), "%zu", a->to);
+		tpd_plugin_data_set(pd, "reviews_count", c);
+		break;
+	}
+	case TPD_ACT_RESOLVE:
+		tpd_plugin_data_set(pd, "resolution", a->tag);
+		tpd_plugin_data_set(pd, "pd_resolved", "true");
+		break;
+	default:
+		fail_msg("unexpected %s", tpd_action_name(a->kind));
+	}
+}
+
+/* A request denied (or deleted) before the first pass: create → note → resolve in that order
+ * (deleted: find-or-open → resolve as expired), and then nothing. */
+static void test_fast_lifecycles(void **state)
+{
+	static const struct {
+		int final; /* DENIED, PROMOTED or DELETED */
+		tpd_action_kind seq[4];
+		const char *tag;
+	} cases[] = {
+	    {TPD_STATE_DENIED, {K_CREATE, K_NOTES, K_RES, K_NONE}, "denied"},
+	    {TPD_STATE_PROMOTED, {K_CREATE, K_NOTES, K_RES, K_NONE}, "promoted"},
+	    {DELETED, {K_ADOPT, K_RES, K_NONE, K_NONE}, "expired"},
+	};
+
+	(void)state;
+	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		tpd_access_request *snap = mkreq(TPD_STATE_PENDING, "Svc", NULL, 0);
+		tpd_access_request *r = cases[k].final == DELETED
+		                            ? NULL
+		                            : mkreq((tpd_request_state)cases[k].final, "Svc", NULL, 1);
+		tpd_plugin_data pd;
+		bool have = false;
+		size_t n = 0;
+
+		for (;;) {
+			tpd_reconcile_input in = {r, have ? &pd : NULL, false, snap};
+			tpd_action a;
+
+			tpd_reconcile_next(&opts, &in, &a);
+			assert_true(n < 4);
+			if (a.kind != cases[k].seq[n])
+				fail_msg("case %zu step %zu: got %s, want %s", k, n, tpd_action_name(a.kind),
+				         tpd_action_name(cases[k].seq[n]));
+			n++;
+			if (a.kind == TPD_ACT_NONE) {
+				tpd_action_clear(&a);
+				break;
+			}
+			if (a.kind == TPD_ACT_RESOLVE)
+				assert_string_equal(a.tag, cases[k].tag);
+			apply(&a, r ? r : snap, &pd, &have);
+			tpd_action_clear(&a);
+		}
+		assert_string_equal(pd.resolution, cases[k].tag);
+		if (r)
+			assert_string_equal(pd.user, "alice@example.com"); /* the intent was written */
+		tpd_plugin_data_clear(&pd);
+		tpd_access_request_free(r);
+		tpd_access_request_free(snap);
+	}
+}
+
 /* Drives a whole lifecycle through the planner, applying each action's effect on plugin data
  * the way the controller does, and checks the sequence of actions. */
 static void test_lifecycle_converges(void **state)
@@ -348,6 +635,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_decision_table),
+	    cmocka_unit_test(test_seen_pending_table),
+	    cmocka_unit_test(test_fast_lifecycles),
 	    cmocka_unit_test(test_lifecycle_converges),
 	    cmocka_unit_test(test_texts),
 	    cmocka_unit_test(test_links_and_keys),

@@ -14,10 +14,11 @@
 #include <cmocka.h>
 
 #include "tpd/toml.h"
+#include "tpd/yaml.h"
 #include "tpd/util.h"
 
 /* Parses text[0..len) from an exact-size heap copy (no terminating NUL). */
-static tpd_err parse_n(bool yaml, const char *text, size_t len, tpd_toml **out, char *err)
+static tpd_err parse_n(bool yaml, const char *text, size_t len, tpd_node **out, char *err)
 {
 	char *copy = malloc(len ? len : 1);
 	tpd_err rc;
@@ -29,10 +30,10 @@ static tpd_err parse_n(bool yaml, const char *text, size_t len, tpd_toml **out, 
 	return rc;
 }
 
-static tpd_toml *parse_ok(const char *text)
+static tpd_node *parse_ok(const char *text)
 {
 	char err[TPD_ERRLEN] = "";
-	tpd_toml *t = NULL;
+	tpd_node *t = NULL;
 	tpd_err rc = parse_n(false, text, strlen(text), &t, err);
 
 	if (rc)
@@ -41,10 +42,10 @@ static tpd_toml *parse_ok(const char *text)
 	return t;
 }
 
-static tpd_toml *yaml_ok(const char *text)
+static tpd_node *yaml_ok(const char *text)
 {
 	char err[TPD_ERRLEN] = "";
-	tpd_toml *t = NULL;
+	tpd_node *t = NULL;
 	tpd_err rc = parse_n(true, text, strlen(text), &t, err);
 
 	if (rc)
@@ -54,42 +55,42 @@ static tpd_toml *yaml_ok(const char *text)
 }
 
 /* Follows a dotted path of plain keys ("a.b.c"). */
-static tpd_toml *at(const tpd_toml *t, const char *path)
+static tpd_node *at(const tpd_node *t, const char *path)
 {
 	char buf[256], *save = NULL;
-	const tpd_toml *v = t;
+	const tpd_node *v = t;
 
 	snprintf(buf, sizeof(buf), "%s", path);
 	for (char *p = strtok_r(buf, ".", &save); p; p = strtok_r(NULL, ".", &save)) {
-		v = tpd_toml_get(v, p);
+		v = tpd_node_get(v, p);
 		if (!v)
 			fail_msg("no key %s in path %s", p, path);
 	}
-	return (tpd_toml *)v;
+	return (tpd_node *)v;
 }
 
-static void expect_str(const tpd_toml *t, const char *path, const char *want)
+static void expect_str(const tpd_node *t, const char *path, const char *want)
 {
-	tpd_toml *v = at(t, path);
+	tpd_node *v = at(t, path);
 
-	assert_int_equal(tpd_toml_type_of(v), TPD_TOML_STRING);
-	assert_string_equal(tpd_toml_str(v), want);
+	assert_int_equal(tpd_node_type_of(v), TPD_NODE_STRING);
+	assert_string_equal(tpd_node_str(v), want);
 }
 
-static void expect_int(const tpd_toml *t, const char *path, int64_t want)
+static void expect_int(const tpd_node *t, const char *path, int64_t want)
 {
-	tpd_toml *v = at(t, path);
+	tpd_node *v = at(t, path);
 
-	assert_int_equal(tpd_toml_type_of(v), TPD_TOML_INT);
-	assert_true(tpd_toml_int(v) == want);
+	assert_int_equal(tpd_node_type_of(v), TPD_NODE_INT);
+	assert_true(tpd_node_int(v) == want);
 }
 
-static void expect_pos(const tpd_toml *t, const char *path, int line, int col)
+static void expect_pos(const tpd_node *t, const char *path, int line, int col)
 {
-	tpd_toml *v = at(t, path);
+	tpd_node *v = at(t, path);
 
-	if (tpd_toml_line(v) != line || tpd_toml_col(v) != col)
-		fail_msg("%s at %d:%d, expected %d:%d", path, tpd_toml_line(v), tpd_toml_col(v), line, col);
+	if (tpd_node_line(v) != line || tpd_node_col(v) != col)
+		fail_msg("%s at %d:%d, expected %d:%d", path, tpd_node_line(v), tpd_node_col(v), line, col);
 }
 
 static void test_basic_document(void **state)
@@ -105,37 +106,37 @@ static void test_basic_document(void **state)
 	                  "api_key = 'literal \\n stays'\n"
 	                  "[pagerduty.RequestAnnotations]\n"
 	                  "services = \"svc\"\n";
-	tpd_toml *t;
+	tpd_node *t;
 
 	(void)state;
 	t = parse_ok(doc);
-	assert_int_equal(tpd_toml_type_of(t), TPD_TOML_TABLE);
-	assert_int_equal(tpd_toml_len(t), 3);
-	assert_string_equal(tpd_toml_key_at(t, 0), "title");
-	assert_string_equal(tpd_toml_key_at(t, 1), "teleport");
-	assert_string_equal(tpd_toml_key_at(t, 2), "pagerduty");
+	assert_int_equal(tpd_node_type_of(t), TPD_NODE_TABLE);
+	assert_int_equal(tpd_node_len(t), 3);
+	assert_string_equal(tpd_node_key_at(t, 0), "title");
+	assert_string_equal(tpd_node_key_at(t, 1), "teleport");
+	assert_string_equal(tpd_node_key_at(t, 2), "pagerduty");
 	expect_str(t, "title", "hello");
 	expect_pos(t, "title", 2, 9);
 	expect_str(t, "teleport.addr", "teleport.example.com:443");
 	expect_pos(t, "teleport.addr", 5, 8);
-	assert_true(tpd_toml_bool(at(t, "teleport.refresh_identity")));
-	assert_int_equal(tpd_toml_type_of(at(t, "teleport.off")), TPD_TOML_BOOL);
-	assert_false(tpd_toml_bool(at(t, "teleport.off")));
+	assert_true(tpd_node_bool(at(t, "teleport.refresh_identity")));
+	assert_int_equal(tpd_node_type_of(at(t, "teleport.off")), TPD_NODE_BOOL);
+	assert_false(tpd_node_bool(at(t, "teleport.off")));
 	expect_pos(t, "teleport.refresh_identity", 6, 22);
-	assert_int_equal(tpd_toml_key_line(at(t, "teleport"), 1), 6);
-	assert_int_equal(tpd_toml_key_col(at(t, "teleport"), 1), 3);
+	assert_int_equal(tpd_node_key_line(at(t, "teleport"), 1), 6);
+	assert_int_equal(tpd_node_key_col(at(t, "teleport"), 1), 3);
 	expect_pos(t, "teleport", 4, 1);
 	expect_str(t, "pagerduty.api_key", "literal \\n stays");
 	expect_str(t, "pagerduty.RequestAnnotations.services", "svc");
 	expect_pos(t, "pagerduty.RequestAnnotations", 10, 1);
 	/* accessors on wrong types are safe */
-	assert_string_equal(tpd_toml_str(at(t, "teleport")), "");
-	assert_null(tpd_toml_get(at(t, "title"), "x"));
-	assert_null(tpd_toml_at(t, 99));
-	assert_null(tpd_toml_key_at(t, 99));
-	assert_int_equal(tpd_toml_index(t, "nope"), -1);
-	tpd_toml_free(t);
-	tpd_toml_free(NULL);
+	assert_string_equal(tpd_node_str(at(t, "teleport")), "");
+	assert_null(tpd_node_get(at(t, "title"), "x"));
+	assert_null(tpd_node_at(t, 99));
+	assert_null(tpd_node_key_at(t, 99));
+	assert_int_equal(tpd_node_index(t, "nope"), -1);
+	tpd_node_free(t);
+	tpd_node_free(NULL);
 }
 
 static void test_strings(void **state)
@@ -153,7 +154,7 @@ static void test_strings(void **state)
 	                  "\"\" = 3\n"
 	                  "\"k\\u00e9y\" = 4\n"
 	                  "tab = \"a\tb\"\n";
-	tpd_toml *t;
+	tpd_node *t;
 
 	(void)state;
 	t = parse_ok(doc);
@@ -165,12 +166,12 @@ static void test_strings(void **state)
 	expect_str(t, "ml2", "quotes \"\" inside\"");
 	expect_str(t, "mll", "raw \\n text\n");
 	expect_str(t, "mll2", "ends with quote''");
-	assert_int_equal(tpd_toml_int(tpd_toml_get(t, "quoted key")), 1);
-	assert_int_equal(tpd_toml_int(tpd_toml_get(t, "lit key")), 2);
-	assert_int_equal(tpd_toml_int(tpd_toml_get(t, "")), 3);
-	assert_int_equal(tpd_toml_int(tpd_toml_get(t, "k\xc3\xa9y")), 4);
+	assert_int_equal(tpd_node_int(tpd_node_get(t, "quoted key")), 1);
+	assert_int_equal(tpd_node_int(tpd_node_get(t, "lit key")), 2);
+	assert_int_equal(tpd_node_int(tpd_node_get(t, "")), 3);
+	assert_int_equal(tpd_node_int(tpd_node_get(t, "k\xc3\xa9y")), 4);
 	expect_str(t, "tab", "a\tb");
-	tpd_toml_free(t);
+	tpd_node_free(t);
 }
 
 static void test_numbers(void **state)
@@ -180,7 +181,7 @@ static void test_numbers(void **state)
 	    "g = 9223372036854775807\nh = -9223372036854775808\n"
 	    "hx = 0xDEAD_beef\noc = 0o755\nbi = 0b1101\n"
 	    "f1 = 1.5\nf2 = -0.25e2\nf3 = 6E-3\nf4 = 1_0.5_0\nf5 = inf\nf6 = -inf\nf7 = nan\nf8 = 0e0\n";
-	tpd_toml *t;
+	tpd_node *t;
 
 	(void)state;
 	t = parse_ok(doc);
@@ -195,16 +196,16 @@ static void test_numbers(void **state)
 	expect_int(t, "hx", 0xdeadbeef);
 	expect_int(t, "oc", 0755);
 	expect_int(t, "bi", 13);
-	assert_int_equal(tpd_toml_type_of(at(t, "f1")), TPD_TOML_FLOAT);
-	assert_true(tpd_toml_float(at(t, "f1")) == 1.5);
-	assert_true(tpd_toml_float(at(t, "f2")) == -25.0);
-	assert_true(fabs(tpd_toml_float(at(t, "f3")) - 0.006) < 1e-12);
-	assert_true(tpd_toml_float(at(t, "f4")) == 10.5);
-	assert_true(isinf(tpd_toml_float(at(t, "f5"))) && tpd_toml_float(at(t, "f5")) > 0);
-	assert_true(isinf(tpd_toml_float(at(t, "f6"))) && tpd_toml_float(at(t, "f6")) < 0);
-	assert_true(isnan(tpd_toml_float(at(t, "f7"))));
-	assert_true(tpd_toml_float(at(t, "f8")) == 0.0);
-	tpd_toml_free(t);
+	assert_int_equal(tpd_node_type_of(at(t, "f1")), TPD_NODE_FLOAT);
+	assert_true(tpd_node_float(at(t, "f1")) == 1.5);
+	assert_true(tpd_node_float(at(t, "f2")) == -25.0);
+	assert_true(fabs(tpd_node_float(at(t, "f3")) - 0.006) < 1e-12);
+	assert_true(tpd_node_float(at(t, "f4")) == 10.5);
+	assert_true(isinf(tpd_node_float(at(t, "f5"))) && tpd_node_float(at(t, "f5")) > 0);
+	assert_true(isinf(tpd_node_float(at(t, "f6"))) && tpd_node_float(at(t, "f6")) < 0);
+	assert_true(isnan(tpd_node_float(at(t, "f7"))));
+	assert_true(tpd_node_float(at(t, "f8")) == 0.0);
+	tpd_node_free(t);
 }
 
 static void test_arrays_and_inline_tables(void **state)
@@ -216,31 +217,31 @@ static void test_arrays_and_inline_tables(void **state)
 	                  "it = { name = \"n\", sub.key = true, deep = { x = 1 } }\n"
 	                  "e = {}\n"
 	                  "after = 1\n";
-	tpd_toml *t, *b, *c;
+	tpd_node *t, *b, *c;
 
 	(void)state;
 	t = parse_ok(doc);
-	assert_int_equal(tpd_toml_type_of(at(t, "a")), TPD_TOML_ARRAY);
-	assert_int_equal(tpd_toml_len(at(t, "a")), 3);
-	assert_int_equal(tpd_toml_int(tpd_toml_at(at(t, "a"), 2)), 3);
+	assert_int_equal(tpd_node_type_of(at(t, "a")), TPD_NODE_ARRAY);
+	assert_int_equal(tpd_node_len(at(t, "a")), 3);
+	assert_int_equal(tpd_node_int(tpd_node_at(at(t, "a"), 2)), 3);
 	b = at(t, "b");
-	assert_int_equal(tpd_toml_len(b), 2);
-	assert_string_equal(tpd_toml_str(tpd_toml_at(b, 1)), "y");
-	assert_int_equal(tpd_toml_line(tpd_toml_at(b, 1)), 6);
-	assert_int_equal(tpd_toml_col(tpd_toml_at(b, 1)), 3);
+	assert_int_equal(tpd_node_len(b), 2);
+	assert_string_equal(tpd_node_str(tpd_node_at(b, 1)), "y");
+	assert_int_equal(tpd_node_line(tpd_node_at(b, 1)), 6);
+	assert_int_equal(tpd_node_col(tpd_node_at(b, 1)), 3);
 	c = at(t, "c");
-	assert_int_equal(tpd_toml_len(c), 4);
-	assert_int_equal(tpd_toml_len(tpd_toml_at(c, 0)), 2);
-	assert_int_equal(tpd_toml_len(tpd_toml_at(c, 2)), 0);
-	assert_int_equal(tpd_toml_type_of(tpd_toml_at(c, 3)), TPD_TOML_TABLE);
-	assert_int_equal(tpd_toml_len(at(t, "d")), 0);
+	assert_int_equal(tpd_node_len(c), 4);
+	assert_int_equal(tpd_node_len(tpd_node_at(c, 0)), 2);
+	assert_int_equal(tpd_node_len(tpd_node_at(c, 2)), 0);
+	assert_int_equal(tpd_node_type_of(tpd_node_at(c, 3)), TPD_NODE_TABLE);
+	assert_int_equal(tpd_node_len(at(t, "d")), 0);
 	expect_str(t, "it.name", "n");
-	assert_true(tpd_toml_bool(at(t, "it.sub.key")));
+	assert_true(tpd_node_bool(at(t, "it.sub.key")));
 	expect_int(t, "it.deep.x", 1);
-	assert_int_equal(tpd_toml_type_of(at(t, "e")), TPD_TOML_TABLE);
+	assert_int_equal(tpd_node_type_of(at(t, "e")), TPD_NODE_TABLE);
 	expect_int(t, "after", 1);
 	expect_pos(t, "after", 12, 9);
-	tpd_toml_free(t);
+	tpd_node_free(t);
 }
 
 static void test_tables_dotted_and_aot(void **state)
@@ -264,7 +265,7 @@ static void test_tables_dotted_and_aot(void **state)
 	                  "name = \"two\"\n"
 	                  "[srv.sub]\n"
 	                  "k = 1\n";
-	tpd_toml *t, *srv;
+	tpd_node *t, *srv;
 
 	(void)state;
 	t = parse_ok(doc);
@@ -272,26 +273,26 @@ static void test_tables_dotted_and_aot(void **state)
 	expect_int(t, "top.other", 2);
 	expect_int(t, "a.b.c.x", 1);
 	expect_int(t, "a.y", 2);
-	expect_int(tpd_toml_get(at(t, "a"), "quoted.part"), "z", 3);
+	expect_int(tpd_node_get(at(t, "a"), "quoted.part"), "z", 3);
 	expect_str(t, "fruit.apple.color", "red");
-	assert_true(tpd_toml_bool(at(t, "fruit.apple.taste.sweet")));
-	assert_true(tpd_toml_bool(at(t, "fruit.apple.texture.smooth")));
+	assert_true(tpd_node_bool(at(t, "fruit.apple.taste.sweet")));
+	assert_true(tpd_node_bool(at(t, "fruit.apple.texture.smooth")));
 	srv = at(t, "srv");
-	assert_int_equal(tpd_toml_type_of(srv), TPD_TOML_ARRAY);
-	assert_int_equal(tpd_toml_len(srv), 2);
-	expect_str(tpd_toml_at(srv, 0), "name", "one");
-	expect_str(tpd_toml_at(srv, 1), "name", "two");
-	expect_int(tpd_toml_at(srv, 1), "sub.k", 1);
+	assert_int_equal(tpd_node_type_of(srv), TPD_NODE_ARRAY);
+	assert_int_equal(tpd_node_len(srv), 2);
+	expect_str(tpd_node_at(srv, 0), "name", "one");
+	expect_str(tpd_node_at(srv, 1), "name", "two");
+	expect_int(tpd_node_at(srv, 1), "sub.k", 1);
 	/* [a] re-opened an implicit table: its position is now the [a] header */
 	expect_pos(t, "a", 5, 1);
-	tpd_toml_free(t);
+	tpd_node_free(t);
 }
 
 static void test_crlf_and_bom(void **state)
 {
 	const char *doc =
 	    "\xef\xbb\xbf# bom\r\n[t]\r\nk = \"v\" # c\r\nml = \"\"\"\r\na\r\nb\"\"\"\r\nn = 1\r\n";
-	tpd_toml *t;
+	tpd_node *t;
 
 	(void)state;
 	t = parse_ok(doc);
@@ -300,30 +301,30 @@ static void test_crlf_and_bom(void **state)
 	expect_str(t, "t.ml", "a\nb");
 	expect_int(t, "t.n", 1);
 	expect_pos(t, "t.n", 7, 5);
-	tpd_toml_free(t);
+	tpd_node_free(t);
 	/* empty and comment-only documents */
 	t = parse_ok("");
-	assert_int_equal(tpd_toml_len(t), 0);
-	tpd_toml_free(t);
+	assert_int_equal(tpd_node_len(t), 0);
+	tpd_node_free(t);
 	t = parse_ok("# nothing\n\n   \t\n");
-	assert_int_equal(tpd_toml_len(t), 0);
-	tpd_toml_free(t);
+	assert_int_equal(tpd_node_len(t), 0);
+	tpd_node_free(t);
 	/* no newline at the end */
 	t = parse_ok("k = 1");
 	expect_int(t, "k", 1);
-	tpd_toml_free(t);
+	tpd_node_free(t);
 }
 
 static void test_columns_count_characters(void **state)
 {
-	tpd_toml *t;
+	tpd_node *t;
 
 	(void)state;
 	/* "é" is two bytes but one column */
 	t = parse_ok("\"\xc3\xa9\" = \"\xc3\xa9\" \nx = [\"\xc3\xa9\xc3\xa9\", 5]\n");
 	expect_pos(t, "\xc3\xa9", 1, 7);
-	assert_int_equal(tpd_toml_col(tpd_toml_at(at(t, "x"), 1)), 12);
-	tpd_toml_free(t);
+	assert_int_equal(tpd_node_col(tpd_node_at(at(t, "x"), 1)), 12);
+	tpd_node_free(t);
 }
 
 struct bad {
@@ -412,7 +413,7 @@ static void test_errors(void **state)
 	for (size_t i = 0; i < sizeof(bad_toml) / sizeof(bad_toml[0]); i++) {
 		const struct bad *b = &bad_toml[i];
 		char err[TPD_ERRLEN] = "", prefix[64];
-		tpd_toml *t = NULL;
+		tpd_node *t = NULL;
 		tpd_err rc = parse_n(false, b->text, strlen(b->text), &t, err);
 
 		if (rc != TPD_ERR_PARSE)
@@ -431,7 +432,7 @@ static void test_errors(void **state)
 static void test_nul_and_exact_length(void **state)
 {
 	char err[TPD_ERRLEN];
-	tpd_toml *t = NULL;
+	tpd_node *t = NULL;
 	static const char with_nul[] = "a = 1\nb = \"x\0y\"\n";
 
 	(void)state;
@@ -442,16 +443,16 @@ static void test_nul_and_exact_length(void **state)
 	/* len stops the parser even if the text goes on: "k = 12" parsed as "k = 1" */
 	assert_int_equal(tpd_toml_parse("t", "k = 12", 5, &t, err), TPD_ERR_OK);
 	expect_int(t, "k", 1);
-	tpd_toml_free(t);
+	tpd_node_free(t);
 	assert_int_equal(tpd_toml_parse("t", NULL, 0, &t, err), TPD_ERR_OK);
-	assert_int_equal(tpd_toml_len(t), 0);
-	tpd_toml_free(t);
+	assert_int_equal(tpd_node_len(t), 0);
+	tpd_node_free(t);
 }
 
 static void test_depth_limits(void **state)
 {
 	char buf[4096], err[TPD_ERRLEN];
-	tpd_toml *t = NULL;
+	tpd_node *t = NULL;
 	size_t n;
 
 	(void)state;
@@ -463,7 +464,7 @@ static void test_depth_limits(void **state)
 		buf[n++] = ']';
 	buf[n] = 0;
 	assert_int_equal(parse_n(false, buf, n, &t, err), TPD_ERR_OK);
-	tpd_toml_free(t);
+	tpd_node_free(t);
 	/* far too deep */
 	n = (size_t)snprintf(buf, sizeof(buf), "a = ");
 	for (int i = 0; i < 1000; i++)
@@ -488,7 +489,7 @@ static void test_depth_limits(void **state)
 		n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%sk", i ? "." : "");
 	n += (size_t)snprintf(buf + n, sizeof(buf) - n, " = 1\n");
 	assert_int_equal(parse_n(false, buf, n, &t, err), TPD_ERR_OK);
-	tpd_toml_free(t);
+	tpd_node_free(t);
 	n = 0;
 	for (int i = 0; i < 33; i++)
 		n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%sk", i ? "." : "");
@@ -517,18 +518,18 @@ static void test_truncated_and_mutated_never_crash(void **state)
 {
 	size_t len = sizeof(sample) - 1;
 	char err[TPD_ERRLEN], *m = malloc(len);
-	tpd_toml *t = NULL;
+	tpd_node *t = NULL;
 	static const unsigned char subst[] = {0,   '"', '\'', '[', ']',  '{',  '}', '\\', '\n', '\r',
 	                                      '=', '.', ',',  '#', 0xff, 0xc3, 'x', '1',  ' '};
 
 	(void)state;
 	assert_non_null(m);
 	assert_int_equal(parse_n(false, sample, len, &t, err), TPD_ERR_OK);
-	tpd_toml_free(t);
+	tpd_node_free(t);
 	for (size_t n = 0; n <= len; n++) {
 		t = NULL;
 		if (parse_n(false, sample, n, &t, err) == TPD_ERR_OK)
-			tpd_toml_free(t);
+			tpd_node_free(t);
 		else
 			assert_null(t);
 	}
@@ -538,7 +539,7 @@ static void test_truncated_and_mutated_never_crash(void **state)
 			m[pos] = (char)subst[s];
 			t = NULL;
 			if (parse_n(false, m, len, &t, err) == TPD_ERR_OK)
-				tpd_toml_free(t);
+				tpd_node_free(t);
 			else
 				assert_true(strncmp(err, "t:", 2) == 0);
 		}
@@ -564,7 +565,7 @@ static void test_random_input_never_crashes(void **state)
 	for (int round = 0; round < 20000; round++) {
 		size_t n = xorshift(&seed) % sizeof(buf);
 		bool bytes = round % 4 == 0;
-		tpd_toml *t = NULL;
+		tpd_node *t = NULL;
 
 		for (size_t i = 0; i < n; i++) {
 			uint64_t r = xorshift(&seed);
@@ -572,10 +573,10 @@ static void test_random_input_never_crashes(void **state)
 			buf[i] = bytes ? (char)(r & 0xff) : alphabet[r % (sizeof(alphabet) - 1)];
 		}
 		if (parse_n(false, buf, n, &t, err) == TPD_ERR_OK)
-			tpd_toml_free(t);
+			tpd_node_free(t);
 		t = NULL;
 		if (round % 2 == 0 && parse_n(true, buf, n, &t, err) == TPD_ERR_OK)
-			tpd_toml_free(t);
+			tpd_node_free(t);
 	}
 }
 
@@ -606,18 +607,18 @@ static void test_yaml_mapping(void **state)
 	                  "blocklist:\n"
 	                  "  - x\n"
 	                  "  - y\n";
-	tpd_toml *t;
+	tpd_node *t;
 
 	(void)state;
 	t = yaml_ok(doc);
 	expect_str(t, "teleport.addr", "teleport.example.com:443");
 	expect_pos(t, "teleport.addr", 2, 9);
-	assert_int_equal(tpd_toml_key_line(at(t, "teleport"), 0), 2);
-	assert_int_equal(tpd_toml_key_col(at(t, "teleport"), 0), 3);
-	assert_int_equal(tpd_toml_type_of(at(t, "teleport.refresh_identity")), TPD_TOML_BOOL);
-	assert_true(tpd_toml_bool(at(t, "teleport.refresh_identity")));
-	assert_int_equal(tpd_toml_type_of(at(t, "teleport.off")), TPD_TOML_BOOL);
-	assert_false(tpd_toml_bool(at(t, "teleport.off")));
+	assert_int_equal(tpd_node_key_line(at(t, "teleport"), 0), 2);
+	assert_int_equal(tpd_node_key_col(at(t, "teleport"), 0), 3);
+	assert_int_equal(tpd_node_type_of(at(t, "teleport.refresh_identity")), TPD_NODE_BOOL);
+	assert_true(tpd_node_bool(at(t, "teleport.refresh_identity")));
+	assert_int_equal(tpd_node_type_of(at(t, "teleport.off")), TPD_NODE_BOOL);
+	assert_false(tpd_node_bool(at(t, "teleport.off")));
 	expect_str(t, "pagerduty.api_key", "12345");
 	expect_int(t, "pagerduty.plain_num", 12345);
 	expect_int(t, "pagerduty.neg", -7);
@@ -626,27 +627,27 @@ static void test_yaml_mapping(void **state)
 	expect_str(t, "pagerduty.float_is_string", "1.5");
 	expect_str(t, "pagerduty.single", "true");
 	expect_str(t, "pagerduty.tagged", "42");
-	assert_int_equal(tpd_toml_type_of(at(t, "pagerduty.empty")), TPD_TOML_NULL);
-	assert_int_equal(tpd_toml_type_of(at(t, "pagerduty.tilde")), TPD_TOML_NULL);
+	assert_int_equal(tpd_node_type_of(at(t, "pagerduty.empty")), TPD_NODE_NULL);
+	assert_int_equal(tpd_node_type_of(at(t, "pagerduty.tilde")), TPD_NODE_NULL);
 	expect_str(t, "pagerduty.block", "line one\nline two\n");
 	expect_str(t, "log.output", "stdout");
-	assert_int_equal(tpd_toml_type_of(at(t, "list")), TPD_TOML_ARRAY);
-	assert_int_equal(tpd_toml_len(at(t, "list")), 3);
-	expect_str(tpd_toml_at(at(t, "list"), 2), "k", "v");
-	assert_int_equal(tpd_toml_len(at(t, "blocklist")), 2);
-	assert_int_equal(tpd_toml_line(tpd_toml_at(at(t, "blocklist"), 1)), 23);
-	tpd_toml_free(t);
+	assert_int_equal(tpd_node_type_of(at(t, "list")), TPD_NODE_ARRAY);
+	assert_int_equal(tpd_node_len(at(t, "list")), 3);
+	expect_str(tpd_node_at(at(t, "list"), 2), "k", "v");
+	assert_int_equal(tpd_node_len(at(t, "blocklist")), 2);
+	assert_int_equal(tpd_node_line(tpd_node_at(at(t, "blocklist"), 1)), 23);
+	tpd_node_free(t);
 
 	t = yaml_ok("");
-	assert_int_equal(tpd_toml_type_of(t), TPD_TOML_TABLE);
-	assert_int_equal(tpd_toml_len(t), 0);
-	tpd_toml_free(t);
+	assert_int_equal(tpd_node_type_of(t), TPD_NODE_TABLE);
+	assert_int_equal(tpd_node_len(t), 0);
+	tpd_node_free(t);
 	t = yaml_ok("---\n# only a comment\n");
-	assert_int_equal(tpd_toml_len(t), 0);
-	tpd_toml_free(t);
+	assert_int_equal(tpd_node_len(t), 0);
+	tpd_node_free(t);
 	t = yaml_ok("---\na: 1\n...\n");
 	expect_int(t, "a", 1);
-	tpd_toml_free(t);
+	tpd_node_free(t);
 }
 
 static const struct bad bad_yaml[] = {
@@ -674,7 +675,7 @@ static void test_yaml_errors(void **state)
 	for (size_t i = 0; i < sizeof(bad_yaml) / sizeof(bad_yaml[0]); i++) {
 		const struct bad *b = &bad_yaml[i];
 		char err[TPD_ERRLEN] = "", prefix[64];
-		tpd_toml *t = NULL;
+		tpd_node *t = NULL;
 		tpd_err rc = parse_n(true, b->text, strlen(b->text), &t, err);
 
 		if (rc != TPD_ERR_PARSE)
@@ -693,7 +694,7 @@ static void test_yaml_errors(void **state)
 		buf[n++] = ']';
 	{
 		char err[TPD_ERRLEN];
-		tpd_toml *t = NULL;
+		tpd_node *t = NULL;
 		char doc[2100];
 		size_t dn = (size_t)snprintf(doc, sizeof(doc), "a: %.*s\n", (int)n, buf);
 
@@ -711,10 +712,10 @@ static void test_yaml_truncated_never_crash(void **state)
 
 	(void)state;
 	for (size_t n = 0; n <= len; n++) {
-		tpd_toml *t = NULL;
+		tpd_node *t = NULL;
 
 		if (parse_n(true, doc, n, &t, err) == TPD_ERR_OK)
-			tpd_toml_free(t);
+			tpd_node_free(t);
 		else
 			assert_true(strncmp(err, "t:", 2) == 0);
 	}

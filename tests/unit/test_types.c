@@ -23,6 +23,7 @@ static void test_request_dup(void **state)
 	tpd_access_request_add_role(&r, "editor");
 	tpd_access_request_add_annotation(&r, "pagerduty_services", svc, 2);
 	tpd_access_request_add_review(&r, "bob", TPD_STATE_APPROVED, 100, "ok");
+	r.reviews[0].created_nanos = 123456789;
 	d = tpd_access_request_dup(&r);
 	tpd_access_request_clear(&r);
 	assert_string_equal(d->id, "req-1");
@@ -30,6 +31,8 @@ static void test_request_dup(void **state)
 	assert_string_equal(tpd_access_request_annotation(d, "pagerduty_services")->values[1], "svc-b");
 	assert_null(tpd_access_request_annotation(d, "pagerduty_notify_service"));
 	assert_string_equal(d->reviews[0].author, "bob");
+	assert_int_equal(d->reviews[0].created, 100);
+	assert_int_equal(d->reviews[0].created_nanos, 123456789); /* full precision kept */
 	assert_string_equal(tpd_request_state_name(d->state), "PENDING");
 	assert_true(tpd_request_state_resolved(TPD_STATE_PROMOTED));
 	assert_false(tpd_request_state_resolved(TPD_STATE_PENDING));

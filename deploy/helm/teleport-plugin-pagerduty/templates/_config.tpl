@@ -1,6 +1,6 @@
 {{/*
 The plugin's configuration file, as YAML with the same tables and keys as the TOML config
-(notes/yaml_schema.md). Built as a dict and printed with toYaml so quoting is always right.
+(docs/config-yaml.md). Built as a dict and printed with toYaml so quoting is always right.
 The API key is never written here: pagerduty.api_key is the PATH of the mounted Secret file.
 */}}
 {{- define "pagerduty.config" -}}
