@@ -131,11 +131,13 @@ step() { # name command... : runs `command` chrooted in $croot, logs to $out/<na
 		/bin/bash -c "$*" >"$logf" 2>&1 || rc=$?
 	log "step $name: exit $rc after $(($(date +%s) - t0)) s"
 	times+=("$name $(($(date +%s) - t0))")
+	echo "step $name: exit $rc after $(($(date +%s) - t0)) s" >>"$out/summary.txt"
 	return $rc
 }
 
 times=()
 t_start=$(date +%s)
+: >"$out/summary.txt"
 
 # --- the pristine root (cached before anything is installed into it) -----------------------------
 if [ ! -f "$CACHE/stamp" ]; then
@@ -213,4 +215,4 @@ step release-unit "cd /src/build-release && ctest -L unit --output-on-failure -j
 	failed_step release-unit "$out/release-unit.log" "unit tests of the Release build"
 
 total=$(($(date +%s) - t_start))
-echo "cleanroom: all steps passed in $total s (${times[*]}); logs in $out"
+echo "cleanroom: all steps passed in $total s (${times[*]}); logs in $out" | tee "$out/summary.txt"
