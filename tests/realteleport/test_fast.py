@@ -17,7 +17,7 @@ def plugin(env):
     p.stop()
 
 
-def check_resolved(env, rids, action, timeout=90):
+def check_resolved(env, rids, action, timeout=45):
     word, reason = WORD[action]
 
     def all_resolved():
