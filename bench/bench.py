@@ -19,6 +19,13 @@ Phases (--only a,b,... to run some; all by default):
               time to converge, calls and CPU per request, RSS with N tracked
   startup     10,000 pending requests before start, fake PagerDuty enforcing 6,000/min:
               time to converge / floor ((ceil(calls needed / limit) - 1) minutes), number of 429s
+  upstream    upstream's Go plugin beside ours, against the same fakes, both at the default config
+              (ours: rate_limit_per_minute 900; upstream has no client-side limiter): event -> incident
+              and -> auto-approval p50/p99, CPU and calls per lifecycle, calls per auto-approval, RSS
+              idle and with 10,000 pending, startup with 1,000 pending (upstream: "0 handled", it
+              watches new events only). A table with a ratio column (ours / upstream). The binary
+              comes from `scripts/teleport.sh --print-env` (builds it once, cached); without Go >=
+              1.22 the upstream column says "skipped" and why.
 """
 
 import argparse
