@@ -609,7 +609,7 @@ def side_measure(ctx, make, startup_wait):
         pd0, tp0 = env.pd.snapshot_counts(), env.tp.call_counts()
         cpu0 = p.cpu_seconds()
         try:
-            lc.run_count(n)
+            out["lc_seconds"] = lc.run_count(n)
         finally:
             lc.close()
         time.sleep(0.5)
@@ -697,6 +697,8 @@ def phase_upstream(ctx):
         va = a.get(k)
         vb = None if b is None else b.get(k)
         extra = {}
+        if k == "lc_cpu_us":   # the wall time, to tell CPU spent waiting from CPU spent working
+            extra = {"ours_seconds": a.get("lc_seconds"), "upstream_seconds": None if b is None else b.get("lc_seconds")}
         if k == "startup_s":
             extra = {"ours_handled": a.get("startup_handled"),
                      "upstream_handled": None if b is None else b.get("startup_handled")}
