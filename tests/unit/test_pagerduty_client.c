@@ -528,8 +528,8 @@ static void test_drain_cancels_a_call_waiting_in_the_limiter(void **state)
 	assert_int_equal(tpd_pd_health(pd, err), TPD_ERR_OK);
 	f->drain_on_sleep = pd;
 	assert_int_equal(tpd_pd_health(pd, err), TPD_ERR_CANCELLED);
-	assert_int_equal(f->nsleeps, 1);  /* it did start to wait for the minute ... */
-	assert_int_equal(f->nreq, 1);     /* ... and never sent the second call */
+	assert_int_equal(f->nsleeps, 1); /* it did start to wait for the minute ... */
+	assert_int_equal(f->nreq, 1);    /* ... and never sent the second call */
 	assert_true(f->now - 1000000 < 1000);
 	f->drain_on_sleep = NULL;
 	assert_int_equal(tpd_pd_health(pd, err), TPD_ERR_CANCELLED); /* nothing new goes out */
@@ -808,7 +808,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_retry_budget_exhausted, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_429_honours_reset_then_rate_limited, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_limiter_wait_counted_and_not_a_failure, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_drain_cancels_a_call_waiting_in_the_limiter, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_drain_cancels_a_call_waiting_in_the_limiter, setup,
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_4xx_not_retried_and_mapped, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_hostile_answers, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_resolve_and_already_resolved, setup, teardown),
