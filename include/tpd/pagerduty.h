@@ -96,6 +96,10 @@ tpd_err tpd_pd_new(const tpd_pd_opts *o, tpd_pd **out, char *err);
 void tpd_pd_free(tpd_pd *pd);
 /* Makes every in-flight and future call return TPD_ERR_CANCELLED promptly (graceful shutdown). */
 void tpd_pd_shutdown(tpd_pd *pd);
+/* Graceful stop, first step: a call that has not been sent yet (waiting in the limiter or in a
+ * retry back-off) returns TPD_ERR_CANCELLED at once, and no new call is sent; a request already
+ * on the wire still gets its answer. Nothing is lost: the request is reconciled again on start. */
+void tpd_pd_drain(tpd_pd *pd);
 
 /* GET /abilities: OK when PagerDuty accepts the key. */
 tpd_err tpd_pd_health(tpd_pd *pd, char *err);

@@ -147,3 +147,22 @@ def test_operation_limit_on_create_incident(fp):
     finally:
         fp.set_op_limit("POST", "/incidents", None)
     assert create(9)[0] == 201
+
+
+def test_missing_incident_type_only_when_accepted(fp):
+    """Upstream's plugin omits incident.type (the real API takes it); the fake refuses that unless
+    the bench switches accept_missing_incident_type on, so our own tests still catch an omission."""
+    sid = fp.add_service("No type")
+    w = dict(HDRS, From="bot@example.com")
+    inc = {"incident": {"title": "t", "service": {"id": sid, "type": "service_reference"}, "incident_key": "nt-1"}}
+    st, body, _ = call(fp, "POST", "/incidents", inc, w)
+    assert st == 400 and body["error"]["code"] == 2001
+    fp.accept_missing_incident_type = True
+    try:
+        st, body, _ = call(fp, "POST", "/incidents", inc, w)
+        assert st == 201
+        wrong = {"incident": dict(inc["incident"], type="incident_reference", incident_key="nt-2")}
+        st, body, _ = call(fp, "POST", "/incidents", wrong, w)
+        assert st == 400   # a wrong type is still refused
+    finally:
+        fp.accept_missing_incident_type = False

@@ -33,6 +33,7 @@ typedef struct {
 	int64_t now;
 	int64_t sleeps[64];
 	size_t nsleeps;
+	tpd_pd *drain_on_sleep; /* a sleep drains this client (SIGTERM while a call waits) */
 } fixture;
 
 static tpd_err transport(void *ud, const tpd_pd_http_req *req, tpd_pd_http_resp *resp)
@@ -77,6 +78,10 @@ static void slp(void *ud, int64_t ms)
 	fixture *f = ud;
 	if (f->nsleeps < 64)
 		f->sleeps[f->nsleeps++] = ms;
+	if (f->drain_on_sleep) {
+		tpd_pd_drain(f->drain_on_sleep);
+		return; /* woken by the drain before the deadline */
+	}
 	f->now += ms;
 }
 
@@ -506,6 +511,32 @@ static void test_limiter_wait_counted_and_not_a_failure(void **state)
 	tpd_metrics_free(m);
 }
 
+/* A graceful stop does not wait out the limiter: the waiting call gives up at once, unsent. */
+static void test_drain_cancels_a_call_waiting_in_the_limiter(void **state)
+{
+	fixture *f = *state;
+	tpd_pd_hooks hooks = {
+	    .transport = transport, .transport_ud = f, .now_ms = clk, .sleep_ms = slp, .clock_ud = f};
+	tpd_pd_opts o = {.api_key = KEY, .hooks = &hooks, .max_retry_ms = 5000, .rate_limit_per_minute = 1};
+	tpd_pd *pd = NULL;
+	char err[TPD_ERRLEN];
+
+	f->now = 1000000;
+	assert_int_equal(tpd_pd_new(&o, &pd, err), TPD_ERR_OK);
+	push(f, 200, "{}");
+	push(f, 200, "{}");
+	assert_int_equal(tpd_pd_health(pd, err), TPD_ERR_OK);
+	f->drain_on_sleep = pd;
+	assert_int_equal(tpd_pd_health(pd, err), TPD_ERR_CANCELLED);
+	assert_int_equal(f->nsleeps, 1); /* it did start to wait for the minute ... */
+	assert_int_equal(f->nreq, 1);    /* ... and never sent the second call */
+	assert_true(f->now - 1000000 < 1000);
+	f->drain_on_sleep = NULL;
+	assert_int_equal(tpd_pd_health(pd, err), TPD_ERR_CANCELLED); /* nothing new goes out */
+	assert_int_equal(f->nreq, 1);
+	tpd_pd_free(pd);
+}
+
 static void test_4xx_not_retried_and_mapped(void **state)
 {
 	fixture *f = *state;
@@ -777,6 +808,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_retry_budget_exhausted, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_429_honours_reset_then_rate_limited, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_limiter_wait_counted_and_not_a_failure, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_drain_cancels_a_call_waiting_in_the_limiter, setup,
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_4xx_not_retried_and_mapped, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_hostile_answers, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_resolve_and_already_resolved, setup, teardown),
