@@ -747,30 +747,47 @@ bool tpd_leader_is_leader(tpd_leader *l)
 	return r;
 }
 
-/* Client-go's ReleaseOnCancel: clears the holder of a Lease we hold (CAS on resourceVersion). */
+/* Client-go's ReleaseOnCancel: clears the holder of a Lease we hold (CAS on resourceVersion).
+ * The Lease we remember may be stale or forgotten: a renewal cut short by the stop itself may
+ * still have reached the API server (409 on our write) or left nothing remembered. Then read it
+ * again and, if it still names us, release that version: within the renew deadline, not the
+ * retry period, so a slow API server does not turn a clean hand-over into a wait for the whole
+ * lease duration. */
 static void release(tpd_leader *l)
 {
-	json_object *obj, *spec, *got = NULL;
-	char err[TPD_ERRLEN], *body;
-	tpd_err rc;
+	int64_t deadline = tpd_now_ms() + l->renew_ms;
+	char err[TPD_ERRLEN] = "";
+	tpd_err rc = TPD_ERR_OK;
 
-	if (!l->lease || !tpd_streq(holder_of(l->lease), l->id) || !(spec = jobj(l->lease, "spec")))
-		return;
-	obj = json_object_get(l->lease);
-	fill_spec(l, spec, "", true);
-	body = xstrdup(json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN));
-	/* The renew deadline, not the retry period: the Lease is ours until it would lapse, and a
-	 * slow API server (or a loaded machine) must not turn a clean hand-over into a wait for
-	 * the whole lease duration. */
-	rc = http_do(l, "PUT", l->url_item, body, tpd_now_ms() + l->renew_ms, &got, err);
-	if (rc == TPD_ERR_OK)
-		tpd_log(l->log, TPD_LOG_INFO, "Released leadership", "lease", l->name, "identity", l->id,
-		        NULL);
-	else
-		tpd_log(l->log, TPD_LOG_WARN, "Failed to release the leader lease", "error", err, NULL);
-	json_object_put(got);
-	json_object_put(obj);
-	free(body);
+	for (int attempt = 0; attempt < 2; attempt++) {
+		json_object *obj, *spec, *got = NULL;
+		char *body;
+
+		if (!l->lease || attempt > 0) {
+			rc = http_do(l, "GET", l->url_item, NULL, deadline, &got, err);
+			if (rc != TPD_ERR_OK)
+				break;
+			observe(l, got);
+		}
+		if (!tpd_streq(holder_of(l->lease), l->id) || !(spec = jobj(l->lease, "spec")))
+			return; /* not ours (any more): nothing to release */
+		obj = json_object_get(l->lease);
+		fill_spec(l, spec, "", true);
+		body = xstrdup(json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN));
+		got = NULL;
+		rc = http_do(l, "PUT", l->url_item, body, deadline, &got, err);
+		json_object_put(got);
+		json_object_put(obj);
+		free(body);
+		if (rc == TPD_ERR_OK) {
+			tpd_log(l->log, TPD_LOG_INFO, "Released leadership", "lease", l->name, "identity",
+			        l->id, NULL);
+			return;
+		}
+		if (rc != TPD_ERR_COMPARE_FAILED)
+			break;
+	}
+	tpd_log(l->log, TPD_LOG_WARN, "Failed to release the leader lease", "error", err, NULL);
 }
 
 void tpd_leader_free(tpd_leader *l)
