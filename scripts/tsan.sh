@@ -11,7 +11,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${TSAN_BUILD_DIR:-$root/build-tsan}
 [ -n "${TPD_SKIP_DEPS:-}" ] || "$root/scripts/deps.sh"
-cmake -S "$root" -B "$build" -DTPD_SANITIZE=thread -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S "$root" -B "$build" -DTPD_SANITIZE=thread -DTPD_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j2
 reports="$build/tsan-reports"
 rm -rf "$reports"
