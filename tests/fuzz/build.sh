@@ -32,5 +32,8 @@ fi
 mkdir -p "$out"
 exec 9>"$out/.build.lock"
 flock 9
-cmake -S "$here" -B "$out" -DCMAKE_C_COMPILER="$cc" -DCMAKE_BUILD_TYPE=Debug >/dev/null
+# -Werror follows the product build's TPD_WERROR (its CMakeCache.txt), off when unknown.
+werror=OFF
+grep -qE '^TPD_WERROR:BOOL=(ON|TRUE|1)$' "$build/CMakeCache.txt" 2>/dev/null && werror=ON
+cmake -S "$here" -B "$out" -DCMAKE_C_COMPILER="$cc" -DCMAKE_BUILD_TYPE=Debug -DTPD_WERROR=$werror >/dev/null
 cmake --build "$out" -j2
