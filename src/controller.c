@@ -270,16 +270,21 @@ static tpd_err start_threads(tpd_controller *c, char *err)
 	if ((e = pthread_create(&c->watcher, NULL, ctl_watcher_main, c)) != 0)
 		goto fail;
 	c->watcher_started = true;
+	pthread_setname_np(c->watcher, "tpd-watcher"); /* names are for debuggers and top -H */
 	if ((e = pthread_create(&c->housekeeper, NULL, ctl_housekeeper_main, c)) != 0)
 		goto fail;
 	c->housekeeper_started = true;
+	pthread_setname_np(c->housekeeper, "tpd-housekeep");
 	for (c->n_workers = 0; c->n_workers < want; c->n_workers++) {
 		struct worker *w = &c->workers[c->n_workers];
+		char name[16]; /* thread names are at most 15 characters */
 
 		w->c = c;
 		w->index = c->n_workers;
 		if ((e = pthread_create(&w->thread, NULL, ctl_worker_main, w)) != 0)
 			goto fail;
+		snprintf(name, sizeof(name), "tpd-worker-%d", w->index);
+		pthread_setname_np(w->thread, name);
 	}
 	return TPD_ERR_OK;
 fail:
