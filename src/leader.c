@@ -731,6 +731,7 @@ tpd_err tpd_leader_start(tpd_leader *l, char *err)
 	if (e != 0)
 		return tpd_seterr(err, TPD_ERR_INTERNAL, "leader election: cannot start a thread: %s",
 		                  strerror(e));
+	pthread_setname_np(l->thread, "tpd-leader");
 	l->started = true;
 	return TPD_ERR_OK;
 }

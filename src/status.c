@@ -711,6 +711,7 @@ tpd_err tpd_status_start(tpd_status *s, char *err)
 		return tpd_seterr(err, TPD_ERR_INTERNAL, "status server: cannot start thread: %s",
 		                  strerror(rc));
 	s->started = true;
+	pthread_setname_np(s->thread, "tpd-status");
 	snprintf(portbuf, sizeof(portbuf), "%d", s->port);
 	tpd_log(s->lg, TPD_LOG_INFO, "Status server listening", "addr", s->display, "port", portbuf, NULL);
 	return TPD_ERR_OK;

@@ -544,6 +544,7 @@ tpd_err tpd_tlsdial_connect(const tpd_tlsdial_opts *o, tpd_tlsdial **out, int *f
 		goto out;
 	}
 	t->thr_started = true;
+	pthread_setname_np(t->thr, "tpd-tlspump");
 	*fd_for_grpc = sv[0];
 	sv[0] = -1;
 out:

@@ -1,0 +1,146 @@
+/* controller_impl.h - internals shared by the parts of the controller (controller.c, informer.c,
+ * executor.c, housekeeper.c): the context struct and the functions one part calls in another.
+ * Not part of the public API: only those files include it. */
+#ifndef TPD_CONTROLLER_IMPL_H
+#define TPD_CONTROLLER_IMPL_H
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tpd/controller.h"
+#include "tpd/identity.h"
+#include "tpd/idwatch.h"
+#include "tpd/leader.h"
+#include "tpd/metrics.h"
+#include "tpd/pagerduty.h"
+#include "tpd/reconcile.h"
+#include "tpd/seenpending.h"
+#include "tpd/status.h"
+#include "tpd/strmap.h"
+#include "tpd/teleport.h"
+#include "tpd/tlsdial.h"
+#include "tpd/util.h"
+#include "tpd/workqueue.h"
+
+#define MAX_WORKERS         64
+#define MAX_STEPS           24    /* reconcile steps per key per pass */
+#define INIT_TIMEOUT_MS     10000 /* upstream's initTimeout */
+#define IDENTITY_RETRY_MS   5000  /* re-read a bad rotated identity this often */
+#define LIVENESS_MAX_AGE_MS 60000 /* housekeeper loop must tick within this */
+/* Seen-pending memory (README "Requests that leave PENDING at once"): an entry is forgotten
+ * once its request is handled, after this long, or to make room beyond this many. */
+#define SEEN_PENDING_TTL_MS (60 * 60 * 1000)
+#define SEEN_PENDING_CAP    20000
+/* Work-queue keys of housekeeping jobs; a request id (a UUID) never starts with a control char. */
+#define KEY_ORPHAN_SCAN "\x01orphan-scan"
+#define KEY_PD_HEALTH   "\x01pagerduty-health"
+
+struct worker {
+	struct tpd_controller *c;
+	pthread_t thread;
+	int index;
+};
+
+struct tpd_controller {
+	const tpd_config *cfg;
+	tpd_logger *lg;
+	tpd_metrics *metrics;
+	tpd_reconcile_opts ropts;
+
+	/* Clients. The identity is only touched by start and the housekeeper. */
+	tpd_identity *identity;
+	tpd_idwatch *idwatch;
+	tpd_teleport *tp;
+	tpd_pd *pd;
+	tpd_status *status;
+	tpd_leader *leader; /* NULL unless leader election is on */
+	atomic_bool leading;
+	char *cluster_name;
+	char *proxy_addr; /* set when the cluster has advanced workflows (links) */
+
+	/* Work. */
+	tpd_workqueue *q;
+	pthread_mutex_t cache_mu;
+	tpd_strmap *cache;          /* id → tpd_access_request* */
+	tpd_strmap *orphans;        /* request id → incident id (char*), under cache_mu */
+	tpd_strmap *known_services; /* PagerDuty service ids seen in plugin data, under cache_mu */
+	/* request id → how many of its review notes may have been posted without being counted
+	 * (see unsure_notes_*), under cache_mu */
+	tpd_strmap *unsure;
+	tpd_seen_pending *seen; /* requests seen PENDING that left it unhandled, under cache_mu */
+	bool listed_once;       /* under cache_mu: the first listing after start is done */
+
+	/* Threads. */
+	pthread_t watcher, housekeeper;
+	struct worker workers[MAX_WORKERS];
+	int n_workers;
+	bool threads_started;
+	bool watcher_started, housekeeper_started;
+	atomic_int live_threads;
+
+	/* Stop and wake-ups. */
+	atomic_bool stop;
+	pthread_mutex_t wake_mu;
+	pthread_cond_t wake_cv;
+	atomic_bool reload_requested;
+	atomic_bool resync_requested;
+	atomic_bool orphan_scan_requested;
+
+	/* Readiness and liveness, read by status checks. */
+	atomic_bool watch_synced;
+	atomic_bool identity_valid;
+	atomic_bool pd_healthy;
+	atomic_int_fast64_t identity_not_after;
+	atomic_int_fast64_t housekeeper_tick_ms;
+
+	/* Fatal error (the controller stops by itself). */
+	pthread_mutex_t fail_mu;
+	bool failed;
+	char fail_err[TPD_ERRLEN];
+
+	/* Metrics. */
+	tpd_metric *m_reconcile, *m_reconcile_err, *m_created, *m_resolved, *m_notes, *m_approvals;
+	tpd_metric *m_reconnects, *m_watch_connected, *m_id_expiry, *m_id_reloads;
+	tpd_metric *m_seen, *m_seen_forgotten;
+};
+
+/* controller.c: small helpers */
+void ctl_free_request(void *p);
+/* Sleeps up to ms or until woken; returns true when stopping. */
+bool ctl_wait_or_stop(tpd_controller *c, int64_t ms);
+void ctl_wake_all(tpd_controller *c);
+/* Records a fatal error and stops the controller. */
+void ctl_fail(tpd_controller *c, const char *err);
+void ctl_fmt_seconds(int64_t ms, char *buf, size_t len);
+void ctl_cache_get(tpd_controller *c, const char *id, tpd_access_request **req, tpd_access_request **snap,
+                   uint64_t *gen);
+
+/* informer.c */
+void ctl_seen_handled(tpd_controller *c, const char *id, uint64_t gen);
+void ctl_seen_expire(tpd_controller *c);
+void ctl_enqueue_seen(void *ud, const char *id, const tpd_access_request *snap);
+void *ctl_watcher_main(void *arg);
+
+/* executor.c */
+void ctl_unsure_first_seen(tpd_controller *c, const tpd_access_request *r);
+void ctl_unsure_reset_each(void *ud, const char *key, void *value);
+bool ctl_may_reconcile(tpd_controller *c);
+void ctl_on_leadership(void *ud, bool leading);
+void *ctl_worker_main(void *arg);
+
+/* housekeeper.c */
+void ctl_scan_orphans(tpd_controller *c);
+void ctl_check_pd_health(tpd_controller *c);
+tpd_err ctl_load_identity(const tpd_config *cfg, tpd_identity **out, char *err);
+void ctl_note_identity(tpd_controller *c, const tpd_identity *id);
+void *ctl_housekeeper_main(void *arg);
+
+#endif

@@ -1,0 +1,781 @@
+/* executor.c - the controller's workers: a job per key, the act_* steps that carry out what the
+ * pure core (reconcile.c) decides, per-key reconcile, the memory of review notes that may have
+ * been posted without being counted, and leadership changes. See controller.c. */
+#include "controller_impl.h"
+
+/* ---------------------------------------------------------------------------------------------- */
+/* plugin data                                                                                    */
+
+/* Compare-and-swap of plugin data: writes `next` expecting `cur` (NULL = nothing stored). On
+ * success cur becomes next. Returns the Teleport error otherwise (COMPARE_FAILED: re-read). */
+static tpd_err pd_write(tpd_controller *c, const char *id, tpd_plugin_data *cur, bool *have,
+                        const tpd_plugin_data *next, char *err)
+{
+	tpd_err rc = tpd_teleport_update_plugin_data(c->tp, id, next, *have ? cur : NULL, err);
+
+	if (rc)
+		return rc;
+	if (!*have)
+		tpd_plugin_data_init(cur);
+	tpd_plugin_data_copy(cur, next);
+	*have = true;
+	return TPD_ERR_OK;
+}
+
+/* Reads plugin data; *have = false when none is stored. */
+static tpd_err pd_read(tpd_controller *c, const char *id, tpd_plugin_data *cur, bool *have, char *err)
+{
+	tpd_err rc;
+
+	if (*have)
+		tpd_plugin_data_clear(cur);
+	*have = false;
+	rc = tpd_teleport_get_plugin_data(c->tp, id, cur, err);
+	if (rc == TPD_ERR_NOT_FOUND) {
+		tpd_plugin_data_clear(cur);
+		return TPD_ERR_OK;
+	}
+	if (rc) {
+		tpd_plugin_data_clear(cur);
+		return rc;
+	}
+	*have = true;
+	return TPD_ERR_OK;
+}
+
+/* Writes one field on top of the current data (CAS). */
+static tpd_err pd_set_field(tpd_controller *c, const char *id, tpd_plugin_data *cur, bool *have,
+                            const char *k1, const char *v1, const char *k2, const char *v2, char *err)
+{
+	tpd_plugin_data next;
+	tpd_err rc;
+
+	tpd_plugin_data_init(&next);
+	if (*have)
+		tpd_plugin_data_copy(&next, cur);
+	tpd_plugin_data_set(&next, k1, v1);
+	if (k2)
+		tpd_plugin_data_set(&next, k2, v2);
+	rc = pd_write(c, id, cur, have, &next, err);
+	tpd_plugin_data_clear(&next);
+	return rc;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* notes that may have been posted but not counted                                                */
+
+/* reviews_count is stored after each note, so a note can be posted but not counted when a run
+ * stops (crash, lost leadership) or fails in between, or when the post itself failed ambiguously.
+ * Checking the incident's notes before every first post would cost a PagerDuty call per request;
+ * instead this remembers, per request, up to which review index that can have happened:
+ *  - the reviews a request already had when this process (or leadership) first knew it: a
+ *    predecessor may have noted them;
+ *  - a note this process tried to post, when the post or the count after it failed.
+ * A note below that index is posted only if the incident does not have it yet. Values are stored
+ * as count + 1 so that 0 is never a NULL pointer. Callers hold cache_mu. */
+static size_t unsure_get(tpd_controller *c, const char *id)
+{
+	void *v = tpd_strmap_get(c->unsure, id);
+
+	return v ? (size_t)((uintptr_t)v - 1) : SIZE_MAX; /* unknown: check */
+}
+
+static void unsure_set(tpd_controller *c, const char *id, size_t n)
+{
+	tpd_strmap_put(c->unsure, id, (void *)(uintptr_t)(n + 1));
+}
+
+/* A request entered the cache: what it has now may predate us. */
+void ctl_unsure_first_seen(tpd_controller *c, const tpd_access_request *r)
+{
+	if (!tpd_strmap_get(c->unsure, r->id))
+		unsure_set(c, r->id, r->n_reviews);
+}
+
+void ctl_unsure_reset_each(void *ud, const char *key, void *value)
+{
+	tpd_controller *c = ud;
+
+	unsure_set(c, key, ((const tpd_access_request *)value)->n_reviews);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* actions                                                                                        */
+
+struct job {
+	tpd_controller *c;
+	const char *id;
+	tpd_access_request *req;  /* NULL: deleted */
+	tpd_access_request *snap; /* as last seen PENDING, when it left that state; or NULL */
+	uint64_t snap_gen;
+	tpd_plugin_data pd;
+	bool have_pd;
+	bool try_approval;
+	char err[TPD_ERRLEN];
+	const char *reason; /* metric label of the failure */
+};
+
+static const char *state_name(const struct job *j)
+{
+	return j->req ? tpd_request_state_name(j->req->state) : "DELETED";
+}
+
+/* What the incident's texts are made from: the request, or for a deleted one its snapshot. */
+static const tpd_access_request *job_subject(const struct job *j)
+{
+	return j->req ? j->req : j->snap;
+}
+
+/* Sets fields in the local copy only (for a request whose data can no longer be stored). */
+static void local_set(struct job *j, const char *k1, const char *v1, const char *k2, const char *v2)
+{
+	if (!j->have_pd) {
+		tpd_plugin_data_init(&j->pd);
+		j->have_pd = true;
+	}
+	tpd_plugin_data_set(&j->pd, k1, v1);
+	if (k2)
+		tpd_plugin_data_set(&j->pd, k2, v2);
+}
+
+/* Writes fields (CAS); a request deleted meanwhile (NOT_FOUND) gets them in the local copy only,
+ * so the planner goes on (its incident is then resolved as expired, nothing left open). */
+static tpd_err set_or_local(struct job *j, const char *k1, const char *v1, const char *k2, const char *v2)
+{
+	tpd_err rc = pd_set_field(j->c, j->id, &j->pd, &j->have_pd, k1, v1, k2, v2, j->err);
+
+	if (rc == TPD_ERR_NOT_FOUND) {
+		local_set(j, k1, v1, k2, v2);
+		j->err[0] = '\0';
+		rc = TPD_ERR_OK;
+	}
+	return rc;
+}
+
+static tpd_err act_create_incident(struct job *j, const tpd_action *a)
+{
+	tpd_controller *c = j->c;
+	tpd_pd_service svc = {0};
+	tpd_pd_incident_spec spec;
+	char *key = NULL, *title = NULL, *details = NULL, *link = NULL, *incident = NULL;
+	bool adopted = false;
+	tpd_err rc;
+
+	rc = tpd_pd_find_service(c->pd, a->service_name, &svc, j->err);
+	if (rc) {
+		char inner[TPD_ERRLEN];
+
+		snprintf(inner, sizeof(inner), "%s", j->err);
+		tpd_seterr(j->err, rc, "finding pagerduty service %s: %s", a->service_name, inner);
+		j->reason = rc == TPD_ERR_NOT_FOUND ? "service_not_found" : "pagerduty";
+		goto out;
+	}
+	if (a->write_intent) {
+		tpd_plugin_data next;
+
+		tpd_plugin_data_init(&next);
+		tpd_plugin_data_from_request(&next, job_subject(j));
+		rc = pd_write(c, j->id, &j->pd, &j->have_pd, &next, j->err);
+		tpd_plugin_data_clear(&next);
+		if (rc) {
+			j->reason = "teleport";
+			goto out;
+		}
+	}
+	key = tpd_incident_key(j->id);
+	title = tpd_incident_title(job_subject(j));
+	link = tpd_request_link(c->proxy_addr, j->id);
+	details = tpd_incident_details(job_subject(j), link);
+	spec = (tpd_pd_incident_spec){
+	    .title = title, .service_id = svc.id, .incident_key = key, .details = details};
+	rc = tpd_pd_create_incident(c->pd, &spec, &incident, &adopted, j->err);
+	if (rc) {
+		j->reason = "pagerduty";
+		goto out;
+	}
+	rc = set_or_local(j, "incident_id", incident, "service_id", svc.id);
+	if (rc) {
+		j->reason = "teleport";
+		goto out;
+	}
+	if (!adopted)
+		tpd_metric_inc(c->m_created);
+	tpd_log(c->lg, TPD_LOG_INFO,
+	        adopted ? "Adopted existing PagerDuty incident" : "Successfully created PagerDuty incident",
+	        "pd_incident_id", incident, "pd_service_name", a->service_name, "request_id", j->id,
+	        "request_state", state_name(j), NULL);
+out:
+	tpd_pd_service_clear(&svc);
+	free(key);
+	free(title);
+	free(details);
+	free(link);
+	free(incident);
+	return rc;
+}
+
+static tpd_err act_post_notes(struct job *j, const tpd_action *a)
+{
+	tpd_controller *c = j->c;
+	tpd_err rc = TPD_ERR_OK;
+	size_t unsure;
+
+	pthread_mutex_lock(&c->cache_mu);
+	unsure = unsure_get(c, j->id);
+	pthread_mutex_unlock(&c->cache_mu);
+	for (size_t i = a->from; i < a->to && i < j->req->n_reviews; i++) {
+		char *note = tpd_review_note(&j->req->reviews[i]);
+		char count[24];
+		bool posted = true;
+
+		/* Only the note at the stored count can be posted but not counted (see unsure_*). */
+		if (i == a->from && i < unsure)
+			rc = tpd_pd_add_note_once(c->pd, j->pd.incident_id, note, &posted, j->err);
+		else
+			rc = tpd_pd_add_note(c->pd, j->pd.incident_id, note, j->err);
+		free(note);
+		if (!rc && posted)
+			tpd_metric_inc(c->m_notes);
+		/* Count after posting: never lose a note. */
+		if (rc) {
+			j->reason = "pagerduty";
+		} else {
+			snprintf(count, sizeof(count), "%zu", i + 1);
+			rc = pd_set_field(c, j->id, &j->pd, &j->have_pd, "reviews_count", count, NULL, NULL,
+			                  j->err);
+			if (rc)
+				j->reason = "teleport";
+		}
+		if (rc) {
+			/* Posted, or maybe posted, but not counted: the retry checks first. */
+			pthread_mutex_lock(&c->cache_mu);
+			if (tpd_strmap_get(c->unsure, j->id) && unsure_get(c, j->id) < i + 1)
+				unsure_set(c, j->id, i + 1);
+			pthread_mutex_unlock(&c->cache_mu);
+			return rc;
+		}
+		tpd_log(c->lg, TPD_LOG_INFO, "Successfully posted a review note", "pd_incident_id",
+		        j->pd.incident_id, "request_id", j->id, "review_author", j->req->reviews[i].author,
+		        NULL);
+	}
+	return rc;
+}
+
+static tpd_err act_resolve(struct job *j, const tpd_action *a)
+{
+	tpd_controller *c = j->c;
+	char *tag = xstrdup(a->tag), *reason = xstrdup(a->reason ? a->reason : "");
+	char *incident = NULL, *status = NULL, *note = NULL, *key = NULL;
+	bool pd_writable = true, posted = true;
+	tpd_err rc;
+
+	if (!a->recover) {
+		/* Intent first (upstream's order), so a PagerDuty failure is retried from it. */
+		rc = pd_set_field(c, j->id, &j->pd, &j->have_pd, "resolution", tag, "resolve_reason", reason,
+		                  j->err);
+		if (rc == TPD_ERR_NOT_FOUND) {
+			/* The request (and soon its data) is gone: resolve anyway, nothing to record. */
+			pd_writable = false;
+		} else if (rc) {
+			j->reason = "teleport";
+			goto out;
+		}
+	} else {
+		key = tpd_incident_key(j->id);
+		rc = tpd_pd_find_incident_by_key(c->pd, key, &incident, &status, j->err);
+		if (rc && rc != TPD_ERR_NOT_FOUND) {
+			j->reason = "pagerduty";
+			goto out;
+		}
+		if (!rc && tpd_streq(status, "resolved"))
+			goto mark;
+	}
+	incident = incident ? incident : xstrdup(j->pd.incident_id);
+	note = tpd_resolution_note(tag, reason);
+	/* A run stopped somewhere between storing the resolution and resolving (or, for a deleted
+	 * request, nothing could be stored): the note may be there already, so it is posted only if
+	 * it is not (exactly once, not at least once). */
+	if (a->recover || !pd_writable)
+		rc = tpd_pd_add_note_once(c->pd, incident, note, &posted, j->err);
+	else
+		rc = tpd_pd_add_note(c->pd, incident, note, j->err);
+	if (rc) {
+		j->reason = "pagerduty";
+		goto out;
+	}
+	if (posted)
+		tpd_metric_inc(c->m_notes);
+	rc = tpd_pd_resolve_incident(c->pd, incident, j->err);
+	if (rc) {
+		j->reason = "pagerduty";
+		goto out;
+	}
+	tpd_metric_inc(c->m_resolved, tag);
+	tpd_log(c->lg, TPD_LOG_INFO, "Successfully resolved the incident", "pd_incident_id", incident,
+	        "request_id", j->id, "request_state", state_name(j), "pd_resolution", tag, NULL);
+mark:
+	rc = TPD_ERR_OK;
+	if (pd_writable) {
+		rc = pd_set_field(c, j->id, &j->pd, &j->have_pd, "pd_resolved", "true", NULL, NULL, j->err);
+		if (rc == TPD_ERR_NOT_FOUND)
+			rc = TPD_ERR_OK;
+		else if (rc)
+			j->reason = "teleport";
+	}
+	if (!pd_writable || rc == TPD_ERR_OK) {
+		/* Keep the local copy in step so the planner sees the work as done. */
+		if (!j->have_pd) {
+			tpd_plugin_data_init(&j->pd);
+			j->have_pd = true;
+		}
+		tpd_plugin_data_set(&j->pd, "resolution", tag);
+		tpd_plugin_data_set(&j->pd, "pd_resolved", "true");
+	}
+out:
+	free(tag);
+	free(reason);
+	free(incident);
+	free(status);
+	free(note);
+	free(key);
+	return rc;
+}
+
+static tpd_err act_adopt(struct job *j, const tpd_action *a)
+{
+	tpd_controller *c = j->c;
+	char *key = tpd_incident_key(j->id), *incident = NULL, *status = NULL;
+	tpd_err rc;
+
+	rc = tpd_pd_find_incident_by_key(c->pd, key, &incident, &status, j->err);
+	if (rc == TPD_ERR_NOT_FOUND && a->service_name) {
+		/* No incident was ever opened for a request seen PENDING (pending, or over a moment
+		 * later): open it now; the next steps note and resolve it if the request is over. */
+		tpd_action create = {.kind = TPD_ACT_CREATE_INCIDENT, .service_name = a->service_name};
+
+		rc = act_create_incident(j, &create);
+		goto out;
+	}
+	if (rc == TPD_ERR_NOT_FOUND) {
+		/* No incident was ever opened and no service is known: record the outcome so nothing
+		 * is retried. */
+		char *tag = xstrdup(a->tag ? a->tag : ""), *reason = xstrdup(a->reason ? a->reason : "");
+
+		rc = set_or_local(j, "resolution", tag, "resolve_reason", reason);
+		if (!rc)
+			rc = set_or_local(j, "pd_resolved", "true", NULL, NULL);
+		free(tag);
+		free(reason);
+		if (rc)
+			j->reason = "teleport";
+		goto out;
+	}
+	if (rc) {
+		j->reason = "pagerduty";
+		goto out;
+	}
+	if (!j->req && tpd_streq(status, "resolved")) {
+		/* A deleted request whose incident is resolved already (by an earlier run, or by the
+		 * leader before this one): nothing is left to post, and nothing can be stored. */
+		local_set(j, "incident_id", incident, NULL, NULL);
+		local_set(j, "resolution", a->tag ? a->tag : "expired", "pd_resolved", "true");
+		goto out;
+	}
+	tpd_log(c->lg, TPD_LOG_INFO, "Found the incident of an interrupted run", "pd_incident_id", incident,
+	        "request_id", j->id, NULL);
+	rc = set_or_local(j, "incident_id", incident, NULL, NULL);
+	if (rc)
+		j->reason = "teleport";
+out:
+	free(key);
+	free(incident);
+	free(status);
+	return rc;
+}
+
+static tpd_err act_auto_approve(struct job *j, const tpd_action *a)
+{
+	tpd_controller *c = j->c;
+	const char *email = j->req->user;
+	tpd_pd_user user = {0};
+	tpd_pd_service *svcs = xcalloc(a->n_services ? a->n_services : 1, sizeof(*svcs));
+	const char **policies = xcalloc(a->n_services ? a->n_services : 1, sizeof(char *));
+	bool *on_call = xcalloc(a->n_services ? a->n_services : 1, sizeof(bool));
+	const char **names = xcalloc(a->n_services ? a->n_services : 1, sizeof(char *));
+	size_t n_found = 0, n_pol = 0, n_names = 0;
+	char *reason = NULL;
+	tpd_err rc = TPD_ERR_OK;
+
+	if (!tpd_is_bare_email(email)) {
+		char msg[300];
+
+		snprintf(msg, sizeof(msg), "Skipping the approval: \"%s\" does not look like a valid email",
+		         email);
+		tpd_log(c->lg, TPD_LOG_WARN, msg, "request_id", j->id, NULL);
+		tpd_metric_inc(c->m_approvals, "invalid_email");
+		goto out;
+	}
+	rc = tpd_pd_find_user(c->pd, email, &user, j->err);
+	if (rc == TPD_ERR_NOT_FOUND) {
+		tpd_log(c->lg, TPD_LOG_DEBUG, "Skipping the approval: email is not found", "pd_user_email",
+		        email, "request_id", j->id, NULL);
+		tpd_metric_inc(c->m_approvals, "unknown_user");
+		rc = TPD_ERR_OK;
+		goto out;
+	}
+	if (rc) {
+		j->reason = "pagerduty";
+		goto out;
+	}
+	for (size_t i = 0; i < a->n_services; i++) {
+		rc = tpd_pd_find_service(c->pd, a->services[i], &svcs[n_found], j->err);
+		if (rc == TPD_ERR_NOT_FOUND) {
+			rc = TPD_ERR_OK;
+			continue;
+		}
+		if (rc) {
+			j->reason = "pagerduty";
+			goto out;
+		}
+		n_found++;
+	}
+	if (!n_found) {
+		tpd_log(c->lg, TPD_LOG_WARN, "Failed to find any service", "request_id", j->id, NULL);
+		tpd_metric_inc(c->m_approvals, "unknown_service");
+		goto out;
+	}
+	/* Distinct escalation policies, in the (sorted) order of their services. */
+	for (size_t i = 0; i < n_found; i++) {
+		bool dup = false;
+
+		if (tpd_str_empty(svcs[i].escalation_policy_id))
+			continue;
+		for (size_t k = 0; k < n_pol; k++)
+			dup = dup || !strcmp(policies[k], svcs[i].escalation_policy_id);
+		if (!dup)
+			policies[n_pol++] = svcs[i].escalation_policy_id;
+	}
+	if (n_pol) {
+		rc = tpd_pd_oncall(c->pd, user.id, policies, n_pol, on_call, j->err);
+		if (rc) {
+			j->reason = "pagerduty";
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < n_found; i++) {
+		for (size_t k = 0; k < n_pol; k++) {
+			if (on_call[k] && tpd_streq(policies[k], svcs[i].escalation_policy_id)) {
+				names[n_names++] = svcs[i].name;
+				break;
+			}
+		}
+	}
+	if (!n_names) {
+		tpd_log(c->lg, TPD_LOG_DEBUG, "Skipping the approval: user is not on call", "pd_user_email",
+		        email, "pd_user_name", user.name, "request_id", j->id, NULL);
+		tpd_metric_inc(c->m_approvals, "not_on_call");
+		goto out;
+	}
+	reason = tpd_approval_reason(user.name, user.email ? user.email : email, names, n_names);
+	rc = tpd_teleport_submit_review(c->tp, j->id, reason, j->err);
+	if (rc == TPD_ERR_ALREADY_REVIEWED) {
+		tpd_log(c->lg, TPD_LOG_DEBUG, "Already reviewed the request", "request_id", j->id, NULL);
+		tpd_metric_inc(c->m_approvals, "already_reviewed");
+		rc = TPD_ERR_OK;
+		goto out;
+	}
+	if (rc == TPD_ERR_NOT_FOUND) {
+		/* Deleted meanwhile: nothing left to approve. */
+		rc = TPD_ERR_OK;
+		goto out;
+	}
+	if (rc) {
+		char inner[TPD_ERRLEN];
+
+		snprintf(inner, sizeof(inner), "%s", j->err);
+		tpd_seterr(j->err, rc, "submitting access request approval: %s", inner);
+		j->reason = "teleport";
+		goto out;
+	}
+	tpd_metric_inc(c->m_approvals, "approved");
+	tpd_log(c->lg, TPD_LOG_INFO, "Successfully submitted a request approval", "pd_user_email", email,
+	        "pd_user_name", user.name, "request_id", j->id, NULL);
+out:
+	for (size_t i = 0; i < n_found; i++)
+		tpd_pd_service_clear(&svcs[i]);
+	free(svcs);
+	free(policies);
+	free(on_call);
+	free(names);
+	free(reason);
+	tpd_pd_user_clear(&user);
+	/* A final answer (approved, not on call, unknown user...) ends the attempt; an error retries it. */
+	if (!rc)
+		j->try_approval = false;
+	return rc;
+}
+
+/* Resolves an incident whose request is gone and whose plugin data expired with it. */
+static tpd_err resolve_orphan(tpd_controller *c, const char *id, char *err)
+{
+	char *incident;
+	char *note;
+	tpd_err rc;
+
+	pthread_mutex_lock(&c->cache_mu);
+	incident = xstrdup(tpd_strmap_get(c->orphans, id));
+	pthread_mutex_unlock(&c->cache_mu);
+	if (!incident)
+		return TPD_ERR_OK;
+	note = tpd_resolution_note("expired", "");
+	/* Nothing records progress for an orphan: a run stopped before the resolve left the note
+	 * behind, so it is posted only if missing. */
+	rc = tpd_pd_add_note_once(c->pd, incident, note, NULL, err);
+	if (!rc)
+		rc = tpd_pd_resolve_incident(c->pd, incident, err);
+	if (!rc) {
+		tpd_metric_inc(c->m_resolved, "expired");
+		tpd_log(c->lg, TPD_LOG_INFO,
+		        "Resolved the incident of a request deleted while the plugin was away",
+		        "pd_incident_id", incident, "request_id", id, "pd_resolution", "expired", NULL);
+		pthread_mutex_lock(&c->cache_mu);
+		free(tpd_strmap_del(c->orphans, id));
+		pthread_mutex_unlock(&c->cache_mu);
+	}
+	free(note);
+	free(incident);
+	return rc;
+}
+
+/* Reconciles one key until nothing is left to do. */
+static tpd_err reconcile_key(tpd_controller *c, const char *id, unsigned flags, bool *approval_pending,
+                             char *err, const char **reason)
+{
+	struct job j = {.c = c, .id = id, .try_approval = (flags & TPD_WQ_EVENT) != 0, .reason = "teleport"};
+	tpd_err rc;
+	int steps = 0, conflicts = 0;
+
+	j.err[0] = '\0';
+	ctl_cache_get(c, id, &j.req, &j.snap, &j.snap_gen);
+	rc = pd_read(c, id, &j.pd, &j.have_pd, j.err);
+	if (rc)
+		goto out;
+	if (j.have_pd && !tpd_str_empty(j.pd.service_id)) {
+		/* The orphan scan looks only at services this cluster uses. */
+		pthread_mutex_lock(&c->cache_mu);
+		if (tpd_strmap_len(c->known_services) < 256)
+			tpd_strmap_put(c->known_services, j.pd.service_id, NULL);
+		pthread_mutex_unlock(&c->cache_mu);
+	}
+	/* An open incident of a request this cache does not know. One seen PENDING goes through the
+	 * planner instead (it finds the incident by key and resolves it as expired). */
+	if (!j.req && !j.have_pd && !j.snap && (flags & TPD_WQ_ORPHAN)) {
+		rc = resolve_orphan(c, id, j.err);
+		j.reason = "pagerduty";
+		goto out;
+	}
+	for (;;) {
+		tpd_reconcile_input in = {j.req, j.have_pd ? &j.pd : NULL, j.try_approval, NULL};
+		tpd_action a;
+
+		/* Seen PENDING: a pending request is its own proof; one that left PENDING has its
+		 * snapshot (if this process saw it pending). */
+		in.seen_pending = j.req && j.req->state == TPD_STATE_PENDING ? j.req : j.snap;
+
+		tpd_reconcile_next(&c->ropts, &in, &a);
+		if (a.kind == TPD_ACT_NONE) {
+			if (a.why && !strcmp(a.why, "Unknown request state"))
+				tpd_log(c->lg, TPD_LOG_WARN, a.why, "request_id", id, NULL);
+			else if (a.why && strcmp(a.why, "nothing to do") &&
+			         strcmp(a.why, "incident already resolved"))
+				tpd_log(c->lg, TPD_LOG_DEBUG, a.why, "request_id", id, "request_state",
+				        state_name(&j), NULL);
+			tpd_action_clear(&a);
+			break;
+		}
+		if (++steps > MAX_STEPS) {
+			tpd_action_clear(&a);
+			rc = tpd_seterr(j.err, TPD_ERR_INTERNAL,
+			                "reconcile did not converge after %d steps (last: %s)", MAX_STEPS,
+			                tpd_action_name(a.kind));
+			j.reason = "internal";
+			break;
+		}
+		tpd_log(c->lg, TPD_LOG_TRACE, "Reconcile step", "request_id", id, "action",
+		        tpd_action_name(a.kind), NULL);
+		switch (a.kind) {
+		case TPD_ACT_CREATE_INCIDENT:
+			rc = act_create_incident(&j, &a);
+			break;
+		case TPD_ACT_POST_REVIEW_NOTES:
+			rc = act_post_notes(&j, &a);
+			break;
+		case TPD_ACT_RESOLVE:
+			rc = act_resolve(&j, &a);
+			break;
+		case TPD_ACT_ADOPT_BY_KEY:
+			rc = act_adopt(&j, &a);
+			break;
+		case TPD_ACT_AUTO_APPROVE:
+			rc = act_auto_approve(&j, &a);
+			break;
+		default:
+			rc = TPD_ERR_OK;
+			break;
+		}
+		if (rc && rc != TPD_ERR_COMPARE_FAILED && j.try_approval && j.req &&
+		    j.req->state == TPD_STATE_PENDING &&
+		    (a.kind == TPD_ACT_CREATE_INCIDENT || a.kind == TPD_ACT_ADOPT_BY_KEY)) {
+			/* Notification failed: like upstream, still try the auto-approval, then retry. */
+			tpd_action ap = {.kind = TPD_ACT_AUTO_APPROVE};
+			char keep[TPD_ERRLEN];
+			const char *keep_reason = j.reason;
+
+			snprintf(keep, sizeof(keep), "%s", j.err);
+			if (!tpd_annotation_names(j.req, c->ropts.services_annotation, &ap.services,
+			                          &ap.n_services) &&
+			    act_auto_approve(&j, &ap))
+				tpd_log(c->lg, TPD_LOG_ERROR, "Failed to try the auto-approval", "request_id",
+				        id, "error", j.err, NULL);
+			tpd_action_clear(&ap);
+			snprintf(j.err, sizeof(j.err), "%s", keep);
+			j.reason = keep_reason;
+		}
+		tpd_action_clear(&a);
+		if (rc == TPD_ERR_NOT_FOUND && j.req && tpd_streq(j.reason, "teleport") && ++conflicts < 16) {
+			/* Teleport no longer knows the request: deleted under this pass (reviewed and
+			 * deleted a moment after creation). Plan again from what the watch says now. */
+			tpd_access_request_free(j.req);
+			tpd_access_request_free(j.snap);
+			ctl_cache_get(c, id, &j.req, &j.snap, &j.snap_gen);
+			if (!j.req) {
+				j.err[0] = '\0';
+				rc = TPD_ERR_OK;
+				continue;
+			}
+		}
+		if (rc == TPD_ERR_COMPARE_FAILED && ++conflicts < 16) {
+			/* Someone else wrote the plugin data: re-read and plan again. */
+			rc = pd_read(c, id, &j.pd, &j.have_pd, j.err);
+			if (rc)
+				break;
+			continue;
+		}
+		if (rc)
+			break;
+	}
+out:
+	if (!rc && (flags & TPD_WQ_ORPHAN)) {
+		/* Handled through its plugin data or as an orphan: either way the entry is done. */
+		pthread_mutex_lock(&c->cache_mu);
+		free(tpd_strmap_del(c->orphans, id));
+		pthread_mutex_unlock(&c->cache_mu);
+	}
+	/* Resolved or deleted, and this pass left nothing to do: its snapshot has served. (A failed
+	 * pass keeps it for the retry; a pending request has none.) */
+	if (!rc && j.snap && (!j.req || j.req->state != TPD_STATE_PENDING))
+		ctl_seen_handled(c, id, j.snap_gen);
+	*approval_pending = j.try_approval;
+	*reason = j.reason;
+	if (rc)
+		snprintf(err, TPD_ERRLEN, "%s", j.err);
+	if (j.have_pd)
+		tpd_plugin_data_clear(&j.pd);
+	tpd_access_request_free(j.req);
+	tpd_access_request_free(j.snap);
+	return rc;
+}
+
+/* Only the leader reconciles; without leader election every process does. */
+bool ctl_may_reconcile(tpd_controller *c)
+{
+	return !c->leader || atomic_load(&c->leading);
+}
+
+static void enqueue_cached_event(void *ud, const char *key, void *value)
+{
+	(void)value;
+	tpd_workqueue_add(((tpd_controller *)ud)->q, key, TPD_WQ_EVENT);
+}
+
+/* Leadership changes (election thread). A new leader reconciles everything it knows, as events:
+ * keys a follower saw were dropped, including their auto-approval attempts. */
+void ctl_on_leadership(void *ud, bool leading)
+{
+	tpd_controller *c = ud;
+
+	atomic_store(&c->leading, leading);
+	if (leading) {
+		pthread_mutex_lock(&c->cache_mu);
+		/* Another leader may have posted notes for any review that exists now. */
+		tpd_strmap_free(c->unsure, NULL);
+		c->unsure = tpd_strmap_new();
+		tpd_strmap_each(c->cache, ctl_unsure_reset_each, c);
+		tpd_strmap_each(c->cache, enqueue_cached_event, c);
+		/* And what left PENDING while another process led (deleted ones are not cached): the
+		 * old leader may have died before it handled them. */
+		tpd_seen_pending_each(c->seen, ctl_enqueue_seen, c);
+		pthread_mutex_unlock(&c->cache_mu);
+		atomic_store(&c->orphan_scan_requested, true);
+		ctl_wake_all(c);
+	}
+}
+
+void *ctl_worker_main(void *arg)
+{
+	struct worker *w = arg;
+	tpd_controller *c = w->c;
+	char *key;
+	unsigned flags;
+
+	while (tpd_workqueue_get(c->q, -1, &key, &flags) == 0) {
+		char err[TPD_ERRLEN] = "";
+		const char *reason = "";
+		bool approval_pending = false;
+		tpd_err rc;
+
+		if (!strcmp(key, KEY_ORPHAN_SCAN) || !strcmp(key, KEY_PD_HEALTH)) {
+			if (!strcmp(key, KEY_ORPHAN_SCAN))
+				ctl_scan_orphans(c);
+			else
+				ctl_check_pd_health(c);
+			tpd_workqueue_done(c->q, key);
+			free(key);
+			continue;
+		}
+		if (!ctl_may_reconcile(c)) {
+			/* A follower: the next leader resyncs every key. */
+			tpd_workqueue_done(c->q, key);
+			free(key);
+			continue;
+		}
+		rc = reconcile_key(c, key, flags, &approval_pending, err, &reason);
+		if (!rc) {
+			tpd_metric_inc(c->m_reconcile, "success");
+			tpd_workqueue_forget(c->q, key);
+		} else if (rc == TPD_ERR_CANCELLED || atomic_load(&c->stop)) {
+			tpd_metric_inc(c->m_reconcile, "cancelled");
+		} else {
+			/* Keep the approval attempt pending if the failure came before it. */
+			unsigned keep = (approval_pending ? TPD_WQ_EVENT : 0) | (flags & TPD_WQ_ORPHAN);
+			int64_t delay = tpd_workqueue_add_rate_limited(c->q, key, keep);
+			bool deleted;
+			char retry[32];
+
+			ctl_fmt_seconds(delay, retry, sizeof(retry));
+			tpd_metric_inc(c->m_reconcile, "error");
+			tpd_metric_inc(c->m_reconcile_err, reason);
+			pthread_mutex_lock(&c->cache_mu);
+			deleted = tpd_strmap_get(c->cache, key) == NULL;
+			pthread_mutex_unlock(&c->cache_mu);
+			tpd_log(c->lg, TPD_LOG_ERROR,
+			        deleted ? "Failed to process deleted request" : "Failed to process request",
+			        "request_id", key, "error", err, "error_kind", tpd_errname(rc), "retry_in",
+			        retry, NULL);
+		}
+		tpd_workqueue_done(c->q, key);
+		free(key);
+	}
+	atomic_fetch_sub(&c->live_threads, 1);
+	return NULL;
+}
