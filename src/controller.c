@@ -422,6 +422,11 @@ void tpd_controller_request_stop(tpd_controller *c)
 	if (c->status)
 		tpd_status_set_shutting_down(c->status);
 	tpd_workqueue_shutdown(c->q);
+	/* A PagerDuty call not sent yet (waiting in the limiter or a back-off) gives up now, so a
+	 * backlog at the default budget does not hold the stop until shutdown_timeout; what is
+	 * already on the wire finishes. Nothing is lost: the next start reconciles again. */
+	if (c->pd)
+		tpd_pd_drain(c->pd);
 	if (c->tp)
 		tpd_teleport_watch_stop(c->tp);
 	ctl_wake_all(c);
