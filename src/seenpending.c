@@ -82,21 +82,11 @@ static void copy_annotation(tpd_access_request *d, const tpd_access_request *r, 
 tpd_access_request *tpd_seen_pending_snapshot(const tpd_access_request *r, const char *notify_key,
                                               const char *services_key)
 {
-	tpd_access_request *d = tpd_new(tpd_access_request);
+	tpd_access_request *d = tpd_access_request_dup_head(r);
 
-	d->id = xstrdup(r->id);
-	d->user = xstrdup(r->user);
-	for (size_t i = 0; i < r->n_roles; i++)
-		tpd_access_request_add_role(d, r->roles[i]);
-	d->state = r->state;
-	d->created = r->created;
-	d->expires = r->expires;
-	d->request_reason = xstrdup(r->request_reason);
-	d->resolve_reason = xstrdup(r->resolve_reason);
 	copy_annotation(d, r, notify_key);
 	if (!tpd_streq(notify_key, services_key))
 		copy_annotation(d, r, services_key);
-	d->revision = xstrdup(r->revision);
 	return d;
 }
 

@@ -89,7 +89,7 @@ void tpd_access_request_add_review(tpd_access_request *r, const char *author, tp
 	v->reason = xstrdup(reason ? reason : "");
 }
 
-tpd_access_request *tpd_access_request_dup(const tpd_access_request *r)
+tpd_access_request *tpd_access_request_dup_head(const tpd_access_request *r)
 {
 	tpd_access_request *d = tpd_new(tpd_access_request);
 
@@ -102,6 +102,14 @@ tpd_access_request *tpd_access_request_dup(const tpd_access_request *r)
 	d->expires = r->expires;
 	d->request_reason = xstrdup(r->request_reason);
 	d->resolve_reason = xstrdup(r->resolve_reason);
+	d->revision = xstrdup(r->revision);
+	return d;
+}
+
+tpd_access_request *tpd_access_request_dup(const tpd_access_request *r)
+{
+	tpd_access_request *d = tpd_access_request_dup_head(r);
+
 	for (size_t i = 0; i < r->n_annotations; i++)
 		tpd_access_request_add_annotation(d, r->annotations[i].key,
 		                                  (const char *const *)r->annotations[i].values,
@@ -111,7 +119,6 @@ tpd_access_request *tpd_access_request_dup(const tpd_access_request *r)
 		                              r->reviews[i].created, r->reviews[i].reason);
 		d->reviews[i].created_nanos = r->reviews[i].created_nanos;
 	}
-	d->revision = xstrdup(r->revision);
 	return d;
 }
 

@@ -61,6 +61,8 @@ void tpd_access_request_clear(tpd_access_request *r);
 void tpd_access_request_free(tpd_access_request *r);
 /* Deep copy. */
 tpd_access_request *tpd_access_request_dup(const tpd_access_request *r);
+/* A copy without annotations and reviews (id, user, roles, state, times, reasons, revision). */
+tpd_access_request *tpd_access_request_dup_head(const tpd_access_request *r);
 /* Looks an annotation up by exact key; NULL when absent. */
 const tpd_annotation *tpd_access_request_annotation(const tpd_access_request *r, const char *key);
 
