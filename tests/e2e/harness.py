@@ -45,6 +45,37 @@ def eventually(pred, timeout=20.0, interval=0.02, what="condition"):
     raise AssertionError("timed out after %.1fs waiting for %s (last: %r)" % (timeout, what, last))
 
 
+def plugin_toml(addr, identity, api_key_file, pd_url, extra="", pd_extra="", status_extra="",
+                teleport_extra=""):
+    """The plugin's TOML for the tests: debug JSON logs, a status port of its own, 4 workers."""
+    return """
+[teleport]
+addr = "%s"
+identity = "%s"
+refresh_identity = true
+%s
+
+[pagerduty]
+api_key = "%s"
+user_email = "%s"
+api_endpoint = "%s"
+%s
+
+[log]
+output = "stderr"
+severity = "debug"
+format = "json"
+
+[status]
+listen_addr = "127.0.0.1:0"
+%s
+
+[reconcile]
+workers = 4
+%s
+""" % (addr, identity, teleport_extra, api_key_file, BOT_EMAIL, pd_url, pd_extra, status_extra, extra)
+
+
 class Plugin:
     """One teleport-pagerduty process with its config, log file and status port."""
 
@@ -171,31 +202,8 @@ class Env:
         self.plugins = []
 
     def toml(self, extra="", pd_extra="", status_extra=""):
-        return """
-[teleport]
-addr = "%s"
-identity = "%s"
-refresh_identity = true
-
-[pagerduty]
-api_key = "%s"
-user_email = "%s"
-api_endpoint = "%s"
-%s
-
-[log]
-output = "stderr"
-severity = "debug"
-format = "json"
-
-[status]
-listen_addr = "127.0.0.1:0"
-%s
-
-[reconcile]
-workers = 4
-%s
-""" % (self.tp.addr, os.path.join(self.workdir, "identity"), self.api_key_file, BOT_EMAIL, self.pd.url, pd_extra, status_extra, extra)
+        return plugin_toml(self.tp.addr, os.path.join(self.workdir, "identity"), self.api_key_file,
+                           self.pd.url, extra, pd_extra, status_extra)
 
     def install_identity(self, name="identity"):
         shutil.copy(os.path.join(self.pki, name), os.path.join(self.workdir, "identity"))

@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.join(SRC, "tests", "e2e"))
 sys.path.insert(0, os.path.join(SRC, "tests", "fakes"))
 
 from fake_pagerduty import FakePagerDuty  # noqa: E402
-from harness import API_KEY, BOT_EMAIL, Plugin, eventually  # noqa: E402,F401
+from harness import API_KEY, BOT_EMAIL, Plugin, eventually, plugin_toml  # noqa: E402,F401
 
 PLUGIN_USER = "teleport-plugin"
 REQUESTER = "requester-oss@example.com"       # one approval or denial resolves its requests
@@ -317,32 +317,8 @@ class _PluginEnv:
         self.pd, self._env, self.addr, self.identity = env.pd, env, addr, identity
 
     def toml(self, extra="", pd_extra="", status_extra=""):
-        return """
-[teleport]
-addr = "%s"
-identity = "%s"
-refresh_identity = true
-refresh_identity_interval = "1s"
-
-[pagerduty]
-api_key = "%s"
-user_email = "%s"
-api_endpoint = "%s"
-%s
-
-[log]
-output = "stderr"
-severity = "debug"
-format = "json"
-
-[status]
-listen_addr = "127.0.0.1:0"
-%s
-
-[reconcile]
-workers = 4
-%s
-""" % (self.addr, self.identity, self._env.api_key_file, BOT_EMAIL, self.pd.url, pd_extra, status_extra, extra)
+        return plugin_toml(self.addr, self.identity, self._env.api_key_file, self.pd.url, extra, pd_extra,
+                           status_extra, teleport_extra='refresh_identity_interval = "1s"')
 
 
 class RealEnv:
