@@ -247,42 +247,18 @@ def wait_single_leader(plugins, timeout=30):
 
 # --- the workload ------------------------------------------------------------------------------
 
-class Stream:
-    """Creates an access request (notify annotation only) every `period` seconds on a thread;
-    approves (in Teleport) every third one once its incident exists, so the run also has notes
-    and resolutions. `created` is [(rid, wall time)]."""
+class _Background:
+    """A request generator on a thread: subclasses set up their state, call _init_background
+    and implement _run (appending to self.created under self._lock, errors to self.errors)."""
 
-    def __init__(self, env, period=0.12):
+    def _init_background(self, env, period):
         self.env = env
         self.period = period
         self.created = []
-        self.approved = []
         self.errors = []
-        self._to_approve = []
         self._stop = threading.Event()
         self._thread = None
         self._lock = threading.Lock()
-
-    def _run(self):
-        n = 0
-        while not self._stop.is_set():
-            try:
-                rid = self.env.request(services=None)
-                with self._lock:
-                    self.created.append((rid, time.time()))
-                n += 1
-                if n % 3 == 0:
-                    self._to_approve.append(rid)
-                for r in list(self._to_approve):
-                    if self.env.incident_for(r):
-                        self.env.tp.set_state(r, "APPROVED", "ok")
-                        self._to_approve.remove(r)
-                        with self._lock:
-                            self.approved.append(r)
-            except Exception as e:  # reported by stop()
-                self.errors.append(repr(e))
-                return
-            self._stop.wait(self.period)
 
     def start(self):
         self._stop.clear()
@@ -305,6 +281,38 @@ class Stream:
         target = self.count() + n
         eventually(lambda: self.count() >= target, timeout, what="%d requests created" % target)
 
+
+class Stream(_Background):
+    """Creates an access request (notify annotation only) every `period` seconds on a thread;
+    approves (in Teleport) every third one once its incident exists, so the run also has notes
+    and resolutions. `created` is [(rid, wall time)]."""
+
+    def __init__(self, env, period=0.12):
+        self._init_background(env, period)
+        self.approved = []
+        self._to_approve = []
+
+    def _run(self):
+        n = 0
+        while not self._stop.is_set():
+            try:
+                rid = self.env.request(services=None)
+                with self._lock:
+                    self.created.append((rid, time.time()))
+                n += 1
+                if n % 3 == 0:
+                    self._to_approve.append(rid)
+                for r in list(self._to_approve):
+                    if self.env.incident_for(r):
+                        self.env.tp.set_state(r, "APPROVED", "ok")
+                        self._to_approve.remove(r)
+                        with self._lock:
+                            self.approved.append(r)
+            except Exception as e:  # reported by stop()
+                self.errors.append(repr(e))
+                return
+            self._stop.wait(self.period)
+
     def ids(self):
         with self._lock:
             return [r for r, _ in self.created]
@@ -314,7 +322,7 @@ class Stream:
             return [r for r, t in self.created if t0 <= t <= t1]
 
 
-class FastStream:
+class FastStream(_Background):
     """Creates a request every `period` seconds on a thread and, in the same hold of the fake
     Teleport's store lock, denies, approves, promotes or deletes it (in turn): the watch events
     of each request (PENDING put, then the new state or the delete) leave within the same
@@ -325,13 +333,7 @@ class FastStream:
     REVIEWER = "reviewer1@example.com"
 
     def __init__(self, env, period=0.05):
-        self.env = env
-        self.period = period
-        self.created = []
-        self.errors = []
-        self._stop = threading.Event()
-        self._thread = None
-        self._lock = threading.Lock()
+        self._init_background(env, period)
 
     def _steps(self, kind):
         return {"denied": [("review", self.REVIEWER, "DENIED", "not okay")],
@@ -354,26 +356,6 @@ class FastStream:
                 self.created.append((rid, kind, time.time()))
             n += 1
             self._stop.wait(self.period)
-
-    def start(self):
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self):
-        self._stop.set()
-        if self._thread:
-            self._thread.join(30)
-        assert not self.errors, self.errors
-
-    def count(self):
-        with self._lock:
-            return len(self.created)
-
-    def wait_more(self, n, timeout=30):
-        target = self.count() + n
-        eventually(lambda: self.count() >= target, timeout, what="%d fast requests created" % target)
 
     def items(self):
         with self._lock:
