@@ -45,6 +45,17 @@ def eventually(pred, timeout=20.0, interval=0.02, what="condition"):
     raise AssertionError("timed out after %.1fs waiting for %s (last: %r)" % (timeout, what, last))
 
 
+def terminate(proc, timeout=30):
+    """SIGTERM, then SIGKILL if proc has not exited within timeout seconds."""
+    if proc and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def plugin_toml(addr, identity, api_key_file, pd_url, extra="", pd_extra="", status_extra="",
                 teleport_extra=""):
     """The plugin's TOML for the tests: debug JSON logs, a status port of its own, 4 workers."""
@@ -158,13 +169,7 @@ class Plugin:
         self.proc.send_signal(sig)
 
     def stop(self, timeout=30):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, timeout)
         if getattr(self, "logf", None):
             self.logf.close()
         if getattr(self, "vg_log", None) and self.proc and self.proc.returncode == 99:

@@ -14,7 +14,6 @@ Nothing here sleeps to synchronise: waits poll a condition with a deadline (`eve
 import json
 import os
 import random
-import signal
 import socket
 import subprocess
 import sys
@@ -29,7 +28,7 @@ sys.path.insert(0, os.path.join(SRC, "tests", "e2e"))
 sys.path.insert(0, os.path.join(SRC, "tests", "fakes"))
 
 from fake_pagerduty import FakePagerDuty  # noqa: E402
-from harness import API_KEY, BOT_EMAIL, Plugin, eventually, plugin_toml  # noqa: E402,F401
+from harness import API_KEY, BOT_EMAIL, Plugin, eventually, plugin_toml, terminate  # noqa: E402,F401
 
 PLUGIN_USER = "teleport-plugin"
 REQUESTER = "requester-oss@example.com"       # one approval or denial resolves its requests
@@ -202,13 +201,7 @@ proxy_service:
             return ""
 
     def stop(self, timeout=30):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, timeout)
         if getattr(self, "logf", None):
             self.logf.close()
             self.logf = None
