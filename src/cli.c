@@ -281,7 +281,10 @@ int tpd_cli_main(int argc, char **argv)
 	if (!strcmp(cmd, "configure")) {
 		if (argc > 2)
 			return usage_error("unexpected argument '%s'", argv[2]);
-		fputs(tpd_config_example(), stdout);
+		char *sample = tpd_config_example();
+
+		fputs(sample, stdout);
+		free(sample);
 		return 0;
 	}
 	if (!strcmp(cmd, "start"))

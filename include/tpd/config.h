@@ -6,7 +6,7 @@
  *   config error: /etc/teleport-pagerduty.toml:12:3: pagerduty.user_email must be a string (quote it)
  * Unknown keys and tables produce warnings (through the callback), never an error.
  *
- * Value rules worth knowing (details in src/config.c and `teleport-pagerduty configure`):
+ * Value rules worth knowing (details in src/config*.c and `teleport-pagerduty configure`):
  * - durations are Go-style strings ("90s", "1m30s"); a bare integer is nanoseconds, as with
  *   upstream's go-toml v1 (a warning is given when it is under one second);
  * - [pagerduty] api_key starting with '/' names a file (at most 2000 bytes, whitespace-trimmed):
@@ -109,7 +109,13 @@ tpd_err tpd_config_load_mem(const char *name, const char *text, size_t len, bool
 /* Frees a loaded config (wiping the API key); NULL is a no-op. */
 void tpd_config_free(tpd_config *cfg);
 
-/* The commented sample printed by `teleport-pagerduty configure`. Static storage. */
-const char *tpd_config_example(void);
+/* A config holding every default and nothing else (name becomes its path; NULL → "<defaults>").
+ * The defaults live in one table in src/config_table.c, which also makes the sample below. It is
+ * not validated: addr, credentials, api_key and user_email are empty. Free with tpd_config_free. */
+tpd_config *tpd_config_defaults(const char *name);
+
+/* The commented sample printed by `teleport-pagerduty configure`, made from the same table as the
+ * defaults. The caller frees it. */
+char *tpd_config_example(void);
 
 #endif

@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "../../src/config_impl.h"
 #include "tpd/config.h"
 #include "tpd/util.h"
 
@@ -99,7 +100,7 @@ static void load_fail(const char *text, bool yaml, int line, int col, const char
 
 static void test_example_loads(void **state)
 {
-	const char *ex = tpd_config_example();
+	char *ex = tpd_config_example();
 	static const char *const must[] = {
 	    "[teleport]",
 	    "addr = \"example.com:3025\"",
@@ -164,13 +165,14 @@ static void test_example_loads(void **state)
 	assert_string_equal(cfg->log.output, "stderr");
 	assert_int_equal(cfg->log.severity, TPD_LOG_INFO);
 	tpd_config_free(cfg);
+	free(ex);
 }
 
 /* Uncommenting every optional setting after [pagerduty] must give a valid config with the same
  * (default) values and no warning: the sample documents real keys and real defaults. */
 static void test_example_uncommented(void **state)
 {
-	const char *ex = tpd_config_example();
+	char *ex = tpd_config_example();
 	tpd_buf b;
 	bool after_pd = false;
 	tpd_config *cfg;
@@ -206,8 +208,47 @@ static void test_example_uncommented(void **state)
 	assert_int_equal(cfg->reconcile.workers, 4);
 	assert_int_equal(cfg->leader.lease_duration_ms, 15000);
 	assert_false(cfg->leader.enabled);
+	/* every key the sample shows with its default holds, once loaded, what tpd_config_defaults()
+	 * holds: the two come from one table and cannot drift */
+	{
+		tpd_config *d = tpd_config_defaults(NULL);
+		size_t compared = 0;
+
+		for (size_t i = 0; i < tpd_cfg_nfields; i++) {
+			const tpd_cfg_field *f = &tpd_cfg_fields[i];
+			const char *a = (const char *)cfg + f->off, *e = (const char *)d + f->off;
+
+			if (f->show || (f->flags & (TPD_CFG_F_LOADER | TPD_CFG_F_HIDE | TPD_CFG_F_RESOLVED)) ||
+			    !f->def)
+				continue;
+			compared++;
+			switch (f->kind) {
+			case TPD_CFG_STR:
+				if (strcmp(*(char *const *)a, *(char *const *)e))
+					fail_msg("%s.%s: sample \"%s\", default \"%s\"", f->table, f->key,
+					         *(char *const *)a, *(char *const *)e);
+				break;
+			case TPD_CFG_BOOL:
+				assert_int_equal(*(const bool *)a, *(const bool *)e);
+				break;
+			case TPD_CFG_INT:
+				assert_int_equal(*(const int *)a, *(const int *)e);
+				break;
+			case TPD_CFG_DUR:
+				if (*(const int64_t *)a != *(const int64_t *)e)
+					fail_msg("%s.%s: sample %lld ms, default %lld ms", f->table, f->key,
+					         (long long)*(const int64_t *)a, (long long)*(const int64_t *)e);
+				break;
+			}
+		}
+		assert_true(compared >= 20);
+		assert_int_equal(cfg->log.severity, d->log.severity);
+		assert_int_equal(cfg->log.format, d->log.format);
+		tpd_config_free(d);
+	}
 	tpd_config_free(cfg);
 	tpd_buf_free(&b);
+	free(ex);
 }
 
 /* --- defaults and values ------------------------------------------------------------------------- */
@@ -1053,7 +1094,7 @@ static void test_load_files(void **state)
 
 static void test_truncated_never_crash(void **state)
 {
-	const char *ex = tpd_config_example();
+	char *ex = tpd_config_example();
 	const char *yaml =
 	    "teleport:\n  addr: x:443\n  identity: /id\npagerduty:\n  api_key: k\n  user_email: a@b.c\n"
 	    "  RequestAnnotations: {services: s}\nlog: {format: json}\nleader_election:\n  enabled: true\n";
@@ -1077,6 +1118,7 @@ static void test_truncated_never_crash(void **state)
 			free(copy);
 		}
 	}
+	free(ex);
 }
 
 int main(void)
