@@ -14,6 +14,7 @@
 #include "tpd/pagerduty.h"
 #include "tpd/teleport.h"
 #include "tpd/util.h"
+#include "tpd/wiring.h"
 
 struct report {
 	FILE *out;
@@ -46,24 +47,14 @@ static void warn_cb(void *ud, const char *msg)
 	fprintf(r->out, "[warn] %s\n", msg);
 }
 
-/* Loads and checks the identity; returns it (caller frees) or NULL after reporting why. */
+/* Loads and checks the identity as `start` does; returns it (caller frees) or NULL after reporting
+ * why. */
 static tpd_identity *check_credentials(struct report *r, const tpd_config *cfg)
 {
 	char err[TPD_ERRLEN], until[40];
 	tpd_identity *id = NULL;
-	tpd_err rc;
+	tpd_err rc = tpd_wiring_load_identity(cfg, &id, err);
 
-	if (!tpd_str_empty(cfg->teleport.identity)) {
-		rc = tpd_identity_load_file(cfg->teleport.identity, &id, err);
-	} else if (!tpd_str_empty(cfg->teleport.client_crt)) {
-		rc = tpd_identity_load_tls(cfg->teleport.client_key, cfg->teleport.client_crt,
-		                           cfg->teleport.root_cas, &id, err);
-	} else {
-		line(r, false,
-		     "teleport: no credentials configured (set [teleport] identity to a file from "
-		     "`tctl auth sign --format=file` or tbot, or client_key/client_crt/root_cas)");
-		return NULL;
-	}
 	if (rc) {
 		line(r, false, "teleport: %s", err);
 		return NULL;
@@ -81,47 +72,35 @@ static tpd_identity *check_credentials(struct report *r, const tpd_config *cfg)
 
 static void check_teleport(struct report *r, const tpd_config *cfg, const tpd_identity *id)
 {
-	tpd_teleport_opts o = {0};
+	tpd_teleport_opts o;
 	tpd_teleport *t = NULL;
 	tpd_ping_info ping = {0};
 	char err[TPD_ERRLEN];
 
-	o.addr = cfg->teleport.addr;
-	o.key_pem = tpd_identity_key_pem(id);
-	o.cert_pem = tpd_identity_cert_pem(id);
-	o.ca_pem = tpd_identity_ca_pem(id);
-	o.call_timeout_ms = 5000;
-	if (tpd_teleport_new(&o, &t, err)) {
-		line(r, false, "teleport: %s", err);
+	/* the same paths, order, timeouts and retries as `start` */
+	tpd_wiring_teleport_opts(cfg, id, NULL, NULL, &o);
+	if (tpd_wiring_connect_teleport(&o, TPD_WIRING_CONNECT_TIMEOUT_MS, NULL, NULL, NULL, &t, &ping,
+	                                err)) {
+		line(r, false, "teleport: %s (check addr, the network path and the identity)", err);
 		return;
 	}
-	if (tpd_teleport_ping(t, &ping, err))
-		line(r, false, "teleport: ping %s failed: %s (check addr, the network path and the identity)",
-		     tpd_teleport_addr(t), err);
-	else
-		line(r, true, "teleport: connected to %s, cluster %s, server version %s%s",
-		     tpd_teleport_addr(t), ping.cluster_name, ping.server_version,
-		     ping.advanced_workflows ? ", advanced workflows (incidents link to requests)" : "");
+	line(r, true, "teleport: connected to %s through %s, cluster %s, server version %s%s",
+	     tpd_teleport_addr(t), tpd_teleport_path_name(t), ping.cluster_name, ping.server_version,
+	     ping.advanced_workflows ? ", advanced workflows (incidents link to requests)" : "");
 	tpd_ping_info_clear(&ping);
 	tpd_teleport_free(t);
 }
 
 static void check_pagerduty(struct report *r, const tpd_config *cfg)
 {
-	tpd_pd_opts o = {0};
+	tpd_pd_opts o;
 	tpd_pd *pd = NULL;
 	tpd_pd_user user = {0};
 	char err[TPD_ERRLEN];
 	tpd_err rc;
 
-	o.api_endpoint = cfg->pagerduty.api_endpoint;
-	o.api_key = cfg->pagerduty.api_key;
-	o.user_email = cfg->pagerduty.user_email;
-	o.connect_timeout_ms = cfg->pagerduty.connect_timeout_ms;
-	o.request_timeout_ms = cfg->pagerduty.request_timeout_ms;
-	o.max_retry_ms = 5000;
-	o.rate_limit_per_minute = cfg->pagerduty.rate_limit_per_minute;
-	o.user_agent_version = TPD_VERSION;
+	tpd_wiring_pd_opts(cfg, NULL, NULL, &o);
+	o.max_retry_ms = 5000; /* interactive: give up on a failing API sooner than `start` does */
 	if (tpd_pd_new(&o, &pd, err)) {
 		line(r, false, "pagerduty: %s", err);
 		return;

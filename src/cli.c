@@ -8,10 +8,13 @@
  * Signals while running: SIGTERM/SIGINT → graceful stop (a second SIGINT exits at once);
  * SIGHUP → re-read the identity and the [log] settings instead of exiting. */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -164,7 +167,7 @@ static int cmd_start(int argc, char **argv)
 	tpd_config *cfg = NULL;
 	tpd_controller *ctl = NULL;
 	sigset_t set;
-	int rc, exit_code = 1, stops = 0;
+	int rc, exit_code = 1, stops = 0, sfd = -1;
 	int64_t stop_deadline = 0;
 
 	rc = parse_flags(argc, argv, &f, true);
@@ -172,7 +175,7 @@ static int cmd_start(int argc, char **argv)
 		return rc < 0 ? 0 : rc;
 
 	/* Block the signals we handle before any thread exists, so they all inherit the mask and
-	 * only this thread receives them (sigtimedwait below). */
+	 * only this thread receives them (through a signalfd below). */
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
@@ -202,9 +205,29 @@ static int cmd_start(int argc, char **argv)
 		goto out;
 	}
 
+	/* Sleep until a signal arrives or every controller thread has ended: no periodic wake-up
+	 * while idle. The signals stay blocked; the signalfd reads them. */
+	sfd = signalfd(-1, &set, SFD_CLOEXEC);
+	if (sfd < 0) {
+		tpd_log(lg, TPD_LOG_ERROR, "Terminating with fatal error", "error", "signalfd failed", NULL);
+		goto out;
+	}
 	for (;;) {
-		struct timespec tick = {.tv_sec = 0, .tv_nsec = 200 * 1000 * 1000};
-		int sig = sigtimedwait(&set, NULL, &tick);
+		struct pollfd pfd[2] = {{.fd = sfd, .events = POLLIN},
+		                        {.fd = tpd_controller_done_fd(ctl), .events = POLLIN}};
+		int64_t left = stop_deadline ? stop_deadline - tpd_now_ms() : -1;
+		int sig = 0;
+
+		if (poll(pfd, 2,
+		         left < 0           ? -1
+		         : left > INT32_MAX ? INT32_MAX
+		                            : (int)left + 1) > 0 &&
+		    (pfd[0].revents & POLLIN)) {
+			struct signalfd_siginfo si;
+
+			if (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+				sig = (int)si.ssi_signo;
+		}
 
 		if (sig == SIGHUP) {
 			tpd_log(lg, TPD_LOG_INFO, "Received SIGHUP, reloading identity and log settings",
@@ -241,6 +264,8 @@ static int cmd_start(int argc, char **argv)
 		exit_code = 0;
 	}
 out:
+	if (sfd >= 0)
+		close(sfd);
 	tpd_controller_free(ctl);
 	if (f.pid_file && exit_code == 0)
 		unlink(f.pid_file);

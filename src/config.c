@@ -28,7 +28,8 @@
 
 /* --- messages ------------------------------------------------------------------------------------ */
 
-tpd_err tpd_cfg_err(tpd_cfg_loader *ld, tpd_err code, int line, int col, const char *fix, const char *fmt, ...)
+tpd_err tpd_cfg_err(tpd_cfg_loader *ld, tpd_err code, int line, int col, const char *fix, const char *fmt,
+                    ...)
 {
 	char what[TPD_ERRLEN];
 	va_list ap;
@@ -259,10 +260,10 @@ static void warn_unknown(tpd_cfg_loader *ld, const char *table, const tpd_node *
 	unknown_hint(table, key, hint, sizeof(hint));
 	if (table)
 		tpd_cfg_warn(ld, tpd_node_key_line(t, i), tpd_node_key_col(t, i), hint,
-		         is_table ? "unknown table [%s.%s]" : "unknown key %s.%s", table, key);
+		             is_table ? "unknown table [%s.%s]" : "unknown key %s.%s", table, key);
 	else
 		tpd_cfg_warn(ld, tpd_node_key_line(t, i), tpd_node_key_col(t, i), hint,
-		         is_table ? "unknown table [%s]" : "unknown key %s", key);
+		             is_table ? "unknown table [%s]" : "unknown key %s", key);
 }
 
 /* --- typed reads ----------------------------------------------------------------------------------- */
@@ -283,18 +284,20 @@ static tpd_err read_field(tpd_cfg_loader *ld, const tpd_cfg_field *f, const tpd_
 	switch (f->kind) {
 	case TPD_CFG_STR:
 		if (t != TPD_NODE_STRING)
-			return tpd_cfg_err(ld, TPD_ERR_CONFIG, line, col, fix, "%s.%s must be a string, not %s",
-			               f->table, f->key, tpd_cfg_type_name(t));
+			return tpd_cfg_err(ld, TPD_ERR_CONFIG, line, col, fix,
+			                   "%s.%s must be a string, not %s", f->table, f->key,
+			                   tpd_cfg_type_name(t));
 		free(*(char **)dst);
 		*(char **)dst = xstrdup(tpd_node_str(v));
 		return TPD_ERR_OK;
 	case TPD_CFG_BOOL:
 		if (t != TPD_NODE_BOOL)
 			return tpd_cfg_err(ld, TPD_ERR_CONFIG, line, col,
-			               t == TPD_NODE_STRING ? "write true or false "
-			                                      "without quotes"
-			                                    : fix,
-			               "%s.%s must be a boolean, not %s", f->table, f->key, tpd_cfg_type_name(t));
+			                   t == TPD_NODE_STRING ? "write true or false "
+			                                          "without quotes"
+			                                        : fix,
+			                   "%s.%s must be a boolean, not %s", f->table, f->key,
+			                   tpd_cfg_type_name(t));
 		*(bool *)dst = tpd_node_bool(v);
 		return TPD_ERR_OK;
 	case TPD_CFG_INT: {
@@ -302,13 +305,15 @@ static tpd_err read_field(tpd_cfg_loader *ld, const tpd_cfg_field *f, const tpd_
 
 		if (t != TPD_NODE_INT)
 			return tpd_cfg_err(ld, TPD_ERR_CONFIG, line, col,
-			               t == TPD_NODE_STRING ? "write the number without quotes" : fix,
-			               "%s.%s must be an integer, not %s", f->table, f->key, tpd_cfg_type_name(t));
+			                   t == TPD_NODE_STRING ? "write the number without quotes" : fix,
+			                   "%s.%s must be an integer, not %s", f->table, f->key,
+			                   tpd_cfg_type_name(t));
 		i = tpd_node_int(v);
 		if (i < f->min || i > f->max)
 			return tpd_cfg_err(ld, TPD_ERR_CONFIG, line, col, fix,
-			               "%s.%s is %lld, out of range: it must be between %lld and %lld",
-			               f->table, f->key, (long long)i, (long long)f->min, (long long)f->max);
+			                   "%s.%s is %lld, out of range: it must be between %lld and %lld",
+			                   f->table, f->key, (long long)i, (long long)f->min,
+			                   (long long)f->max);
 		*(int *)dst = (int)i;
 		return TPD_ERR_OK;
 	}
@@ -328,23 +333,23 @@ static tpd_err read_field(tpd_cfg_loader *ld, const tpd_cfg_field *f, const tpd_
 
 			if (ns < 0)
 				return tpd_cfg_err(ld, TPD_ERR_CONFIG, line, col, fix,
-				               "%s.%s must not be negative", f->table, f->key);
+				                   "%s.%s must not be negative", f->table, f->key);
 			ms = ns / 1000000 + (ns % 1000000 ? 1 : 0);
 			if (ns > 0 && ns < 1000000000)
 				tpd_cfg_warn(ld, line, col, "write a string with a unit, e.g. \"60s\"",
-				         "%s.%s = %lld is read as %lld nanoseconds, as upstream does",
-				         f->table, f->key, (long long)ns, (long long)ns);
+				             "%s.%s = %lld is read as %lld nanoseconds, as upstream does",
+				             f->table, f->key, (long long)ns, (long long)ns);
 		} else {
 			return tpd_cfg_err(ld, TPD_ERR_CONFIG, line, col, fix,
-			               "%s.%s must be a duration string, not %s", f->table, f->key,
-			               tpd_cfg_type_name(t));
+			                   "%s.%s must be a duration string, not %s", f->table, f->key,
+			                   tpd_cfg_type_name(t));
 		}
 		if (ms < f->min || ms > f->max) {
 			if (f->min > 0 && ms < f->min)
 				return tpd_cfg_err(ld, TPD_ERR_CONFIG, line, col, fix,
-				               "%s.%s must be greater than zero", f->table, f->key);
+				                   "%s.%s must be greater than zero", f->table, f->key);
 			return tpd_cfg_err(ld, TPD_ERR_CONFIG, line, col, fix,
-			               "%s.%s is too long (at most 366 days)", f->table, f->key);
+			                   "%s.%s is too long (at most 366 days)", f->table, f->key);
 		}
 		*(int64_t *)dst = ms;
 		return TPD_ERR_OK;
@@ -378,8 +383,8 @@ static tpd_err read_annotations(tpd_cfg_loader *ld, const tpd_node *pd, size_t i
 		    "pagerduty.%s must be a table, not %s", name, tpd_cfg_type_name(tpd_node_type_of(t)));
 	if (ld->ann_table)
 		return tpd_cfg_err(ld, TPD_ERR_CONFIG, tpd_node_key_line(pd, i), tpd_node_key_col(pd, i),
-		               "keep only one of them", "both pagerduty.%s and pagerduty.%s are given",
-		               ld->ann_table_name, name);
+		                   "keep only one of them", "both pagerduty.%s and pagerduty.%s are given",
+		                   ld->ann_table_name, name);
 	ld->ann_table = t;
 	ld->ann_table_name = name;
 	for (size_t k = 0; k < tpd_node_len(t); k++) {
@@ -391,8 +396,8 @@ static tpd_err read_annotations(tpd_cfg_loader *ld, const tpd_node *pd, size_t i
 
 		if (!dst) {
 			tpd_cfg_warn(ld, tpd_node_key_line(t, k), tpd_node_key_col(t, k),
-			         "ignored; the accepted keys are notify_service and services",
-			         "unknown key pagerduty.%s.%s", name, key);
+			             "ignored; the accepted keys are notify_service and services",
+			             "unknown key pagerduty.%s.%s", name, key);
 			continue;
 		}
 		if (tpd_node_type_of(v) == TPD_NODE_NULL)
@@ -402,8 +407,8 @@ static tpd_err read_annotations(tpd_cfg_loader *ld, const tpd_node *pd, size_t i
 			         dst == &ld->ann_notify ? TPD_DEFAULT_NOTIFY_ANNOTATION
 			                                : TPD_DEFAULT_SERVICES_ANNOTATION);
 			return tpd_cfg_err(ld, TPD_ERR_CONFIG, tpd_node_line(v), tpd_node_col(v), fix,
-			               "pagerduty.%s.%s must be a string, not %s", name, key,
-			               tpd_cfg_type_name(tpd_node_type_of(v)));
+			                   "pagerduty.%s.%s must be a string, not %s", name, key,
+			                   tpd_cfg_type_name(tpd_node_type_of(v)));
 		}
 		*dst = xstrdup(tpd_node_str(v));
 	}
@@ -437,9 +442,10 @@ static tpd_err walk(tpd_cfg_loader *ld, tpd_config *cfg)
 		if (tpd_node_type_of(t) == TPD_NODE_NULL)
 			continue;
 		if (tpd_node_type_of(t) != TPD_NODE_TABLE)
-			return tpd_cfg_err(ld, TPD_ERR_CONFIG, tpd_node_line(t), tpd_node_col(t),
-			               "write it as a section: a line [name] followed by key = value lines",
-			               "%s must be a table, not %s", tname, tpd_cfg_type_name(tpd_node_type_of(t)));
+			return tpd_cfg_err(
+			    ld, TPD_ERR_CONFIG, tpd_node_line(t), tpd_node_col(t),
+			    "write it as a section: a line [name] followed by key = value lines",
+			    "%s must be a table, not %s", tname, tpd_cfg_type_name(tpd_node_type_of(t)));
 		for (size_t k = 0; k < tpd_node_len(t); k++) {
 			const char *key = tpd_node_key_at(t, k);
 			const tpd_node *v = tpd_node_at(t, k);

@@ -65,8 +65,8 @@ static tpd_err check_teleport(tpd_cfg_loader *ld, tpd_config *cfg)
 	if (cfg->teleport.refresh_identity && tpd_str_empty(cfg->teleport.identity)) {
 		tpd_cfg_where(ld, "teleport", "refresh_identity", &line, &col);
 		return tpd_cfg_err(ld, TPD_ERR_CONFIG, line, col,
-		               "set identity to the identity file's path, or remove refresh_identity",
-		               "`refresh_identity` requires that `identity` be set");
+		                   "set identity to the identity file's path, or remove refresh_identity",
+		                   "`refresh_identity` requires that `identity` be set");
 	}
 	if (!tpd_str_empty(ld->auth_server)) {
 		tpd_cfg_where(ld, "teleport", "auth_server", &line, &col);
@@ -114,20 +114,21 @@ static tpd_err check_endpoint(tpd_cfg_loader *ld, tpd_config *cfg)
 		https = false;
 	else
 		return tpd_cfg_err(ld, TPD_ERR_CONFIG, line, col, fix,
-		               "pagerduty.api_endpoint must start with https://");
+		                   "pagerduty.api_endpoint must start with https://");
 	host = u + (https ? 8 : 7);
 	for (p = u; *p; p++)
 		if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == '"' || *p == '<' || *p == '>' ||
 		    *p == '\\')
 			return tpd_cfg_err(ld, TPD_ERR_CONFIG, line, col, fix,
-			               "pagerduty.api_endpoint contains a space or an invalid character");
+			                   "pagerduty.api_endpoint contains a space or an invalid character");
 	if (strpbrk(host, "?#"))
 		return tpd_cfg_err(ld, TPD_ERR_CONFIG, line, col, fix,
-		               "pagerduty.api_endpoint must not have a query or fragment");
+		                   "pagerduty.api_endpoint must not have a query or fragment");
 	hlen = strcspn(host, "/");
 	if (memchr(host, '@', hlen))
-		return tpd_cfg_err(ld, TPD_ERR_CONFIG, line, col, "put the API key in pagerduty.api_key instead",
-		               "pagerduty.api_endpoint must not contain credentials");
+		return tpd_cfg_err(ld, TPD_ERR_CONFIG, line, col,
+		                   "put the API key in pagerduty.api_key instead",
+		                   "pagerduty.api_endpoint must not contain credentials");
 	/* host part: [v6] or a name, then optional :port */
 	{
 		size_t name_len;
@@ -138,11 +139,11 @@ static tpd_err check_endpoint(tpd_cfg_loader *ld, tpd_config *cfg)
 
 			if (!close)
 				return tpd_cfg_err(ld, TPD_ERR_CONFIG, line, col, fix,
-				               "pagerduty.api_endpoint has an unterminated [IPv6] host");
+				                   "pagerduty.api_endpoint has an unterminated [IPv6] host");
 			for (const char *q = host + 1; q < close; q++)
 				if (!isxdigit((unsigned char)*q) && *q != ':' && *q != '.')
 					return tpd_cfg_err(ld, TPD_ERR_CONFIG, line, col, fix,
-					               "pagerduty.api_endpoint has an invalid IPv6 host");
+					                   "pagerduty.api_endpoint has an invalid IPv6 host");
 			name_len = (size_t)(close - host) + 1;
 		} else {
 			name_len = strcspn(host, ":/");
@@ -152,11 +153,11 @@ static tpd_err check_endpoint(tpd_cfg_loader *ld, tpd_config *cfg)
 				if (!isalnum((unsigned char)host[k]) && host[k] != '-' && host[k] != '.' &&
 				    host[k] != '_')
 					return tpd_cfg_err(ld, TPD_ERR_CONFIG, line, col, fix,
-					               "pagerduty.api_endpoint has an invalid host name");
+					                   "pagerduty.api_endpoint has an invalid host name");
 		}
 		if (name_len == 0 || (name_len == 2 && host[0] == '['))
 			return tpd_cfg_err(ld, TPD_ERR_CONFIG, line, col, fix,
-			               "pagerduty.api_endpoint has no host");
+			                   "pagerduty.api_endpoint has no host");
 		port = host + name_len;
 		if (port < host + hlen) {
 			long pn = 0;
@@ -164,21 +165,22 @@ static tpd_err check_endpoint(tpd_cfg_loader *ld, tpd_config *cfg)
 
 			if (*port != ':')
 				return tpd_cfg_err(ld, TPD_ERR_CONFIG, line, col, fix,
-				               "pagerduty.api_endpoint has an invalid host");
+				                   "pagerduty.api_endpoint has an invalid host");
 			port++;
 			plen = (size_t)(host + hlen - port);
 			if (plen == 0 || plen > 5)
 				return tpd_cfg_err(ld, TPD_ERR_CONFIG, line, col, fix,
-				               "pagerduty.api_endpoint has an invalid port");
+				                   "pagerduty.api_endpoint has an invalid port");
 			for (size_t k = 0; k < plen; k++) {
 				if (!isdigit((unsigned char)port[k]))
 					return tpd_cfg_err(ld, TPD_ERR_CONFIG, line, col, fix,
-					               "pagerduty.api_endpoint has an invalid port");
+					                   "pagerduty.api_endpoint has an invalid port");
 				pn = pn * 10 + (port[k] - '0');
 			}
 			if (pn < 1 || pn > 65535)
-				return tpd_cfg_err(ld, TPD_ERR_CONFIG, line, col, fix,
-				               "pagerduty.api_endpoint has a port out of range (1-65535)");
+				return tpd_cfg_err(
+				    ld, TPD_ERR_CONFIG, line, col, fix,
+				    "pagerduty.api_endpoint has a port out of range (1-65535)");
 		}
 		if (!https && !is_loopback(host, name_len))
 			return tpd_cfg_err(
@@ -212,8 +214,8 @@ static tpd_err read_api_key_file(tpd_cfg_loader *ld, tpd_config *cfg)
 	rc = tpd_read_file(cfg->pagerduty.api_key_file, TPD_CFG_KEY_FILE_MAX, &data, &len, ioerr);
 	if (rc == TPD_ERR_TOO_LARGE)
 		return tpd_cfg_err(ld, TPD_ERR_CONFIG, line, col, "the file must hold only the API key",
-		               "error reading the API key from %s: larger than %d bytes",
-		               cfg->pagerduty.api_key_file, TPD_CFG_KEY_FILE_MAX);
+		                   "error reading the API key from %s: larger than %d bytes",
+		                   cfg->pagerduty.api_key_file, TPD_CFG_KEY_FILE_MAX);
 	if (rc)
 		return tpd_cfg_err(
 		    ld, TPD_ERR_CONFIG, line, col,
@@ -222,8 +224,9 @@ static tpd_err read_api_key_file(tpd_cfg_loader *ld, tpd_config *cfg)
 	if (memchr(data, 0, len)) {
 		explicit_bzero(data, len);
 		free(data);
-		return tpd_cfg_err(ld, TPD_ERR_CONFIG, line, col, "the file must hold only the API key as text",
-		               "the API key file %s contains a NUL byte", cfg->pagerduty.api_key_file);
+		return tpd_cfg_err(ld, TPD_ERR_CONFIG, line, col,
+		                   "the file must hold only the API key as text",
+		                   "the API key file %s contains a NUL byte", cfg->pagerduty.api_key_file);
 	}
 	tpd_str_trim(data);
 	cfg->pagerduty.api_key = xstrdup(data);
@@ -231,7 +234,7 @@ static tpd_err read_api_key_file(tpd_cfg_loader *ld, tpd_config *cfg)
 	free(data);
 	if (!cfg->pagerduty.api_key[0])
 		return tpd_cfg_err(ld, TPD_ERR_CONFIG, line, col, "write the PagerDuty API key into the file",
-		               "the API key file %s is empty", cfg->pagerduty.api_key_file);
+		                   "the API key file %s is empty", cfg->pagerduty.api_key_file);
 	return TPD_ERR_OK;
 }
 
@@ -256,7 +259,7 @@ static tpd_err check_pagerduty(tpd_cfg_loader *ld, tpd_config *cfg)
 	if (has_ctrl_or_space(cfg->pagerduty.api_key)) {
 		tpd_cfg_where(ld, "pagerduty", "api_key", &line, &col);
 		return tpd_cfg_err(ld, TPD_ERR_CONFIG, line, col, "copy the key again from PagerDuty",
-		               "pagerduty.api_key contains spaces or control characters");
+		                   "pagerduty.api_key contains spaces or control characters");
 	}
 	if (tpd_str_empty(cfg->pagerduty.user_email)) {
 		tpd_cfg_where(ld, "pagerduty", "user_email", &line, &col);
@@ -272,8 +275,8 @@ static tpd_err check_pagerduty(tpd_cfg_loader *ld, tpd_config *cfg)
 		    strlen(e) > 254) {
 			tpd_cfg_where(ld, "pagerduty", "user_email", &line, &col);
 			return tpd_cfg_err(ld, TPD_ERR_CONFIG, line, col,
-			               "example: user_email = \"bot@example.com\"",
-			               "pagerduty.user_email is not a valid e-mail address");
+			                   "example: user_email = \"bot@example.com\"",
+			                   "pagerduty.user_email is not a valid e-mail address");
 		}
 	}
 	/* annotation names: [pagerduty.RequestAnnotations] (upstream) or the keys in [pagerduty] (docs) */
@@ -296,9 +299,9 @@ static tpd_err check_pagerduty(tpd_cfg_loader *ld, tpd_config *cfg)
 				if (!tpd_str_empty(*d) && strcmp(*d, ann[i].table)) {
 					tpd_cfg_where(ld, "pagerduty", ann[i].key, &line, &col);
 					return tpd_cfg_err(ld, TPD_ERR_CONFIG, line, col,
-					               "keep only one of the two",
-					               "pagerduty.%s and pagerduty.%s.%s disagree",
-					               ann[i].key, ld->ann_table_name, ann[i].key);
+					                   "keep only one of the two",
+					                   "pagerduty.%s and pagerduty.%s.%s disagree",
+					                   ann[i].key, ld->ann_table_name, ann[i].key);
 				}
 				free(*d);
 				*d = xstrdup(ann[i].table);
@@ -328,8 +331,8 @@ static tpd_err check_pagerduty(tpd_cfg_loader *ld, tpd_config *cfg)
 		if (!tpd_str_empty(u) && strcasecmp(u, "high") && strcasecmp(u, "low")) {
 			tpd_cfg_where(ld, "pagerduty", "incident_urgency", &line, &col);
 			return tpd_cfg_err(ld, TPD_ERR_CONFIG, line, col,
-			               "use \"high\" or \"low\", or \"\" for the service's default",
-			               "pagerduty.incident_urgency must be high or low");
+			                   "use \"high\" or \"low\", or \"\" for the service's default",
+			                   "pagerduty.incident_urgency must be high or low");
 		}
 		for (; u && *u; u++)
 			*u = (char)tolower((unsigned char)*u);
@@ -343,9 +346,9 @@ static tpd_err check_pagerduty(tpd_cfg_loader *ld, tpd_config *cfg)
 		if (!ok) {
 			tpd_cfg_where(ld, "pagerduty", "incident_priority_id", &line, &col);
 			return tpd_cfg_err(ld, TPD_ERR_CONFIG, line, col,
-			               "use the id of a PagerDuty priority (letters and digits, e.g. "
-			               "\"P53ZZH5\") or \"\"",
-			               "pagerduty.incident_priority_id is not a valid PagerDuty id");
+			                   "use the id of a PagerDuty priority (letters and digits, e.g. "
+			                   "\"P53ZZH5\") or \"\"",
+			                   "pagerduty.incident_priority_id is not a valid PagerDuty id");
 		}
 	}
 	return TPD_ERR_OK;
@@ -363,8 +366,8 @@ static tpd_err check_log(tpd_cfg_loader *ld, tpd_config *cfg)
 		if ((unsigned char)*q < 0x20 || *q == 0x7f) {
 			tpd_cfg_where(ld, "log", "output", &line, &col);
 			return tpd_cfg_err(ld, TPD_ERR_CONFIG, line, col,
-			               "use \"stdout\", \"stderr\" or a file path",
-			               "log.output contains a control character");
+			                   "use \"stdout\", \"stderr\" or a file path",
+			                   "log.output contains a control character");
 		}
 	}
 	if (!tpd_str_empty(ld->severity) && !tpd_log_level_parse(ld->severity, &cfg->log.severity)) {
@@ -382,7 +385,7 @@ static tpd_err check_log(tpd_cfg_loader *ld, tpd_config *cfg)
 		} else {
 			tpd_cfg_where(ld, "log", "format", &line, &col);
 			return tpd_cfg_err(ld, TPD_ERR_CONFIG, line, col, "use \"text\" (logfmt) or \"json\"",
-			               "unsupported log format: '%.32s'", ld->format);
+			                   "unsupported log format: '%.32s'", ld->format);
 		}
 	}
 	return TPD_ERR_OK;
@@ -456,13 +459,14 @@ static tpd_err check_ours(tpd_cfg_loader *ld, tpd_config *cfg)
 	    !valid_k8s_name(cfg->leader.lease_namespace, true)) {
 		tpd_cfg_where(ld, "leader_election", "lease_namespace", &line, &col);
 		return tpd_cfg_err(ld, TPD_ERR_CONFIG, line, col,
-		               "use lower-case letters, digits and '-', or \"\" for the pod's namespace",
-		               "leader_election.lease_namespace is not a valid Kubernetes namespace");
+		                   "use lower-case letters, digits and '-', or \"\" for the pod's namespace",
+		                   "leader_election.lease_namespace is not a valid Kubernetes namespace");
 	}
 	if (cfg->leader.renew_deadline_ms >= cfg->leader.lease_duration_ms) {
 		tpd_cfg_where(ld, "leader_election",
-		      tpd_cfg_node_of(ld, "leader_election", "renew_deadline") ? "renew_deadline" : "lease_duration",
-		      &line, &col);
+		              tpd_cfg_node_of(ld, "leader_election", "renew_deadline") ? "renew_deadline"
+		                                                                       : "lease_duration",
+		              &line, &col);
 		return tpd_cfg_err(
 		    ld, TPD_ERR_CONFIG, line, col,
 		    "make renew_deadline shorter than lease_duration, e.g. 10s and 15s",
@@ -471,8 +475,9 @@ static tpd_err check_ours(tpd_cfg_loader *ld, tpd_config *cfg)
 	}
 	if (cfg->leader.retry_period_ms >= cfg->leader.renew_deadline_ms) {
 		tpd_cfg_where(ld, "leader_election",
-		      tpd_cfg_node_of(ld, "leader_election", "retry_period") ? "retry_period" : "renew_deadline",
-		      &line, &col);
+		              tpd_cfg_node_of(ld, "leader_election", "retry_period") ? "retry_period"
+		                                                                     : "renew_deadline",
+		              &line, &col);
 		return tpd_cfg_err(
 		    ld, TPD_ERR_CONFIG, line, col,
 		    "make retry_period shorter than renew_deadline, e.g. 2s and 10s",
@@ -493,4 +498,3 @@ tpd_err tpd_cfg_validate(tpd_cfg_loader *ld, tpd_config *cfg)
 		return rc;
 	return check_ours(ld, cfg);
 }
-

@@ -40,15 +40,15 @@ typedef struct {
 	void *ud;
 	char *err;
 	const tpd_node *root;
-	char *auth_server;                      /* teleport.auth_server (deprecated) */
-	char *severity;                         /* log.severity as written */
-	char *format;                           /* log.format as written */
-	char *ann_notify;                       /* [pagerduty.RequestAnnotations] notify_service */
-	char *ann_services;                     /* [pagerduty.RequestAnnotations] services */
-	const tpd_node *ann_table;              /* that table, if given */
-	const char *ann_table_name;             /* the spelling used */
-	char *warnings[TPD_CFG_MAX_WARNINGS];   /* held back until the API key is known, then redacted */
-	int nwarn;                              /* warnings produced (may exceed the array) */
+	char *auth_server;                    /* teleport.auth_server (deprecated) */
+	char *severity;                       /* log.severity as written */
+	char *format;                         /* log.format as written */
+	char *ann_notify;                     /* [pagerduty.RequestAnnotations] notify_service */
+	char *ann_services;                   /* [pagerduty.RequestAnnotations] services */
+	const tpd_node *ann_table;            /* that table, if given */
+	const char *ann_table_name;           /* the spelling used */
+	char *warnings[TPD_CFG_MAX_WARNINGS]; /* held back until the API key is known, then redacted */
+	int nwarn;                            /* warnings produced (may exceed the array) */
 } tpd_cfg_loader;
 
 typedef struct {

@@ -54,9 +54,9 @@ const tpd_cfg_field tpd_cfg_fields[] = {
     {"pagerduty", "api_key", STR, SET | TPD_CFG_F_SECRET, offsetof(tpd_config, pagerduty.api_key), 0, 0,
      "api_key = \"" PLUGIN "pagerduty_api_key\"", NULL, Q("key"),
      "PagerDuty API key, or the path of a file holding it (value starting with /)", NULL},
-    {"pagerduty", "user_email", STR, SET | CFG(pagerduty.user_email), 0, 0, "user_email = \"bot@example.com\"",
-     Q(""), Q("me@example.com"), "E-mail of the PagerDuty user the plugin acts as (an admin's works too)",
-     NULL},
+    {"pagerduty", "user_email", STR, SET | CFG(pagerduty.user_email), 0, 0,
+     "user_email = \"bot@example.com\"", Q(""), Q("me@example.com"),
+     "E-mail of the PagerDuty user the plugin acts as (an admin's works too)", NULL},
     {"pagerduty", "api_endpoint", STR, CFG(pagerduty.api_endpoint), 0, 0,
      "api_endpoint = \"https://api.pagerduty.com\"", Q(TPD_DEFAULT_PD_ENDPOINT), NULL,
      "EU service region: https://api.eu.pagerduty.com",
@@ -77,8 +77,9 @@ const tpd_cfg_field tpd_cfg_fields[] = {
      "connect_timeout = \"5s\"", Q("5s"), NULL, "TCP+TLS connection set-up", NULL},
     {"pagerduty", "request_timeout", DUR, CFG(pagerduty.request_timeout_ms), 1, DMAX,
      "request_timeout = \"10s\"", Q("10s"), NULL, "One whole API request", NULL},
-    {"pagerduty", "incident_urgency", STR, CFG(pagerduty.incident_urgency), 0, 0, "incident_urgency = \"high\"",
-     Q(""), NULL, "\"high\" or \"low\"; empty uses the service's setting", NULL},
+    {"pagerduty", "incident_urgency", STR, CFG(pagerduty.incident_urgency), 0, 0,
+     "incident_urgency = \"high\"", Q(""), NULL, "\"high\" or \"low\"; empty uses the service's setting",
+     NULL},
     {"pagerduty", "incident_priority_id", STR, CFG(pagerduty.incident_priority_id), 0, 0,
      "incident_priority_id = \"PX1Y2Z3\"", Q(""), NULL, "Id of a PagerDuty priority for new incidents", NULL},
 
@@ -104,7 +105,8 @@ const tpd_cfg_field tpd_cfg_fields[] = {
     {"reconcile", "resolve_orphans", BOOL, CFG(reconcile.resolve_orphans), 0, 0, "resolve_orphans = true",
      "true", NULL, "Resolve open incidents whose request vanished while we were away", NULL},
 
-    {"leader_election", "enabled", BOOL, CFG(leader.enabled), 0, 0, "enabled = true", "false", NULL, NULL, NULL},
+    {"leader_election", "enabled", BOOL, CFG(leader.enabled), 0, 0, "enabled = true", "false", NULL, NULL,
+     NULL},
     {"leader_election", "lease_name", STR, CFG(leader.lease_name), 0, 0,
      "lease_name = \"teleport-plugin-pagerduty\"", Q("teleport-plugin-pagerduty"), NULL, NULL, NULL},
     {"leader_election", "lease_namespace", STR, CFG(leader.lease_namespace), 0, 0,
@@ -254,7 +256,8 @@ void tpd_config_free(tpd_config *c)
 /* "key = value" as the sample shows it, commented out unless the row says otherwise. */
 static void sample_line(const tpd_cfg_field *f, char *buf, size_t cap)
 {
-	snprintf(buf, cap, "%s%s = %s", f->flags & TPD_CFG_F_SET ? "" : "# ", f->key, f->show ? f->show : f->def);
+	snprintf(buf, cap, "%s%s = %s", f->flags & TPD_CFG_F_SET ? "" : "# ", f->key,
+	         f->show ? f->show : f->def);
 }
 
 char *tpd_config_example(void)

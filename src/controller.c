@@ -26,6 +26,9 @@
  *   housekeeper.c  identity reload, orphan scan, PagerDuty health */
 #include "controller_impl.h"
 
+#include <sys/eventfd.h>
+#include "tpd/wiring.h"
+
 /* ---------------------------------------------------------------------------------------------- */
 /* small helpers                                                                                  */
 
@@ -42,6 +45,26 @@ bool ctl_wait_or_stop(tpd_controller *c, int64_t ms)
 		tpd_cond_wait_until(&c->wake_cv, &c->wake_mu, tpd_now_ms() + ms);
 	pthread_mutex_unlock(&c->wake_mu);
 	return atomic_load(&c->stop);
+}
+
+static void ctl_thread_exit_notify(tpd_controller *c)
+{
+	uint64_t one = 1;
+
+	if (c->done_fd >= 0 && write(c->done_fd, &one, sizeof(one)) < 0) {
+		/* the counter cannot overflow with one write per controller: nothing to do */
+	}
+}
+
+void ctl_thread_exit(tpd_controller *c)
+{
+	if (atomic_fetch_sub(&c->live_threads, 1) == 1)
+		ctl_thread_exit_notify(c);
+}
+
+int tpd_controller_done_fd(const tpd_controller *c)
+{
+	return c->done_fd;
 }
 
 void ctl_wake_all(tpd_controller *c)
@@ -138,6 +161,7 @@ tpd_err tpd_controller_new(const tpd_config *cfg, tpd_logger *lg, tpd_controller
 	(void)err; /* nothing can fail yet; kept for the API's shape */
 	*out = NULL;
 	c = tpd_new(tpd_controller);
+	c->done_fd = -1;
 	c->cfg = cfg;
 	c->lg = lg;
 	c->metrics = tpd_metrics_new();
@@ -158,6 +182,7 @@ tpd_err tpd_controller_new(const tpd_config *cfg, tpd_logger *lg, tpd_controller
 	pthread_mutex_init(&c->fail_mu, NULL);
 	pthread_mutex_init(&c->wake_mu, NULL);
 	tpd_cond_init(&c->wake_cv);
+	c->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	c->m_reconcile = tpd_metrics_counter(c->metrics, "teleport_pagerduty_reconcile_total",
 	                                     "Reconcile passes by result.", "result");
 	c->m_reconcile_err = tpd_metrics_counter(c->metrics, "teleport_pagerduty_reconcile_errors_total",
@@ -188,75 +213,23 @@ tpd_err tpd_controller_new(const tpd_config *cfg, tpd_logger *lg, tpd_controller
 	return TPD_ERR_OK;
 }
 
-/* Connects like upstream's client: the address decides which path is tried first (port 3025:
- * Auth directly; 443/3080 or *.teleport.sh: the Proxy with TLS routing; anything else: direct,
- * then routing), each path gets its share of the init timeout, and Ping answers (with retries,
- * since the Auth server may still be starting). The log says which path connected. */
+static bool init_wait(void *ud, int64_t ms)
+{
+	return ctl_wait_or_stop(ud, ms);
+}
+
+/* Connects through the path wiring.c picks (the same code `check` runs) and keeps what Ping said. */
 static tpd_err init_teleport(tpd_controller *c, tpd_teleport_opts *to, char *err)
 {
-	tpd_teleport_path order[2];
-	int n_paths = 1;
 	tpd_ping_info ping = {0};
-	tpd_err rc = TPD_ERR_UNAVAILABLE;
+	tpd_err rc = tpd_wiring_connect_teleport(to, TPD_WIRING_CONNECT_TIMEOUT_MS, init_wait, c, c->lg,
+	                                         &c->tp, &ping, err);
 
-	switch (tpd_tlsdial_choose_path(tpd_str_empty(to->addr) ? "localhost:3025" : to->addr)) {
-	case TPD_TLSPATH_ROUTING_FIRST:
-		order[0] = TPD_TELEPORT_PATH_ROUTING;
-		order[1] = TPD_TELEPORT_PATH_DIRECT;
-		n_paths = 2;
-		break;
-	case TPD_TLSPATH_DIRECT_FIRST:
-		order[0] = TPD_TELEPORT_PATH_DIRECT;
-		order[1] = TPD_TELEPORT_PATH_ROUTING;
-		n_paths = 2;
-		break;
-	default:
-		order[0] = TPD_TELEPORT_PATH_DIRECT;
-		break;
-	}
-	tpd_log(c->lg, TPD_LOG_DEBUG, "Checking Teleport server version", NULL);
-	for (int i = 0; i < n_paths; i++) {
-		int64_t deadline = tpd_now_ms() + INIT_TIMEOUT_MS / n_paths, backoff = 0;
-
-		tpd_teleport_free(c->tp);
-		c->tp = NULL;
-		to->path = order[i];
-		rc = tpd_teleport_new(to, &c->tp, err);
-		if (rc)
-			return rc;
-		for (;;) {
-			rc = tpd_teleport_ping(c->tp, &ping, err);
-			if (!rc || rc == TPD_ERR_CONFIG || rc == TPD_ERR_ACCESS_DENIED ||
-			    tpd_now_ms() >= deadline)
-				break;
-			tpd_ping_info_clear(&ping);
-			backoff = tpd_backoff_decorr(100, 2000, backoff);
-			if (ctl_wait_or_stop(c, backoff))
-				return TPD_ERR_CANCELLED;
-		}
-		/* The server answered (even with a refusal): the path works, do not try the other. */
-		if (!rc || rc == TPD_ERR_CONFIG || rc == TPD_ERR_ACCESS_DENIED)
-			break;
-		if (i + 1 < n_paths)
-			tpd_log(c->lg, TPD_LOG_WARN, "Teleport path failed, trying the other one", "addr",
-			        tpd_teleport_addr(c->tp), "path", tpd_teleport_path_name(c->tp), "error", err,
-			        NULL);
-	}
-	if (rc) {
-		char inner[TPD_ERRLEN];
-
-		snprintf(inner, sizeof(inner), "%s", err);
-		tpd_seterr(err, rc, "Unable to get Teleport server version from %s: %s",
-		           tpd_teleport_addr(c->tp), inner);
-		tpd_ping_info_clear(&ping);
+	if (rc)
 		return rc;
-	}
 	c->cluster_name = xstrdup(ping.cluster_name);
 	if (ping.advanced_workflows && !tpd_str_empty(ping.proxy_public_addr))
 		c->proxy_addr = xstrdup(ping.proxy_public_addr);
-	tpd_log(c->lg, TPD_LOG_INFO, "Connected to Teleport", "addr", tpd_teleport_addr(c->tp), "path",
-	        tpd_teleport_path_name(c->tp), "cluster", ping.cluster_name, "server_version",
-	        ping.server_version, NULL);
 	tpd_ping_info_clear(&ping);
 	return TPD_ERR_OK;
 }
@@ -289,8 +262,10 @@ static tpd_err start_threads(tpd_controller *c, char *err)
 	return TPD_ERR_OK;
 fail:
 	/* Threads never created never decrement live_threads: account for them. */
-	atomic_fetch_sub(&c->live_threads,
-	                 (want - c->n_workers) + !c->watcher_started + !c->housekeeper_started);
+	if (atomic_fetch_sub(&c->live_threads,
+	                     (want - c->n_workers) + !c->watcher_started + !c->housekeeper_started) ==
+	    (want - c->n_workers) + !c->watcher_started + !c->housekeeper_started)
+		ctl_thread_exit_notify(c);
 	tpd_controller_request_stop(c);
 	return tpd_seterr(err, TPD_ERR_INTERNAL, "cannot start a controller thread: %s", strerror(e));
 }
@@ -303,7 +278,7 @@ tpd_err tpd_controller_start(tpd_controller *c, char *err)
 	char inner[TPD_ERRLEN];
 	tpd_err rc;
 
-	rc = ctl_load_identity(cfg, &c->identity, err);
+	rc = tpd_wiring_load_identity(cfg, &c->identity, err);
 	if (rc)
 		return rc;
 	rc = tpd_identity_check_time(c->identity, tpd_wall_ms() / 1000, err);
@@ -318,28 +293,12 @@ tpd_err tpd_controller_start(tpd_controller *c, char *err)
 			        NULL);
 	}
 
-	to.addr = cfg->teleport.addr;
-	to.key_pem = tpd_identity_key_pem(c->identity);
-	to.cert_pem = tpd_identity_cert_pem(c->identity);
-	to.ca_pem = tpd_identity_ca_pem(c->identity);
-	to.log = c->lg;
-	to.metrics = c->metrics;
+	tpd_wiring_teleport_opts(cfg, c->identity, c->lg, c->metrics, &to);
 	rc = init_teleport(c, &to, err);
 	if (rc)
 		return rc;
 
-	po.api_endpoint = cfg->pagerduty.api_endpoint;
-	po.api_key = cfg->pagerduty.api_key;
-	po.user_email = cfg->pagerduty.user_email;
-	po.rate_limit_per_minute = cfg->pagerduty.rate_limit_per_minute;
-	po.cache_ttl_ms = cfg->pagerduty.cache_ttl_ms;
-	po.connect_timeout_ms = cfg->pagerduty.connect_timeout_ms;
-	po.request_timeout_ms = cfg->pagerduty.request_timeout_ms;
-	po.incident_urgency = cfg->pagerduty.incident_urgency;
-	po.incident_priority_id = cfg->pagerduty.incident_priority_id;
-	po.user_agent_version = TPD_VERSION;
-	po.log = c->lg;
-	po.metrics = c->metrics;
+	tpd_wiring_pd_opts(cfg, c->lg, c->metrics, &po);
 	rc = tpd_pd_new(&po, &c->pd, err);
 	if (rc)
 		return rc;
@@ -502,6 +461,8 @@ void tpd_controller_free(tpd_controller *c)
 	free(c->cluster_name);
 	free(c->proxy_addr);
 	pthread_cond_destroy(&c->wake_cv);
+	if (c->done_fd >= 0)
+		close(c->done_fd);
 	pthread_mutex_destroy(&c->wake_mu);
 	pthread_mutex_destroy(&c->fail_mu);
 	pthread_mutex_destroy(&c->cache_mu);

@@ -32,7 +32,6 @@
 
 #define MAX_WORKERS         64
 #define MAX_STEPS           24    /* reconcile steps per key per pass */
-#define INIT_TIMEOUT_MS     10000 /* upstream's initTimeout */
 #define IDENTITY_RETRY_MS   5000  /* re-read a bad rotated identity this often */
 #define LIVENESS_MAX_AGE_MS 60000 /* housekeeper loop must tick within this */
 /* Seen-pending memory (README "Requests that leave PENDING at once"): an entry is forgotten
@@ -85,6 +84,7 @@ struct tpd_controller {
 	bool threads_started;
 	bool watcher_started, housekeeper_started;
 	atomic_int live_threads;
+	int done_fd; /* eventfd, readable once live_threads reached 0 (tpd_controller_done_fd) */
 
 	/* Stop and wake-ups. */
 	atomic_bool stop;
@@ -115,6 +115,8 @@ struct tpd_controller {
 /* controller.c: small helpers */
 void ctl_free_request(void *p);
 /* Sleeps up to ms or until woken; returns true when stopping. */
+/* Every controller thread calls this last: the last one to end makes done_fd readable. */
+void ctl_thread_exit(tpd_controller *c);
 bool ctl_wait_or_stop(tpd_controller *c, int64_t ms);
 void ctl_wake_all(tpd_controller *c);
 /* Records a fatal error and stops the controller. */
@@ -139,7 +141,6 @@ void *ctl_worker_main(void *arg);
 /* housekeeper.c */
 void ctl_scan_orphans(tpd_controller *c);
 void ctl_check_pd_health(tpd_controller *c);
-tpd_err ctl_load_identity(const tpd_config *cfg, tpd_identity **out, char *err);
 void ctl_note_identity(tpd_controller *c, const tpd_identity *id);
 void *ctl_housekeeper_main(void *arg);
 

@@ -776,6 +776,6 @@ void *ctl_worker_main(void *arg)
 		tpd_workqueue_done(c->q, key);
 		free(key);
 	}
-	atomic_fetch_sub(&c->live_threads, 1);
+	ctl_thread_exit(c);
 	return NULL;
 }

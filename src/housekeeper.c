@@ -1,21 +1,10 @@
 /* housekeeper.c - the controller's housekeeper thread: identity rotation and reload, the
  * orphaned-incident scan, the PagerDuty health check and periodic resync. See controller.c. */
 #include "controller_impl.h"
+#include "tpd/wiring.h"
 
 /* ---------------------------------------------------------------------------------------------- */
 /* housekeeper                                                                                    */
-
-tpd_err ctl_load_identity(const tpd_config *cfg, tpd_identity **out, char *err)
-{
-	if (!tpd_str_empty(cfg->teleport.identity))
-		return tpd_identity_load_file(cfg->teleport.identity, out, err);
-	if (!tpd_str_empty(cfg->teleport.client_crt))
-		return tpd_identity_load_tls(cfg->teleport.client_key, cfg->teleport.client_crt,
-		                             cfg->teleport.root_cas, out, err);
-	return tpd_seterr(err, TPD_ERR_CONFIG,
-	                  "no credentials configured: set [teleport] identity (a file from `tctl auth sign "
-	                  "--format=file` or tbot) or client_key, client_crt and root_cas");
-}
 
 void ctl_note_identity(tpd_controller *c, const tpd_identity *id)
 {
@@ -31,7 +20,7 @@ static bool reload_identity(tpd_controller *c, bool forced)
 	tpd_identity *id = NULL;
 	char expiry[40];
 
-	if (ctl_load_identity(c->cfg, &id, err)) {
+	if (tpd_wiring_load_identity(c->cfg, &id, err)) {
 		tpd_metric_inc(c->m_id_reloads, "error");
 		tpd_log(c->lg, TPD_LOG_ERROR,
 		        "Failed to reload identity file from disk, keeping the current one", "error", err,
@@ -272,6 +261,6 @@ void *ctl_housekeeper_main(void *arg)
 			tpd_workqueue_add(c->q, KEY_PD_HEALTH, 0);
 		}
 	}
-	atomic_fetch_sub(&c->live_threads, 1);
+	ctl_thread_exit(c);
 	return NULL;
 }

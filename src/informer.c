@@ -240,6 +240,6 @@ void *ctl_watcher_main(void *arg)
 		if (ctl_wait_or_stop(c, backoff))
 			break;
 	}
-	atomic_fetch_sub(&c->live_threads, 1);
+	ctl_thread_exit(c);
 	return NULL;
 }

@@ -94,7 +94,8 @@ static void process_collect(tpd_metrics *m, void *ud)
 		tpd_metric_set_raw(ps->fds, n > 3 ? n - 3 : 0); /* ".", ".." and the directory's own fd */
 	}
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
-		tpd_metric_set_raw(ps->max_fds, rl.rlim_cur == RLIM_INFINITY ? INFINITY : (double)rl.rlim_cur);
+		tpd_metric_set_raw(ps->max_fds,
+		                   rl.rlim_cur == RLIM_INFINITY ? INFINITY : (double)rl.rlim_cur);
 	tpd_metric_set_raw(ps->start, ps->start_time);
 }
 

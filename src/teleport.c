@@ -781,7 +781,8 @@ static tpd_err unary(tpd_teleport *t, const char *method, const ProtobufCMessage
 
 /* Server-stream message handler: returns 0 to continue, 1 to stop cleanly, -1 to stop with *rc. */
 typedef int (*msg_fn)(void *ud, const uint8_t *b, size_t n, tpd_err *rc, char *err);
-/* Called about every 200 ms; returns non-zero (and fills rc/err) to cancel the stream. */
+/* Called about every 200 ms while it returns 0; returns 1 (and fills rc/err) to cancel the stream,
+ * -1 when it needs no more calls (the stream then waits for events only: no idle wake-ups). */
 typedef int (*tick_fn)(void *ud, tpd_err *rc, char *err);
 
 typedef struct {
@@ -860,12 +861,17 @@ static tpd_err server_stream(tpd_teleport *t, const char *method, const Protobuf
 		grpc_call_cancel(cs.call, NULL);
 	}
 
+	bool ticking = sp->on_tick != NULL;
 	while (pending > 0) {
-		grpc_event ev = grpc_completion_queue_next(cs.cq, deadline_in(200), NULL);
+		grpc_event ev = grpc_completion_queue_next(
+		    cs.cq, ticking ? deadline_in(200) : gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
 		if (ev.type == GRPC_QUEUE_TIMEOUT) {
-			if (!local_end && !got_status && sp->on_tick && sp->on_tick(sp->ud, &rc, err)) {
+			int r = !local_end && !got_status && ticking ? sp->on_tick(sp->ud, &rc, err) : 0;
+			if (r > 0) {
 				local_end = true;
 				grpc_call_cancel(cs.call, NULL);
+			} else if (r < 0) {
+				ticking = false;
 			}
 			continue;
 		}
@@ -1172,7 +1178,9 @@ out:
 static int watch_tick(void *ud, tpd_err *rc, char *err)
 {
 	watch_ctx *w = ud;
-	if (!w->inited && tpd_now_ms() > w->init_deadline) {
+	if (w->inited)
+		return -1; /* the INIT deadline was all the ticks were for */
+	if (tpd_now_ms() > w->init_deadline) {
 		*rc = tpd_seterr(err, TPD_ERR_TIMEOUT,
 		                 "Teleport watcher initialization timed out (no INIT event within %lld ms)",
 		                 (long long)w->t->init_timeout_ms);

@@ -23,6 +23,10 @@ tpd_err tpd_controller_start(tpd_controller *c, char *err);
 void tpd_controller_request_stop(tpd_controller *c);
 /* Waits up to timeout_ms (0 = poll) for every thread to end; true when they have. */
 bool tpd_controller_wait(tpd_controller *c, int64_t timeout_ms);
+/* A descriptor that becomes readable once every thread has ended (after a stop, or a fatal error
+ * that stopped the controller by itself): poll it instead of calling tpd_controller_wait in a
+ * loop, so an idle process does not wake up. Owned by the controller. */
+int tpd_controller_done_fd(const tpd_controller *c);
 /* True when the controller stopped by itself because of a fatal error (err holds why). */
 bool tpd_controller_failed(tpd_controller *c, char *err);
 /* SIGHUP: re-read the identity now. Thread-safe. */

@@ -2,6 +2,7 @@
 corpus of broken files, and that the API key never appears in any output of any error path."""
 
 import glob
+import json
 import os
 import re
 import subprocess
@@ -109,3 +110,59 @@ def test_api_key_file_never_printed(tmp_path):
         rc, out, err = run(*cmd, timeout=60)
         assert rc == 1
         assert SECRET not in out + err
+
+
+# --- `check` and `start` accept and reject the same configurations --------------------------------
+
+CORPUS = sorted(glob.glob(os.path.join(SRC, "tests", "config", "broken", "*")) +
+                glob.glob(os.path.join(SRC, "tests", "config", "good", "*")))
+
+
+def offline(*args, timeout=60):
+    """Runs the binary with no network but a downed loopback, so connecting fails at once."""
+    p = subprocess.run(["unshare", "--net", BIN, *args], capture_output=True, text=True, timeout=timeout)
+    return p.returncode, p.stdout, p.stderr
+
+
+def first_check_failure(out):
+    for line in out.splitlines():
+        if line.startswith("[fail] "):
+            return line[len("[fail] "):].split(": ", 1)[1]
+    return None
+
+
+def start_failure(out):
+    """The fatal error `start` stopped with: a config error, or the logged fatal error (logfmt or
+    JSON, on stdout or stderr)."""
+    m = re.search(r"^config error: (.*)$", out, re.M)
+    if m:
+        return m.group(1)
+    for line in out.splitlines():
+        if line.startswith("{"):
+            rec = json.loads(line)
+            if rec.get("msg") == "Terminating with fatal error":
+                return rec.get("error")
+    m = re.search(r'msg="Terminating with fatal error" error="((?:[^"\\]|\\.)*)"', out)
+    return m.group(1).replace('\\"', '"').replace("\\\\", "\\") if m else None
+
+
+@pytest.mark.parametrize("path", CORPUS, ids=[os.path.relpath(p, os.path.join(SRC, "tests", "config"))
+                                              for p in CORPUS])
+def test_check_and_start_agree(path, tmp_path):
+    """Both commands load the config and the credentials through the same code (wiring.c): for
+    every file of the corpus, the first thing `check` reports as failed is exactly what `start`
+    stops with (no file of the corpus has credentials that exist, so neither gets further)."""
+    if subprocess.run(["unshare", "--net", "true"], capture_output=True).returncode != 0:
+        pytest.skip("needs unshare --net (root)")
+    # a file that logs to a system path logs to stderr here (same line, same column)
+    with open(path, "rb") as f:
+        data = f.read().replace(b'"/var/log/teleport-pagerduty.log"', b'"stderr"')
+    path = str(tmp_path / os.path.basename(path))
+    with open(path, "wb") as f:
+        f.write(data)
+    crc, cout, _ = offline("check", "-c", path)
+    src, sout, serr = offline("start", "-c", path, timeout=60)
+    want = first_check_failure(cout)
+    assert crc == 1 and want, cout
+    assert src == 1, serr
+    assert start_failure(sout + serr) == want, "check: %r\nstart: %s" % (want, (sout + serr)[-2000:])

@@ -3,3 +3,8 @@ add_test(NAME style/clang-format
   COMMAND sh -c "git ls-files 'src/*.c' 'include/*.h' 'tests/*.c' | grep -v '^tests/fuzz/' | xargs clang-format --dry-run --Werror"
   WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
 set_tests_properties(style/clang-format PROPERTIES TIMEOUT 120 LABELS style)
+
+# The README's module map names every source file (a file added without a line there fails).
+add_test(NAME style/module_map COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/module_map.sh
+  WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(style/module_map PROPERTIES TIMEOUT 60 LABELS style)

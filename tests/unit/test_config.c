@@ -218,8 +218,8 @@ static void test_example_uncommented(void **state)
 			const tpd_cfg_field *f = &tpd_cfg_fields[i];
 			const char *a = (const char *)cfg + f->off, *e = (const char *)d + f->off;
 
-			if (f->show || (f->flags & (TPD_CFG_F_LOADER | TPD_CFG_F_HIDE | TPD_CFG_F_RESOLVED)) ||
-			    !f->def)
+			if (f->show ||
+			    (f->flags & (TPD_CFG_F_LOADER | TPD_CFG_F_HIDE | TPD_CFG_F_RESOLVED)) || !f->def)
 				continue;
 			compared++;
 			switch (f->kind) {
@@ -237,7 +237,8 @@ static void test_example_uncommented(void **state)
 			case TPD_CFG_DUR:
 				if (*(const int64_t *)a != *(const int64_t *)e)
 					fail_msg("%s.%s: sample %lld ms, default %lld ms", f->table, f->key,
-					         (long long)*(const int64_t *)a, (long long)*(const int64_t *)e);
+					         (long long)*(const int64_t *)a,
+					         (long long)*(const int64_t *)e);
 				break;
 			}
 		}
