@@ -471,9 +471,11 @@ tpd_err tpd_teleport_new(const tpd_teleport_opts *o, tpd_teleport **out, char *e
 		gpr_set_log_function(grpc_log_drop);
 	/* Calls fail fast while the channel is down, so between calls nobody polls the channel's
 	 * sockets and a reconnect only advances on gRPC's backup poller, every 5 s per step by
-	 * default (a TLS reconnect then takes 10-15 s and may time out on the server). Poll more
-	 * often. gRPC reads this once, at its first grpc_init(); an operator's value wins. */
-	setenv("GRPC_CLIENT_CHANNEL_BACKUP_POLL_INTERVAL_MS", "100", 0);
+	 * default (a TLS reconnect then takes 10-15 s and may time out on the server). Poll once a
+	 * second: a reconnect takes a few seconds, and an idle process is not woken 20 times a second
+	 * (at 100 ms gRPC's two timer threads cost 0.28 % of a core while idle; bench/idle.py).
+	 * gRPC reads this once, at its first grpc_init(); an operator's value wins. */
+	setenv("GRPC_CLIENT_CHANNEL_BACKUP_POLL_INTERVAL_MS", "1000", 0);
 	grpc_init();
 
 	tpd_teleport *t = tpd_new(tpd_teleport);
