@@ -1,0 +1,111 @@
+/* teleport_impl.h - what the Teleport client's files share (private to src/teleport*.c):
+ *   teleport.c       helpers (status codes, versions), lifecycle, the RPCs and the watch
+ *   teleport_chan.c  channels: credentials, the direct and TLS-routing paths, replacement on rotation
+ *   teleport_call.c  one unary call and one server stream on a channel (completion queues) */
+#ifndef TPD_TELEPORT_IMPL_H
+#define TPD_TELEPORT_IMPL_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_posix.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/alloc.h>
+#include <grpc/support/log.h>
+#include <grpc/support/time.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "teleport_authservice.pb-c.h"
+#include "teleport_types.pb-c.h"
+
+#include "tpd/identity.h"
+#include "tpd/pem.h"
+#include "tpd/teleport.h"
+#include "tpd/tlsdial.h"
+#include "tpd/util.h"
+
+#define DEFAULT_ADDR            "localhost:3025"
+#define DEFAULT_CALL_TIMEOUT_MS 10000
+#define DEFAULT_INIT_TIMEOUT_MS 15000
+#define KEEPALIVE_TIME_MS       60000 /* never lower: Teleport's enforcement minimum */
+#define KEEPALIVE_TIMEOUT_MS    20000
+#define LIST_PAGE_SIZE          256
+#define LIST_MAX_PAGES          100000
+#define MAX_PEM                 262144
+#define METHOD_PREFIX           "/proto.AuthService/"
+
+/* Channel holder; refs and replacement under tpd_teleport.mu. */
+typedef struct chan {
+	grpc_channel *ch; /* NULL: a routing placeholder not dialled yet */
+	grpc_channel_credentials *creds;
+	tpd_tlsdial *dial; /* routing path only */
+	bool routing;
+	int refs;
+	unsigned gen;
+} chan;
+
+enum { WATCH_RUN = 0, WATCH_STOP = 1, WATCH_RECONNECT = 2 };
+
+struct tpd_teleport {
+	char *addr;
+	int64_t call_timeout_ms;
+	int64_t init_timeout_ms;
+	char *author;
+	tpd_logger *log;
+	tpd_metric *m_req, *m_dur, *m_ev, *m_conn;
+
+	pthread_mutex_t mu;
+	chan *cur;
+	unsigned gen;
+	bool routing;        /* path chosen at creation */
+	char *cluster;       /* for the routing ALPN; "" → from the identity */
+	pthread_mutex_t dmu; /* serialises routing dials; guards id */
+	tpd_identity *id;    /* routing path: current credentials */
+
+	pthread_mutex_t wmu;
+	grpc_call *wcall; /* the running watch's call, or NULL */
+	bool wactive;
+	bool wstop;  /* sticky */
+	int wreason; /* why the running watch was cancelled */
+};
+
+typedef int (*msg_fn)(void *ud, const uint8_t *b, size_t n, tpd_err *rc, char *err);
+/* Called about every 200 ms while it returns 0; returns 1 (and fills rc/err) to cancel the stream,
+ * -1 when it needs no more calls (the stream then waits for events only: no idle wake-ups). */
+typedef int (*tick_fn)(void *ud, tpd_err *rc, char *err);
+
+typedef struct {
+	bool watch;         /* register the call for watch_stop/watch_reconnect */
+	int64_t timeout_ms; /* 0: no deadline */
+	msg_fn on_msg;
+	tick_fn on_tick;
+	void *ud;
+} stream_spec;
+
+void tp_grpc_log_drop(gpr_log_func_args *args);
+tpd_err tp_check_pems(const char *key_pem, const char *cert_pem, const char *ca_pem, char *err);
+chan *tp_chan_create(tpd_teleport *t, const char *key_pem, const char *cert_pem, const char *ca_pem);
+tpd_err tp_identity_from_pems(const char *key_pem, const char *cert_pem, const char *ca_pem,
+                              tpd_identity **out, char *err);
+chan *tp_chan_placeholder(void);
+void tp_chan_release(tpd_teleport *t, chan *c);
+tpd_err tp_chan_get(tpd_teleport *t, chan **out, char *err);
+tpd_err tp_unary_raw(tpd_teleport *t, const char *method, const uint8_t *req, size_t req_len, uint8_t **resp,
+                     size_t *resp_len, char *err);
+tpd_err tp_unary(tpd_teleport *t, const char *method, const ProtobufCMessage *req, uint8_t **resp,
+                 size_t *resp_len, char *err);
+tpd_err tp_server_stream(tpd_teleport *t, const char *method, const ProtobufCMessage *req,
+                         const stream_spec *sp, char *err);
+
+#endif
