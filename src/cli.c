@@ -209,7 +209,8 @@ static int cmd_start(int argc, char **argv)
 	 * while idle. The signals stay blocked; the signalfd reads them. */
 	sfd = signalfd(-1, &set, SFD_CLOEXEC);
 	if (sfd < 0) {
-		tpd_log(lg, TPD_LOG_ERROR, "Terminating with fatal error", "error", "signalfd failed", NULL);
+		snprintf(err, sizeof(err), "cannot create a signalfd: %s", strerror(errno));
+		tpd_log(lg, TPD_LOG_ERROR, "Terminating with fatal error", "error", err, NULL);
 		goto out;
 	}
 	for (;;) {

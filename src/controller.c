@@ -26,6 +26,7 @@
  *   housekeeper.c  identity reload, orphan scan, PagerDuty health */
 #include "controller_impl.h"
 
+#include <limits.h>
 #include <sys/eventfd.h>
 #include "tpd/wiring.h"
 
@@ -158,10 +159,15 @@ tpd_err tpd_controller_new(const tpd_config *cfg, tpd_logger *lg, tpd_controller
 {
 	tpd_controller *c;
 
-	(void)err; /* nothing can fail yet; kept for the API's shape */
 	*out = NULL;
+	/* first, so that nothing else needs undoing when it fails */
+	int done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+
+	if (done_fd < 0)
+		return tpd_seterr(err, TPD_ERR_INTERNAL, "cannot create the controller's eventfd: %s",
+		                  strerror(errno));
 	c = tpd_new(tpd_controller);
-	c->done_fd = -1;
+	c->done_fd = done_fd;
 	c->cfg = cfg;
 	c->lg = lg;
 	c->metrics = tpd_metrics_new();
@@ -182,7 +188,6 @@ tpd_err tpd_controller_new(const tpd_config *cfg, tpd_logger *lg, tpd_controller
 	pthread_mutex_init(&c->fail_mu, NULL);
 	pthread_mutex_init(&c->wake_mu, NULL);
 	tpd_cond_init(&c->wake_cv);
-	c->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	c->m_reconcile = tpd_metrics_counter(c->metrics, "teleport_pagerduty_reconcile_total",
 	                                     "Reconcile passes by result.", "result");
 	c->m_reconcile_err = tpd_metrics_counter(c->metrics, "teleport_pagerduty_reconcile_errors_total",
@@ -262,10 +267,12 @@ static tpd_err start_threads(tpd_controller *c, char *err)
 	return TPD_ERR_OK;
 fail:
 	/* Threads never created never decrement live_threads: account for them. */
-	if (atomic_fetch_sub(&c->live_threads,
-	                     (want - c->n_workers) + !c->watcher_started + !c->housekeeper_started) ==
-	    (want - c->n_workers) + !c->watcher_started + !c->housekeeper_started)
-		ctl_thread_exit_notify(c);
+	{
+		int never = (want - c->n_workers) + !c->watcher_started + !c->housekeeper_started;
+
+		if (atomic_fetch_sub(&c->live_threads, never) == never)
+			ctl_thread_exit_notify(c);
+	}
 	tpd_controller_request_stop(c);
 	return tpd_seterr(err, TPD_ERR_INTERNAL, "cannot start a controller thread: %s", strerror(e));
 }
@@ -397,18 +404,17 @@ bool tpd_controller_wait(tpd_controller *c, int64_t timeout_ms)
 
 	if (!c->threads_started)
 		return atomic_load(&c->stop);
-	for (;;) {
-		if (atomic_load(&c->live_threads) == 0)
-			return true;
-		if (tpd_now_ms() >= deadline)
-			return false;
-		ctl_wait_or_stop(c, 20);
-		if (atomic_load(&c->stop)) {
-			struct timespec ts = {0, 20 * 1000 * 1000};
+	/* done_fd turns readable when the last thread ends (ctl_thread_exit) */
+	while (atomic_load(&c->live_threads) != 0) {
+		struct pollfd p = {.fd = c->done_fd, .events = POLLIN};
+		int64_t left = deadline - tpd_now_ms();
 
-			nanosleep(&ts, NULL);
-		}
+		if (left <= 0)
+			return false;
+		if (poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left) < 0 && errno != EINTR)
+			return false;
 	}
+	return true;
 }
 
 bool tpd_controller_failed(tpd_controller *c, char *err)

@@ -26,7 +26,6 @@
 #include "tpd/status.h"
 #include "tpd/strmap.h"
 #include "tpd/teleport.h"
-#include "tpd/tlsdial.h"
 #include "tpd/util.h"
 #include "tpd/workqueue.h"
 

@@ -292,6 +292,16 @@ def test_dropped_watch_stream_loses_nothing(env, plugin):
     assert len(env.pd.incidents()) == 2
 
 
+def test_access_lost_while_running_stops_with_the_reason(env, plugin):
+    """The plugin's role loses access_request read while it runs: the watcher stops the
+    controller by itself and the main thread, which sleeps on the controller's done descriptor
+    (no polling), exits 1 at once with the reason, like upstream."""
+    env.tp.fail("WatchEvents", "PERMISSION_DENIED", "access denied to access_request", count=5)
+    env.tp.drop_streams("abort")
+    assert plugin.proc.wait(15) == 1
+    assert [l for l in plugin.find("Terminating with fatal error") if "denied" in l.get("error", "")]
+
+
 def test_pagerduty_storm_loses_and_duplicates_nothing(env, plugin):
     env.pd.inject("status", status=429, count=6, reset=1)
     env.pd.inject("status", status=503, count=4)
