@@ -242,10 +242,13 @@ int64_t tpd_pd_retry_delay_ms(long status, int64_t rl_reset_s, int64_t retry_aft
 			hint = retry_after_s * 1000;
 		if (hint > 3600 * 1000)
 			hint = 3600 * 1000;
-		/* Wait for the window to reset, plus a little jitter so that every worker that was
-		 * told the same reset does not hit PagerDuty in the same millisecond. */
-		if (hint >= 0 && hint + base_ms / 2 > d)
-			d = hint + (int64_t)tpd_rand_below((uint64_t)(base_ms > 1 ? base_ms : 2));
+		/* PagerDuty said when its window resets: wait that long, plus a little jitter so that
+		 * every worker told the same reset does not hit PagerDuty in the same millisecond.
+		 * The told reset wins over the growing backoff, in both directions: a storm of 429s
+		 * on a 1 s window must not escalate to the cap and outlast the retry budget. */
+		if (hint >= 0)
+			d = (hint > base_ms ? hint : base_ms) +
+			    (int64_t)tpd_rand_below((uint64_t)(base_ms > 1 ? base_ms : 2));
 	}
 	return d;
 }

@@ -186,7 +186,8 @@ bool tpd_pd_is_duplicate_key_error(const char *body, size_t len);
 /* Whether a status (0 = transport failure) is worth retrying. */
 bool tpd_pd_status_retryable(long status);
 /* Delay before the next attempt: decorrelated jitter from prev (0 = first retry) between base and
- * cap, raised to `ratelimit-reset`/`Retry-After` (seconds, -1 = absent) on a 429. */
+ * cap; on a 429 that tells `ratelimit-reset`/`Retry-After` (seconds, -1 = absent), the told wait
+ * (the longer of the two, at most an hour) plus jitter below base, whatever prev was. */
 int64_t tpd_pd_retry_delay_ms(long status, int64_t rl_reset_s, int64_t retry_after_s, int64_t base_ms,
                               int64_t cap_ms, int64_t prev_ms);
 

@@ -334,17 +334,18 @@ typedef struct {
 	int idx;
 	tpd_err rc;
 	char id[64];
+	char err[TPD_ERRLEN];
 } worker;
 
 static void *create_worker(void *p)
 {
 	worker *w = p;
-	char key[64], err[TPD_ERRLEN], *id = NULL;
+	char key[64], *id = NULL;
 	tpd_pd_incident_spec s = {
 	    .title = "storm", .service_id = w->svc, .incident_key = key, .details = "d"};
 
 	snprintf(key, sizeof(key), "teleport-access-request/storm-%d", w->idx);
-	w->rc = tpd_pd_create_incident(w->pd, &s, &id, NULL, err);
+	w->rc = tpd_pd_create_incident(w->pd, &s, &id, NULL, w->err);
 	if (id)
 		snprintf(w->id, sizeof(w->id), "%s", id);
 	free(id);
@@ -361,8 +362,13 @@ static void run_storm(const char *svc, int n)
 		w[i] = (worker){.pd = pd, .svc = svc, .idx = i};
 		pthread_create(&t[i], NULL, create_worker, &w[i]);
 	}
-	for (int i = 0; i < n; i++) {
+	/* Every worker is joined before any assertion: a failed one must not leave the others
+	 * running on this stack frame. */
+	for (int i = 0; i < n; i++)
 		pthread_join(t[i], NULL);
+	for (int i = 0; i < n; i++) {
+		if (w[i].rc != TPD_ERR_OK)
+			print_error("storm worker %d: %s\n", i, w[i].err);
 		assert_int_equal(w[i].rc, TPD_ERR_OK);
 		assert_true(w[i].id[0] != '\0');
 	}

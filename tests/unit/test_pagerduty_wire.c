@@ -196,6 +196,10 @@ static void test_retry_schedule(void **state)
 		assert_in_range(d, 20000, 20249);
 		d = tpd_pd_retry_delay_ms(429, 1, 3, 250, 10000, 0);
 		assert_in_range(d, 3000, 3249);
+		/* After earlier waits the told reset still decides: a storm of 429s must not
+		 * escalate to the cap and outlast the retry budget while the window is 1 s. */
+		d = tpd_pd_retry_delay_ms(429, 1, -1, 250, 10000, 9000);
+		assert_in_range(d, 1000, 1249);
 	}
 	/* 429 without headers: plain backoff. */
 	assert_int_equal(tpd_pd_retry_delay_ms(429, -1, -1, 250, 10000, 0), 250);
