@@ -131,6 +131,12 @@ void ctl_enqueue_seen(void *ud, const char *id, const tpd_access_request *snap);
 void *ctl_watcher_main(void *arg);
 
 /* executor.c */
+/* One reconcile pass of key id (TPD_WQ_* flags): plans and acts until nothing is left to do. On
+ * failure err and *reason (the failing side: teleport, pagerduty, internal) say why;
+ * *approval_pending tells whether the auto-approval is still to be tried. tests/unit/
+ * test_executor.c drives it through the clients' hook tables. */
+tpd_err ctl_reconcile_key(tpd_controller *c, const char *id, unsigned flags, bool *approval_pending,
+                          char *err, const char **reason);
 void ctl_unsure_first_seen(tpd_controller *c, const tpd_access_request *r);
 void ctl_unsure_reset_each(void *ud, const char *key, void *value);
 bool ctl_may_reconcile(tpd_controller *c);

@@ -402,6 +402,8 @@ static tpd_err act_auto_approve(struct job *j, const tpd_action *a)
 	const char **policies = xcalloc(a->n_services ? a->n_services : 1, sizeof(char *));
 	bool *on_call = xcalloc(a->n_services ? a->n_services : 1, sizeof(bool));
 	const char **names = xcalloc(a->n_services ? a->n_services : 1, sizeof(char *));
+	const char **svc_names = xcalloc(a->n_services ? a->n_services : 1, sizeof(char *));
+	const char **svc_policies = xcalloc(a->n_services ? a->n_services : 1, sizeof(char *));
 	size_t n_found = 0, n_pol = 0, n_names = 0;
 	char *reason = NULL;
 	tpd_err rc = TPD_ERR_OK;
@@ -444,17 +446,11 @@ static tpd_err act_auto_approve(struct job *j, const tpd_action *a)
 		tpd_metric_inc(c->m_approvals, "unknown_service");
 		goto out;
 	}
-	/* Distinct escalation policies, in the (sorted) order of their services. */
 	for (size_t i = 0; i < n_found; i++) {
-		bool dup = false;
-
-		if (tpd_str_empty(svcs[i].escalation_policy_id))
-			continue;
-		for (size_t k = 0; k < n_pol; k++)
-			dup = dup || !strcmp(policies[k], svcs[i].escalation_policy_id);
-		if (!dup)
-			policies[n_pol++] = svcs[i].escalation_policy_id;
+		svc_names[i] = svcs[i].name;
+		svc_policies[i] = svcs[i].escalation_policy_id;
 	}
+	n_pol = tpd_oncall_policies(svc_policies, n_found, policies);
 	if (n_pol) {
 		rc = tpd_pd_oncall(c->pd, user.id, policies, n_pol, on_call, j->err);
 		if (rc) {
@@ -462,14 +458,7 @@ static tpd_err act_auto_approve(struct job *j, const tpd_action *a)
 			goto out;
 		}
 	}
-	for (size_t i = 0; i < n_found; i++) {
-		for (size_t k = 0; k < n_pol; k++) {
-			if (on_call[k] && tpd_streq(policies[k], svcs[i].escalation_policy_id)) {
-				names[n_names++] = svcs[i].name;
-				break;
-			}
-		}
-	}
+	n_names = tpd_oncall_services(svc_names, svc_policies, n_found, policies, on_call, n_pol, names);
 	if (!n_names) {
 		tpd_log(c->lg, TPD_LOG_DEBUG, "Skipping the approval: user is not on call", "pd_user_email",
 		        email, "pd_user_name", user.name, "request_id", j->id, NULL);
@@ -507,6 +496,8 @@ out:
 	free(policies);
 	free(on_call);
 	free(names);
+	free(svc_names);
+	free(svc_policies);
 	free(reason);
 	tpd_pd_user_clear(&user);
 	/* A final answer (approved, not on call, unknown user...) ends the attempt; an error retries it. */
@@ -548,8 +539,8 @@ static tpd_err resolve_orphan(tpd_controller *c, const char *id, char *err)
 }
 
 /* Reconciles one key until nothing is left to do. */
-static tpd_err reconcile_key(tpd_controller *c, const char *id, unsigned flags, bool *approval_pending,
-                             char *err, const char **reason)
+tpd_err ctl_reconcile_key(tpd_controller *c, const char *id, unsigned flags, bool *approval_pending,
+                          char *err, const char **reason)
 {
 	struct job j = {.c = c, .id = id, .try_approval = (flags & TPD_WQ_EVENT) != 0, .reason = "teleport"};
 	tpd_err rc;
@@ -584,12 +575,13 @@ static tpd_err reconcile_key(tpd_controller *c, const char *id, unsigned flags, 
 
 		tpd_reconcile_next(&c->ropts, &in, &a);
 		if (a.kind == TPD_ACT_NONE) {
-			if (a.why && !strcmp(a.why, "Unknown request state"))
-				tpd_log(c->lg, TPD_LOG_WARN, a.why, "request_id", id, NULL);
-			else if (a.why && strcmp(a.why, "nothing to do") &&
-			         strcmp(a.why, "incident already resolved"))
-				tpd_log(c->lg, TPD_LOG_DEBUG, a.why, "request_id", id, "request_state",
-				        state_name(&j), NULL);
+			tpd_idle_level lvl = tpd_idle_level_of(a.why);
+
+			if (lvl == TPD_IDLE_LEVEL_WARN)
+				tpd_log(c->lg, TPD_LOG_WARN, tpd_idle_text(a.why), "request_id", id, NULL);
+			else if (lvl == TPD_IDLE_LEVEL_DEBUG)
+				tpd_log(c->lg, TPD_LOG_DEBUG, tpd_idle_text(a.why), "request_id", id,
+				        "request_state", state_name(&j), NULL);
 			tpd_action_clear(&a);
 			break;
 		}
@@ -623,10 +615,9 @@ static tpd_err reconcile_key(tpd_controller *c, const char *id, unsigned flags, 
 			rc = TPD_ERR_OK;
 			break;
 		}
-		if (rc && rc != TPD_ERR_COMPARE_FAILED && j.try_approval && j.req &&
-		    j.req->state == TPD_STATE_PENDING &&
-		    (a.kind == TPD_ACT_CREATE_INCIDENT || a.kind == TPD_ACT_ADOPT_BY_KEY)) {
-			/* Notification failed: like upstream, still try the auto-approval, then retry. */
+		in.try_approval = j.try_approval;
+		if (rc && tpd_reconcile_approve_after_failure(&in, a.kind, rc == TPD_ERR_COMPARE_FAILED)) {
+			/* Notification failed: still try the auto-approval, then retry. */
 			tpd_action ap = {.kind = TPD_ACT_AUTO_APPROVE};
 			char keep[TPD_ERRLEN];
 			const char *keep_reason = j.reason;
@@ -749,7 +740,7 @@ void *ctl_worker_main(void *arg)
 			free(key);
 			continue;
 		}
-		rc = reconcile_key(c, key, flags, &approval_pending, err, &reason);
+		rc = ctl_reconcile_key(c, key, flags, &approval_pending, err, &reason);
 		if (!rc) {
 			tpd_metric_inc(c->m_reconcile, "success");
 			tpd_workqueue_forget(c->q, key);

@@ -59,7 +59,27 @@ void tpd_action_clear(tpd_action *a)
 	memset(a, 0, sizeof(*a));
 }
 
-static void set_none(tpd_action *out, const char *why)
+static const struct {
+	const char *text;
+	tpd_idle_level level;
+} idle_table[] = {
+#define TPD_IDLE_ROW(name, lvl, txt) [TPD_IDLE_##name] = {txt, TPD_IDLE_LEVEL_##lvl},
+    TPD_IDLE_MAP(TPD_IDLE_ROW)
+#undef TPD_IDLE_ROW
+};
+
+const char *tpd_idle_text(tpd_idle why)
+{
+	return (size_t)why < sizeof(idle_table) / sizeof(idle_table[0]) ? idle_table[why].text : "?";
+}
+
+tpd_idle_level tpd_idle_level_of(tpd_idle why)
+{
+	return (size_t)why < sizeof(idle_table) / sizeof(idle_table[0]) ? idle_table[why].level
+	                                                                : TPD_IDLE_LEVEL_WARN;
+}
+
+static void set_none(tpd_action *out, tpd_idle why)
 {
 	out->kind = TPD_ACT_NONE;
 	out->why = why;
@@ -107,16 +127,16 @@ int tpd_annotation_names(const tpd_access_request *r, const char *key, char ***o
 }
 
 /* The notify service: first value of the annotation, as upstream (the list is not sorted). */
-static const char *notify_service(const tpd_reconcile_opts *o, const tpd_access_request *r, const char **why)
+static const char *notify_service(const tpd_reconcile_opts *o, const tpd_access_request *r, tpd_idle *why)
 {
 	const tpd_annotation *a = tpd_access_request_annotation(r, o->notify_annotation);
 
 	if (!a) {
-		*why = "Skipping the notification: notify service annotation is missing";
+		*why = TPD_IDLE_NOTIFY_MISSING;
 		return NULL;
 	}
 	if (!a->n_values || tpd_str_empty(a->values[0])) {
-		*why = "Skipping the notification: notify service annotation is present but empty";
+		*why = TPD_IDLE_NOTIFY_EMPTY;
 		return NULL;
 	}
 	return a->values[0];
@@ -144,16 +164,16 @@ static bool resolution_recovery(const tpd_reconcile_input *in, tpd_action *out)
 		out->recover = true;
 		return true;
 	}
-	set_none(out, "incident already resolved");
+	set_none(out, TPD_IDLE_RESOLVED);
 	return true;
 }
 
 /* The notify service of the request as seen PENDING, or NULL (with *why) when it was never seen
  * so (upstream's message for a request without plugin data) or named none. */
-static const char *seen_service(const tpd_reconcile_opts *o, const tpd_reconcile_input *in, const char **why)
+static const char *seen_service(const tpd_reconcile_opts *o, const tpd_reconcile_input *in, tpd_idle *why)
 {
 	if (!in->seen_pending) {
-		*why = "Failed to resolve the incident: plugin data is missing";
+		*why = TPD_IDLE_NO_PLUGIN_DATA;
 		return NULL;
 	}
 	return notify_service(o, in->seen_pending, why);
@@ -162,7 +182,7 @@ static const char *seen_service(const tpd_reconcile_opts *o, const tpd_reconcile
 static void plan_deleted(const tpd_reconcile_opts *o, const tpd_reconcile_input *in, tpd_action *out)
 {
 	const tpd_plugin_data *pd = in->pd;
-	const char *why = NULL;
+	tpd_idle why = TPD_IDLE_NOTHING;
 
 	if (!pd || tpd_plugin_data_is_empty(pd)) {
 		/* Deleted before anything was stored. Seen PENDING: its incident may exist (stored data
@@ -202,16 +222,16 @@ static void plan_approval(const tpd_reconcile_opts *o, const tpd_reconcile_input
 	int rc;
 
 	if (!in->try_approval) {
-		set_none(out, "nothing to do");
+		set_none(out, TPD_IDLE_NOTHING);
 		return;
 	}
 	rc = tpd_annotation_names(in->request, o->services_annotation, &out->services, &out->n_services);
 	if (rc == -1) {
-		set_none(out, "Skipping the approval: services annotation is missing");
+		set_none(out, TPD_IDLE_SERVICES_MISSING);
 		return;
 	}
 	if (rc == -2) {
-		set_none(out, "Skipping the approval: services annotation is present but empty");
+		set_none(out, TPD_IDLE_SERVICES_EMPTY);
 		return;
 	}
 	out->kind = TPD_ACT_AUTO_APPROVE;
@@ -221,10 +241,10 @@ static void plan_pending(const tpd_reconcile_opts *o, const tpd_reconcile_input 
 {
 	const tpd_access_request *r = in->request;
 	const tpd_plugin_data *pd = in->pd;
-	const char *why = NULL;
+	tpd_idle why = TPD_IDLE_NOTHING;
 
 	if (!r->n_annotations) {
-		set_none(out, "Cannot proceed further. Request is missing any annotations");
+		set_none(out, TPD_IDLE_NO_ANNOTATIONS);
 		return;
 	}
 	if (has_incident(pd)) {
@@ -251,7 +271,7 @@ static void plan_pending(const tpd_reconcile_opts *o, const tpd_reconcile_input 
 		}
 	}
 	plan_approval(o, in, out);
-	if (out->kind == TPD_ACT_NONE && why && in->try_approval)
+	if (out->kind == TPD_ACT_NONE && why != TPD_IDLE_NOTHING && in->try_approval)
 		out->why = why;
 }
 
@@ -259,7 +279,7 @@ static void plan_resolved(const tpd_reconcile_opts *o, const tpd_reconcile_input
 {
 	const tpd_access_request *r = in->request;
 	const tpd_plugin_data *pd = in->pd;
-	const char *why = NULL;
+	tpd_idle why = TPD_IDLE_NOTHING;
 
 	if (!pd || tpd_plugin_data_is_empty(pd)) {
 		/* Resolved before its incident was opened (reviewed a moment after creation, or
@@ -318,9 +338,50 @@ void tpd_reconcile_next(const tpd_reconcile_opts *o, const tpd_reconcile_input *
 		plan_resolved(o, in, out);
 		return;
 	default:
-		set_none(out, "Unknown request state");
+		set_none(out, TPD_IDLE_UNKNOWN_STATE);
 		return;
 	}
+}
+
+bool tpd_reconcile_approve_after_failure(const tpd_reconcile_input *in, tpd_action_kind failed, bool conflict)
+{
+	return !conflict && in->try_approval && in->request && in->request->state == TPD_STATE_PENDING &&
+	       (failed == TPD_ACT_CREATE_INCIDENT || failed == TPD_ACT_ADOPT_BY_KEY);
+}
+
+/* --- auto-approval ---------------------------------------------------------------------------- */
+
+size_t tpd_oncall_policies(const char *const *policy, size_t n, const char **out)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		bool dup = false;
+
+		if (tpd_str_empty(policy[i]))
+			continue;
+		for (size_t j = 0; j < k && !dup; j++)
+			dup = !strcmp(out[j], policy[i]);
+		if (!dup)
+			out[k++] = policy[i];
+	}
+	return k;
+}
+
+size_t tpd_oncall_services(const char *const *name, const char *const *policy, size_t n,
+                           const char *const *policies, const bool *on_call, size_t n_pol, const char **out)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		for (size_t j = 0; j < n_pol; j++) {
+			if (on_call[j] && !tpd_str_empty(policy[i]) && !strcmp(policies[j], policy[i])) {
+				out[k++] = name[i];
+				break;
+			}
+		}
+	}
+	return k;
 }
 
 /* --- texts ------------------------------------------------------------------------------------ */

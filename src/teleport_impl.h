@@ -58,6 +58,7 @@ typedef struct chan {
 enum { WATCH_RUN = 0, WATCH_STOP = 1, WATCH_RECONNECT = 2 };
 
 struct tpd_teleport {
+	tpd_teleport_hooks hooks; /* test seam; all NULL in production */
 	char *addr;
 	int64_t call_timeout_ms;
 	int64_t init_timeout_ms;

@@ -45,10 +45,34 @@ typedef enum {
 	TPD_ACT_AUTO_APPROVE,
 } tpd_action_kind;
 
+/* Why the planner answered NONE, with upstream's log text and how loudly the executor says it:
+ * QUIET (not logged: the normal end of a pass), DEBUG, or WARN. */
+#define TPD_IDLE_MAP(X)                                                                                      \
+	X(NOTHING, QUIET, "nothing to do")                                                                   \
+	X(RESOLVED, QUIET, "incident already resolved")                                                      \
+	X(UNKNOWN_STATE, WARN, "Unknown request state")                                                      \
+	X(NO_ANNOTATIONS, DEBUG, "Cannot proceed further. Request is missing any annotations")               \
+	X(NOTIFY_MISSING, DEBUG, "Skipping the notification: notify service annotation is missing")          \
+	X(NOTIFY_EMPTY, DEBUG, "Skipping the notification: notify service annotation is present but empty")  \
+	X(NO_PLUGIN_DATA, DEBUG, "Failed to resolve the incident: plugin data is missing")                   \
+	X(SERVICES_MISSING, DEBUG, "Skipping the approval: services annotation is missing")                  \
+	X(SERVICES_EMPTY, DEBUG, "Skipping the approval: services annotation is present but empty")
+
+typedef enum {
+#define TPD_IDLE_ENUM(name, level, text) TPD_IDLE_##name,
+	TPD_IDLE_MAP(TPD_IDLE_ENUM)
+#undef TPD_IDLE_ENUM
+} tpd_idle;
+
+typedef enum { TPD_IDLE_LEVEL_QUIET, TPD_IDLE_LEVEL_DEBUG, TPD_IDLE_LEVEL_WARN } tpd_idle_level;
+
+/* Upstream's text for an idle reason, and how loudly it is logged. */
+const char *tpd_idle_text(tpd_idle why);
+tpd_idle_level tpd_idle_level_of(tpd_idle why);
+
 typedef struct {
 	tpd_action_kind kind;
-	/* For NONE: why nothing is done (for debug logs), static string. */
-	const char *why;
+	tpd_idle why; /* NONE: why nothing is done */
 	/* CREATE_INCIDENT / ADOPT_BY_KEY: the notify service name (points into the request or the
 	 * seen-pending snapshot); NULL when unknown. */
 	const char *service_name;
@@ -86,6 +110,22 @@ typedef struct {
 void tpd_reconcile_next(const tpd_reconcile_opts *o, const tpd_reconcile_input *in, tpd_action *out);
 void tpd_action_clear(tpd_action *a);
 const char *tpd_action_name(tpd_action_kind k);
+
+/* After step `failed` failed (conflict: with a plugin-data compare-and-swap conflict), whether to
+ * try the auto-approval before the retry: like upstream, a failed notification of a pending
+ * request must not hold back its approval. */
+bool tpd_reconcile_approve_after_failure(const tpd_reconcile_input *in, tpd_action_kind failed,
+                                         bool conflict);
+
+/* --- auto-approval: which services have the requester on call ---------------------------------- */
+
+/* The escalation policies to ask PagerDuty about: the distinct non-empty ones of policy[0..n) (one
+ * per found service), in order. Writes them to out (room for n) and returns how many. */
+size_t tpd_oncall_policies(const char *const *policy, size_t n, const char **out);
+/* The names of the services (name[i], policy[i]) whose policy is one of policies[0..n_pol) with
+ * on_call[k] set, in service order. Writes them to out (room for n) and returns how many. */
+size_t tpd_oncall_services(const char *const *name, const char *const *policy, size_t n,
+                           const char *const *policies, const bool *on_call, size_t n_pol, const char **out);
 
 /* Resolution tag for a resolved state: approved, denied, promoted; NULL otherwise. */
 const char *tpd_resolution_tag(tpd_request_state s);

@@ -44,6 +44,16 @@ typedef enum {
 	                              through a Proxy in TLS-routing mode (src/tlsdial.c) */
 } tpd_teleport_path;
 
+/* Test seam: replaces the RPCs the reconciler makes (same contracts as the functions below). With
+ * hooks, the client needs no credentials and dials nothing for these calls. */
+typedef struct {
+	tpd_err (*get_plugin_data)(void *ud, const char *request_id, tpd_plugin_data *out, char *err);
+	tpd_err (*update_plugin_data)(void *ud, const char *request_id, const tpd_plugin_data *set,
+	                              const tpd_plugin_data *expect, char *err);
+	tpd_err (*submit_review)(void *ud, const char *request_id, const char *reason, char *err);
+	void *ud;
+} tpd_teleport_hooks;
+
 typedef struct {
 	const char *addr;                        /* host:port; NULL or "" → localhost:3025 */
 	const char *key_pem, *cert_pem, *ca_pem; /* client key, client cert, cluster CA(s); copied */
@@ -55,6 +65,7 @@ typedef struct {
 	const char *cluster_name;                /* for the routing ALPN; NULL → from the cert */
 	tpd_logger *log;                         /* may be NULL */
 	tpd_metrics *metrics;                    /* may be NULL */
+	const tpd_teleport_hooks *hooks;         /* NULL in production; copied */
 } tpd_teleport_opts;
 
 /* Creates a client (no network I/O yet; the first call connects). Validates the PEMs. */

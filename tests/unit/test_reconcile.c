@@ -139,7 +139,7 @@ static void test_decision_table(void **state)
 			fail_msg("row '%s': got %s, want %s", w->name, tpd_action_name(a.kind),
 			         tpd_action_name(w->want));
 		if (a.kind == TPD_ACT_NONE)
-			assert_non_null(a.why);
+			assert_string_not_equal(tpd_idle_text(a.why), "?");
 		if (w->want_tag)
 			assert_string_equal(a.tag, w->want_tag);
 		if (w->want == TPD_ACT_ADOPT_BY_KEY && w->state == TPD_STATE_PENDING) {
@@ -166,6 +166,133 @@ static void test_decision_table(void **state)
 			tpd_plugin_data_clear(pd);
 			free(pd);
 		}
+	}
+}
+
+/* Why NONE, per row of the decision table: the reason decides the log level (the executor no
+ * longer compares texts), so each must be the intended one. */
+static const struct {
+	const char *row;
+	tpd_idle why;
+	tpd_idle_level level;
+} idle_rows[] = {
+    {"pending, no annotations", TPD_IDLE_NO_ANNOTATIONS, TPD_IDLE_LEVEL_DEBUG},
+    {"pending, notify empty, no approval wanted", TPD_IDLE_NOTHING, TPD_IDLE_LEVEL_QUIET},
+    {"pending, services empty list", TPD_IDLE_NOTIFY_MISSING, TPD_IDLE_LEVEL_DEBUG},
+    {"pending, incident, no new reviews", TPD_IDLE_SERVICES_MISSING, TPD_IDLE_LEVEL_DEBUG},
+    {"pending, incident, reviews all noted", TPD_IDLE_NOTHING, TPD_IDLE_LEVEL_QUIET},
+    {"approved, no plugin data", TPD_IDLE_NO_PLUGIN_DATA, TPD_IDLE_LEVEL_DEBUG},
+    {"approved, resolution confirmed", TPD_IDLE_RESOLVED, TPD_IDLE_LEVEL_QUIET},
+    {"deleted, no plugin data", TPD_IDLE_NO_PLUGIN_DATA, TPD_IDLE_LEVEL_DEBUG},
+    {"unknown state", TPD_IDLE_UNKNOWN_STATE, TPD_IDLE_LEVEL_WARN},
+};
+
+static void test_idle_reasons(void **state)
+{
+	(void)state;
+	for (size_t k = 0; k < sizeof(idle_rows) / sizeof(idle_rows[0]); k++) {
+		const struct row *w = NULL;
+
+		for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]) && !w; i++)
+			if (!strcmp(rows[i].name, idle_rows[k].row))
+				w = &rows[i];
+		assert_non_null(w);
+		tpd_access_request *r =
+		    w->state < 0 ? NULL
+		                 : mkreq((tpd_request_state)w->state, w->notify, w->services, w->reviews);
+		tpd_plugin_data *pd =
+		    w->has_pd ? mkpd(w->incident, w->count, w->resolution, w->pd_resolved) : NULL;
+		tpd_reconcile_input in = {r, pd, w->try_approval};
+		tpd_action a;
+
+		tpd_reconcile_next(&opts, &in, &a);
+		assert_int_equal(a.kind, TPD_ACT_NONE);
+		if (a.why != idle_rows[k].why || tpd_idle_level_of(a.why) != idle_rows[k].level)
+			fail_msg("row '%s': got \"%s\" (level %d), want \"%s\" (level %d)", w->name,
+			         tpd_idle_text(a.why), (int)tpd_idle_level_of(a.why),
+			         tpd_idle_text(idle_rows[k].why), (int)idle_rows[k].level);
+		tpd_action_clear(&a);
+		tpd_access_request_free(r);
+		if (pd) {
+			tpd_plugin_data_clear(pd);
+			free(pd);
+		}
+	}
+	/* Upstream's texts, byte for byte. */
+	assert_string_equal(tpd_idle_text(TPD_IDLE_UNKNOWN_STATE), "Unknown request state");
+	assert_string_equal(tpd_idle_text(TPD_IDLE_NOTIFY_EMPTY),
+	                    "Skipping the notification: notify service annotation is present but empty");
+	assert_string_equal(tpd_idle_text((tpd_idle)999), "?");
+}
+
+/* A failed notification of a pending request still tries the approval; nothing else does. */
+static void test_approve_after_failure(void **state)
+{
+	tpd_access_request *pending = mkreq(TPD_STATE_PENDING, "Svc", "x", 0);
+	tpd_access_request *approved = mkreq(TPD_STATE_APPROVED, "Svc", "x", 0);
+	tpd_reconcile_input in = {pending, NULL, true, NULL};
+
+	(void)state;
+	assert_true(tpd_reconcile_approve_after_failure(&in, TPD_ACT_CREATE_INCIDENT, false));
+	assert_true(tpd_reconcile_approve_after_failure(&in, TPD_ACT_ADOPT_BY_KEY, false));
+	/* A plugin-data conflict is re-planned at once, not a failure. */
+	assert_false(tpd_reconcile_approve_after_failure(&in, TPD_ACT_CREATE_INCIDENT, true));
+	assert_false(tpd_reconcile_approve_after_failure(&in, TPD_ACT_POST_REVIEW_NOTES, false));
+	assert_false(tpd_reconcile_approve_after_failure(&in, TPD_ACT_RESOLVE, false));
+	assert_false(tpd_reconcile_approve_after_failure(&in, TPD_ACT_AUTO_APPROVE, false));
+	in.try_approval = false; /* tried already */
+	assert_false(tpd_reconcile_approve_after_failure(&in, TPD_ACT_CREATE_INCIDENT, false));
+	in = (tpd_reconcile_input){approved, NULL, true, pending};
+	assert_false(tpd_reconcile_approve_after_failure(&in, TPD_ACT_CREATE_INCIDENT, false));
+	in = (tpd_reconcile_input){NULL, NULL, true, pending}; /* deleted */
+	assert_false(tpd_reconcile_approve_after_failure(&in, TPD_ACT_ADOPT_BY_KEY, false));
+	tpd_access_request_free(pending);
+	tpd_access_request_free(approved);
+}
+
+/* Which services have the requester on call: one row per shape of services and answers. */
+static void test_oncall_matching(void **state)
+{
+	static const struct {
+		const char *name;
+		size_t n;
+		const char *svc[4], *pol[4];
+		const char *want_policies; /* joined by ',' */
+		bool on[4];                /* per distinct policy, in order */
+		const char *want;          /* joined by ',' */
+	} t[] = {
+	    {"one service on call", 1, {"A"}, {"P1"}, "P1", {true}, "A"},
+	    {"one service not on call", 1, {"A"}, {"P1"}, "P1", {false}, ""},
+	    {"shared policy asked once, both match",
+	     3,
+	     {"A", "B", "C"},
+	     {"P1", "P2", "P1"},
+	     "P1,P2",
+	     {true, false},
+	     "A,C"},
+	    {"second policy only", 3, {"A", "B", "C"}, {"P1", "P2", "P1"}, "P1,P2", {false, true}, "B"},
+	    {"service without policy never matches", 2, {"A", "B"}, {"", "P2"}, "P2", {true}, "B"},
+	    {"no policy at all", 2, {"A", "B"}, {"", NULL}, "", {false}, ""},
+	    {"nothing found", 0, {NULL}, {NULL}, "", {false}, ""},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		const char *pols[4], *names[4];
+		char got[64] = "";
+		size_t np = tpd_oncall_policies(t[i].pol, t[i].n, pols), nn;
+
+		for (size_t k = 0; k < np; k++)
+			snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%s", k ? "," : "", pols[k]);
+		if (strcmp(got, t[i].want_policies))
+			fail_msg("%s: policies \"%s\", want \"%s\"", t[i].name, got, t[i].want_policies);
+		nn = tpd_oncall_services(t[i].svc, t[i].pol, t[i].n, pols, t[i].on, np, names);
+		got[0] = '\0';
+		for (size_t k = 0; k < nn; k++)
+			snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%s", k ? "," : "",
+			         names[k]);
+		if (strcmp(got, t[i].want))
+			fail_msg("%s: on call in \"%s\", want \"%s\"", t[i].name, got, t[i].want);
 	}
 }
 
@@ -332,9 +459,9 @@ static void test_seen_pending_table(void **state)
 		tpd_reconcile_next(&opts, &in, &a);
 		if (a.kind != w->want)
 			fail_msg("row '%s': got %s (%s), want %s", name, tpd_action_name(a.kind),
-			         a.why ? a.why : "", tpd_action_name(w->want));
+			         tpd_idle_text(a.why), tpd_action_name(w->want));
 		if (a.kind == TPD_ACT_NONE)
-			assert_non_null(a.why);
+			assert_string_not_equal(tpd_idle_text(a.why), "?");
 		if (a.kind == TPD_ACT_RESOLVE || a.kind == TPD_ACT_ADOPT_BY_KEY) {
 			if (!w->tag ? a.tag != NULL : !a.tag || strcmp(a.tag, w->tag))
 				fail_msg("row '%s': tag %s, want %s", name, a.tag ? a.tag : "(null)",
@@ -635,6 +762,9 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_decision_table),
+	    cmocka_unit_test(test_idle_reasons),
+	    cmocka_unit_test(test_approve_after_failure),
+	    cmocka_unit_test(test_oncall_matching),
 	    cmocka_unit_test(test_seen_pending_table),
 	    cmocka_unit_test(test_fast_lifecycles),
 	    cmocka_unit_test(test_lifecycle_converges),
