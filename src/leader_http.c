@@ -3,28 +3,6 @@
  * timeout, and readable errors for failed statuses. See leader_impl.h. */
 #include "leader_impl.h"
 
-/* --- HTTP ------------------------------------------------------------------------------------- */
-
-static size_t on_body(char *p, size_t size, size_t n, void *ud)
-{
-	tpd_buf *b = ud;
-
-	if (!tpd_buf_append(b, p, size * n))
-		return 0; /* larger than RESP_MAX: abort the transfer */
-	return size * n;
-}
-
-static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
-{
-	tpd_leader *l = ud;
-
-	(void)dt;
-	(void)dn;
-	(void)ut;
-	(void)un;
-	return atomic_load(&l->stopping) ? 1 : 0;
-}
-
 /* Reads the token when its file changed since the last read (or was never read). */
 static tpd_err load_token(tpd_leader *l, char *err)
 {
@@ -101,11 +79,11 @@ tpd_err lease_http_do(tpd_leader *l, const char *method, const char *url, const 
                       int64_t deadline_ms, json_object **out, char *err)
 {
 	int64_t timeout_ms = deadline_ms - tpd_now_ms();
-	struct curl_slist *hdrs = NULL;
+	const char *headers[5];
+	size_t nh = 0;
 	char *auth = NULL;
 	tpd_buf resp;
-	long code = 0;
-	CURLcode cc;
+	tpd_http_result res;
 	tpd_err rc;
 	const char *what = strcmp(url, l->url_coll) == 0 ? "leases" : "lease";
 
@@ -117,57 +95,28 @@ tpd_err lease_http_do(tpd_leader *l, const char *method, const char *url, const 
 	if (timeout_ms < 100)
 		timeout_ms = 100;
 	auth = xasprintf("Authorization: Bearer %s", l->token);
-	hdrs = curl_slist_append(hdrs, auth);
-	hdrs = curl_slist_append(hdrs, "Accept: application/json");
-	hdrs = curl_slist_append(hdrs, "Expect:");
+	headers[nh++] = auth;
+	headers[nh++] = "Accept: application/json";
+	headers[nh++] = "User-Agent: teleport-pagerduty/" TPD_VERSION " leader-election";
 	if (body)
-		hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
-	curl_easy_reset(l->curl);
-	curl_easy_setopt(l->curl, CURLOPT_URL, url);
-	curl_easy_setopt(l->curl, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(l->curl, CURLOPT_USERAGENT, "teleport-pagerduty/" TPD_VERSION " leader-election");
-	curl_easy_setopt(l->curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(l->curl, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(l->curl, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(l->curl, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(l->curl, CURLOPT_SSL_VERIFYHOST, 2L);
-	if (!tpd_str_empty(l->ca_file))
-		curl_easy_setopt(l->curl, CURLOPT_CAINFO, l->ca_file);
-	curl_easy_setopt(l->curl, CURLOPT_CONNECTTIMEOUT_MS, (long)timeout_ms);
-	curl_easy_setopt(l->curl, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
-	curl_easy_setopt(l->curl, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(l->curl, CURLOPT_WRITEDATA, &resp);
-	curl_easy_setopt(l->curl, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(l->curl, CURLOPT_XFERINFOFUNCTION, on_progress);
-	curl_easy_setopt(l->curl, CURLOPT_XFERINFODATA, l);
-	if (body) {
-		curl_easy_setopt(l->curl, CURLOPT_CUSTOMREQUEST, method);
-		curl_easy_setopt(l->curl, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(l->curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-	}
-	cc = curl_easy_perform(l->curl);
-	if (cc != CURLE_OK) {
-		switch (cc) {
-		case CURLE_OPERATION_TIMEDOUT:
-			rc = TPD_ERR_TIMEOUT;
-			break;
-		case CURLE_ABORTED_BY_CALLBACK:
-			rc = TPD_ERR_CANCELLED;
-			break;
-		case CURLE_WRITE_ERROR:
-			rc = TPD_ERR_TOO_LARGE;
-			break;
-		default:
-			rc = TPD_ERR_UNAVAILABLE;
-			break;
-		}
-		tpd_seterr(err, rc, "%s %s: %s", method, what,
-		           rc == TPD_ERR_TOO_LARGE ? "response larger than 1 MiB" : curl_easy_strerror(cc));
+		headers[nh++] = "Content-Type: application/json";
+	rc = tpd_http_perform(l->curl,
+	                      &(tpd_http_req){.method = method,
+	                                      .url = url,
+	                                      .headers = headers,
+	                                      .n_headers = nh,
+	                                      .body = body,
+	                                      .ca_file = l->ca_file,
+	                                      .connect_timeout_ms = timeout_ms,
+	                                      .timeout_ms = timeout_ms,
+	                                      .cancel = &l->stopping},
+	                      &resp, &res);
+	if (rc != TPD_ERR_OK) {
+		tpd_seterr(err, rc, "%s %s: %s", method, what, res.error);
 		goto out;
 	}
-	curl_easy_getinfo(l->curl, CURLINFO_RESPONSE_CODE, &code);
-	if (code < 200 || code > 299) {
-		rc = status_error(code, &resp, method, what, err);
+	if (res.status < 200 || res.status > 299) {
+		rc = status_error(res.status, &resp, method, what, err);
 		goto out;
 	}
 	*out = lease_parse_json(resp.data, resp.len);
@@ -175,12 +124,11 @@ tpd_err lease_http_do(tpd_leader *l, const char *method, const char *url, const 
 		json_object_put(*out);
 		*out = NULL;
 		rc = tpd_seterr(err, TPD_ERR_PARSE, "%s %s: HTTP %ld with a body that is not a JSON object",
-		                method, what, code);
+		                method, what, res.status);
 		goto out;
 	}
 	rc = TPD_ERR_OK;
 out:
-	curl_slist_free_all(hdrs);
 	if (auth) {
 		memset(auth, 0, strlen(auth));
 		free(auth);

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tpd/http.h"
 #include "tpd/util.h"
 
 #define SA_DIR       "/var/run/secrets/kubernetes.io/serviceaccount"

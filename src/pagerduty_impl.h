@@ -5,6 +5,7 @@
 #ifndef TPD_PAGERDUTY_IMPL_H
 #define TPD_PAGERDUTY_IMPL_H
 
+#include "tpd/http.h"
 #include "tpd/pagerduty.h"
 
 #include <curl/curl.h>
