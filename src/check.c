@@ -79,8 +79,7 @@ static void check_teleport(struct report *r, const tpd_config *cfg, const tpd_id
 
 	/* the same paths, order, timeouts and retries as `start` */
 	tpd_wiring_teleport_opts(cfg, id, NULL, NULL, &o);
-	if (tpd_wiring_connect_teleport(&o, TPD_WIRING_CONNECT_TIMEOUT_MS, NULL, NULL, NULL, &t, &ping,
-	                                err)) {
+	if (tpd_teleport_connect(&o, TPD_TELEPORT_CONNECT_TIMEOUT_MS, NULL, NULL, &t, &ping, err)) {
 		line(r, false, "teleport: %s (check addr, the network path and the identity)", err);
 		return;
 	}

@@ -223,12 +223,12 @@ static bool init_wait(void *ud, int64_t ms)
 	return ctl_wait_or_stop(ud, ms);
 }
 
-/* Connects through the path wiring.c picks (the same code `check` runs) and keeps what Ping said. */
+/* Connects the way `check` does (tpd_teleport_connect) and keeps what Ping said. */
 static tpd_err init_teleport(tpd_controller *c, tpd_teleport_opts *to, char *err)
 {
 	tpd_ping_info ping = {0};
-	tpd_err rc = tpd_wiring_connect_teleport(to, TPD_WIRING_CONNECT_TIMEOUT_MS, init_wait, c, c->lg,
-	                                         &c->tp, &ping, err);
+	tpd_err rc =
+	    tpd_teleport_connect(to, TPD_TELEPORT_CONNECT_TIMEOUT_MS, init_wait, c, &c->tp, &ping, err);
 
 	if (rc)
 		return rc;

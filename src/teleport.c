@@ -17,9 +17,8 @@
  * teleport-auth@<hex(cluster)>.teleport.cluster.local (src/tlsdial.c) and hands the plaintext end
  * to grpc_channel_create_from_fd. Such a channel never reconnects, so before each call a dead one
  * is replaced by a fresh dial (serialised by dmu, outside the main mutex). AUTO picks the path by
- * address like tpd_tlsdial_choose_path (ports 443/3080, teleport.sh hosts → routing); trying the
- * other path when the first fails is the caller's job (tpd_wiring_connect_teleport in wiring.c,
- * which `check` and `start` share). */
+ * address like tpd_tlsdial_choose_path (ports 443/3080, teleport.sh hosts → routing);
+ * tpd_teleport_connect (teleport_chan.c) tries the other path when the first fails. */
 #include "teleport_impl.h"
 
 /* --- small helpers ------------------------------------------------------------------------- */

@@ -91,6 +91,24 @@ void tpd_ping_info_clear(tpd_ping_info *p);
 /* Ping; refuses a server older than 6.1.0 (TPD_ERR_CONFIG, out still filled). */
 tpd_err tpd_teleport_ping(tpd_teleport *t, tpd_ping_info *out, char *err);
 
+/* How long connecting to Teleport may take in all, shared between the paths tried (upstream's
+ * initTimeout). */
+#define TPD_TELEPORT_CONNECT_TIMEOUT_MS 10000
+
+/* Sleeps up to ms; returns true to give up (the process is stopping). */
+typedef bool (*tpd_teleport_wait_fn)(void *ud, int64_t ms);
+
+/* Creates a client and connects like upstream's: the address decides the paths and their order
+ * (port 3025: Auth directly; 443/3080 or *.teleport.sh: the Proxy with TLS routing first, then
+ * direct; anything else: direct, then routing). Each path gets its share of timeout_ms and Ping is
+ * retried with back-off within it (the Auth server may still be starting); a path whose server
+ * answers, even with a refusal, is kept. On success *out is the client and *ping its answer
+ * (clear it with tpd_ping_info_clear); o->log (may be NULL) says which path failed and which
+ * connected. On failure nothing is returned and err names the address and the last cause. wait
+ * may be NULL (plain sleep). o->path is overwritten. `check` and `start` both connect this way. */
+tpd_err tpd_teleport_connect(tpd_teleport_opts *o, int64_t timeout_ms, tpd_teleport_wait_fn wait,
+                             void *wait_ud, tpd_teleport **out, tpd_ping_info *ping, char *err);
+
 /* Called for every access request; a non-zero return stops the listing (not an error). */
 typedef int (*tpd_request_cb)(void *ud, const tpd_access_request *r);
 /* Lists all access requests: ListAccessRequests page by page, falling back to the streaming
