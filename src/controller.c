@@ -181,7 +181,8 @@ tpd_err tpd_controller_new(const tpd_config *cfg, tpd_logger *lg, tpd_controller
 	c->seen = tpd_seen_pending_new(SEEN_PENDING_CAP, SEEN_PENDING_TTL_MS,
 	                               cfg->pagerduty.notify_service_annotation,
 	                               cfg->pagerduty.services_annotation);
-	c->n_workers = cfg->reconcile.workers > 0 ? cfg->reconcile.workers : 4;
+	/* The config loader keeps workers within 1..64; the clamp only guards the array. */
+	c->n_workers = cfg->reconcile.workers < 1 ? 1 : cfg->reconcile.workers;
 	if (c->n_workers > MAX_WORKERS)
 		c->n_workers = MAX_WORKERS;
 	pthread_mutex_init(&c->cache_mu, NULL);

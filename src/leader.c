@@ -387,14 +387,14 @@ tpd_err tpd_leader_new(const tpd_leader_opts *o, tpd_leader **out, char *err)
 	l->cb = o->cb;
 	l->cb_ud = o->cb_ud;
 	l->log = o->log;
-	l->lease_ms = o->lease_duration_ms > 0 ? o->lease_duration_ms : 15000;
-	l->renew_ms = o->renew_deadline_ms > 0 ? o->renew_deadline_ms : 10000;
-	l->retry_ms = o->retry_period_ms > 0 ? o->retry_period_ms : 2000;
-	if (!(l->lease_ms > l->renew_ms && l->renew_ms > l->retry_ms)) {
+	l->lease_ms = o->lease_duration_ms;
+	l->renew_ms = o->renew_deadline_ms;
+	l->retry_ms = o->retry_period_ms;
+	if (!(l->lease_ms > l->renew_ms && l->renew_ms > l->retry_ms && l->retry_ms > 0)) {
 		rc = tpd_seterr(
 		    err, TPD_ERR_INVAL,
 		    "leader election: need lease_duration (%lldms) > renew_deadline (%lldms) > retry_period "
-		    "(%lldms)",
+		    "(%lldms) > 0",
 		    (long long)l->lease_ms, (long long)l->renew_ms, (long long)l->retry_ms);
 		goto out;
 	}

@@ -489,6 +489,16 @@ tpd_err tpd_pd_new(const tpd_pd_opts *o, tpd_pd **out, char *err)
 		                o->rate_limit_per_minute);
 		goto out;
 	}
+	/* The config table owns these defaults; a caller that forgot one is told, not silently
+	 * given a second copy of the default. */
+	if (o->cache_ttl_ms == 0 || o->connect_timeout_ms <= 0 || o->request_timeout_ms <= 0) {
+		rc = tpd_seterr(err, TPD_ERR_INVAL,
+		                "PagerDuty client: cache_ttl_ms (%lld), connect_timeout_ms (%lld) and "
+		                "request_timeout_ms (%lld) must be set",
+		                (long long)o->cache_ttl_ms, (long long)o->connect_timeout_ms,
+		                (long long)o->request_timeout_ms);
+		goto out;
+	}
 	pd = tpd_new(tpd_pd);
 	pd->endpoint = xstrdup(ep);
 	n = strlen(pd->endpoint);
@@ -513,14 +523,12 @@ tpd_err tpd_pd_new(const tpd_pd_opts *o, tpd_pd **out, char *err)
 		if (!tpd_str_empty(d))
 			pd->ca_path = xstrdup(d);
 	}
-	pd->cache_ttl = o->cache_ttl_ms > 0 ? o->cache_ttl_ms : 300000;
-	if (o->cache_ttl_ms < 0)
-		pd->cache_ttl = 0; /* negative: caching off */
+	pd->cache_ttl = o->cache_ttl_ms > 0 ? o->cache_ttl_ms : 0; /* negative: caching off */
 	pd->oncall_ttl = pd->cache_ttl < ONCALL_TTL_MAX_MS ? pd->cache_ttl : ONCALL_TTL_MAX_MS;
 	pd->negative_ttl = pd->cache_ttl < NEGATIVE_TTL_MAX_MS ? pd->cache_ttl : NEGATIVE_TTL_MAX_MS;
-	pd->connect_timeout = o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 5000;
-	pd->request_timeout = o->request_timeout_ms > 0 ? o->request_timeout_ms : 10000;
-	pd->max_retry = o->max_retry_ms > 0 ? o->max_retry_ms : 30000;
+	pd->connect_timeout = o->connect_timeout_ms;
+	pd->request_timeout = o->request_timeout_ms;
+	pd->max_retry = o->max_retry_ms > 0 ? o->max_retry_ms : TPD_PD_MAX_RETRY_MS;
 	pd->log = o->log;
 	tpd_logger_add_secret(pd->log, pd->api_key);
 	if (o->hooks)

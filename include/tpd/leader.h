@@ -31,9 +31,10 @@ typedef struct {
 	const char *lease_name;      /* default "teleport-plugin-pagerduty" */
 	const char *lease_namespace; /* "" → $POD_NAMESPACE, the namespace file, else "default" */
 	const char *identity;        /* holder identity; "" → $POD_NAME, else hostname */
-	int64_t lease_duration_ms;   /* default 15000 */
-	int64_t renew_deadline_ms;   /* default 10000 */
-	int64_t retry_period_ms;     /* default 2000 */
+	/* Required, lease > renew > retry > 0 (the config's defaults are in src/config_table.c). */
+	int64_t lease_duration_ms;
+	int64_t renew_deadline_ms;
+	int64_t retry_period_ms;
 	tpd_leader_cb cb;
 	void *cb_ud;
 	tpd_logger *log;      /* may be NULL */

@@ -33,6 +33,8 @@
 
 /* Largest response body accepted. */
 #define TPD_PD_MAX_BODY (8u * 1024u * 1024u)
+/* Total retry budget of one call unless the caller sets its own (`check` gives up sooner). */
+#define TPD_PD_MAX_RETRY_MS 30000
 /* incident_key prefix used by the plugin (upstream's constant). */
 #define TPD_PD_INCIDENT_KEY_PREFIX "teleport-access-request/"
 
@@ -78,9 +80,12 @@ typedef struct {
 typedef struct {
 	const char *api_endpoint, *api_key, *user_email; /* copied; endpoint "" → api.pagerduty.com */
 	int rate_limit_per_minute; /* calls per rolling minute, all threads together; >= 1 (required) */
-	int64_t cache_ttl_ms;      /* service/user caches, default 300000; on-call ≤ 10 s */
-	int64_t connect_timeout_ms, request_timeout_ms;      /* 5000 / 10000 */
-	int64_t max_retry_ms;                                /* total retry budget per call, default 30000 */
+	/* Required (the config's defaults are in src/config_table.c): the service/user cache TTL
+	 * (on-call answers ≤ 10 s; negative = no caching), connection set-up and whole-request
+	 * timeouts. */
+	int64_t cache_ttl_ms;
+	int64_t connect_timeout_ms, request_timeout_ms;
+	int64_t max_retry_ms; /* total retry budget per call; <= 0 → TPD_PD_MAX_RETRY_MS (not a config key) */
 	const char *incident_urgency, *incident_priority_id; /* optional, "" = omit */
 	const char *ca_file; /* optional CA bundle override; else system store + SSL_CERT_FILE/DIR */
 	const char *user_agent_version; /* e.g. TPD_VERSION */

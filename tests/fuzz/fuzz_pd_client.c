@@ -212,7 +212,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	                 .user_agent_version = "fuzz",
 	                 .log = lg,
 	                 .metrics = m,
-	                 .hooks = &hooks};
+	                 .hooks = &hooks,
+	                 .cache_ttl_ms = 300000,
+	                 .connect_timeout_ms = 5000,
+	                 .request_timeout_ms = 10000};
 	fuzz_err_init(err);
 	if (tpd_pd_new(&o, &pd, err) != TPD_ERR_OK)
 		fuzz_fail("tpd_pd_new: %s", err);

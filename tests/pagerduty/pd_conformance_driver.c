@@ -46,7 +46,10 @@ int main(int argc, char **argv)
 	                 .user_agent_version = "conformance",
 	                 .max_retry_ms = 2000,
 	                 .rate_limit_per_minute = 900,
-	                 .incident_urgency = "high"};
+	                 .incident_urgency = "high",
+	                 .cache_ttl_ms = 300000,
+	                 .connect_timeout_ms = 5000,
+	                 .request_timeout_ms = 10000};
 	if (tpd_pd_new(&o, &pd, err) != TPD_ERR_OK) {
 		fprintf(stderr, "tpd_pd_new: %s\n", err);
 		return 1;

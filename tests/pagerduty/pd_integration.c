@@ -164,10 +164,12 @@ static tpd_pd *client(tpd_logger *lg, int64_t timeout_ms, int64_t budget_ms, con
 	                 .user_email = "bot@example.com",
 	                 .ca_file = ca ? ca : F.ca,
 	                 .log = lg,
-	                 .request_timeout_ms = timeout_ms,
+	                 .request_timeout_ms = timeout_ms ? timeout_ms : 10000,
 	                 .max_retry_ms = budget_ms,
 	                 .rate_limit_per_minute = 900,
-	                 .user_agent_version = "it"};
+	                 .user_agent_version = "it",
+	                 .cache_ttl_ms = 300000,
+	                 .connect_timeout_ms = 5000};
 	tpd_pd *pd = NULL;
 	char err[TPD_ERRLEN];
 

@@ -145,7 +145,10 @@ static void retry_sleep_with_step(long shift_s)
 	                 .user_email = "bot@example.com",
 	                 .user_agent_version = "9.9.9",
 	                 .hooks = &hooks,
-	                 .rate_limit_per_minute = 60000};
+	                 .rate_limit_per_minute = 60000,
+	                 .cache_ttl_ms = 300000,
+	                 .connect_timeout_ms = 5000,
+	                 .request_timeout_ms = 10000};
 	watchdog w = {.done = false};
 	pthread_t th;
 	char err[TPD_ERRLEN];

@@ -158,7 +158,10 @@ static int setup(void **state)
 	                  .api_key = "u+EXECUTORTESTKEY",
 	                  .user_email = "bot@example.com",
 	                  .rate_limit_per_minute = 60000,
-	                  .hooks = &ph};
+	                  .hooks = &ph,
+	                  .cache_ttl_ms = 300000,
+	                  .connect_timeout_ms = 5000,
+	                  .request_timeout_ms = 10000};
 
 	e->cfg = tpd_config_defaults("test");
 	e->lg = tpd_logger_new();

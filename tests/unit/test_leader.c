@@ -301,7 +301,11 @@ static void test_options(void **state)
 	assert_int_equal(tpd_leader_new(&o, &l, err), TPD_ERR_INVAL);
 	assert_null(l);
 	assert_non_null(strstr(err, "renew_deadline"));
+	/* No durations of its own: the config table owns the defaults. */
 	o.renew_deadline_ms = 4000;
+	o.retry_period_ms = 0;
+	assert_int_equal(tpd_leader_new(&o, &l, err), TPD_ERR_INVAL);
+	o.retry_period_ms = 1000;
 	o.lease_name = "Bad_Name";
 	assert_int_equal(tpd_leader_new(&o, &l, err), TPD_ERR_INVAL);
 	o.lease_name = NULL;

@@ -100,7 +100,10 @@ static tpd_pd *mk(fixture *f, tpd_metrics *m)
 	                 .user_agent_version = "9.9.9",
 	                 .metrics = m,
 	                 .hooks = &hooks,
-	                 .rate_limit_per_minute = 60000};
+	                 .rate_limit_per_minute = 60000,
+	                 .cache_ttl_ms = 300000,
+	                 .connect_timeout_ms = 5000,
+	                 .request_timeout_ms = 10000};
 	tpd_pd *pd = NULL;
 	char err[TPD_ERRLEN];
 
@@ -133,7 +136,11 @@ static void test_new_validates(void **state)
 	(void)state;
 	tpd_pd *pd = NULL;
 	char err[TPD_ERRLEN];
-	tpd_pd_opts o = {.api_key = "", .rate_limit_per_minute = 900};
+	tpd_pd_opts o = {.api_key = "",
+	                 .rate_limit_per_minute = 900,
+	                 .cache_ttl_ms = 300000,
+	                 .connect_timeout_ms = 5000,
+	                 .request_timeout_ms = 10000};
 
 	assert_int_equal(tpd_pd_new(&o, &pd, err), TPD_ERR_CONFIG);
 	o.api_key = "abc\n";
@@ -151,6 +158,14 @@ static void test_new_validates(void **state)
 	assert_int_equal(tpd_pd_new(&o, &pd, err), TPD_ERR_CONFIG);
 	assert_non_null(strstr(err, "rate_limit_per_minute"));
 	o.rate_limit_per_minute = 900;
+	/* Nor timeouts or a cache TTL of its own. */
+	o.request_timeout_ms = 0;
+	assert_int_equal(tpd_pd_new(&o, &pd, err), TPD_ERR_INVAL);
+	assert_non_null(strstr(err, "request_timeout_ms"));
+	o.request_timeout_ms = 10000;
+	o.cache_ttl_ms = 0;
+	assert_int_equal(tpd_pd_new(&o, &pd, err), TPD_ERR_INVAL);
+	o.cache_ttl_ms = 300000;
 	assert_int_equal(tpd_pd_new(&o, &pd, err), TPD_ERR_OK);
 	tpd_pd_free(pd);
 	tpd_pd_free(NULL);
@@ -480,8 +495,14 @@ static void test_limiter_wait_counted_and_not_a_failure(void **state)
 	tpd_metrics *m = tpd_metrics_new();
 	tpd_pd_hooks hooks = {
 	    .transport = transport, .transport_ud = f, .now_ms = clk, .sleep_ms = slp, .clock_ud = f};
-	tpd_pd_opts o = {
-	    .api_key = KEY, .metrics = m, .hooks = &hooks, .max_retry_ms = 5000, .rate_limit_per_minute = 2};
+	tpd_pd_opts o = {.api_key = KEY,
+	                 .metrics = m,
+	                 .hooks = &hooks,
+	                 .max_retry_ms = 5000,
+	                 .rate_limit_per_minute = 2,
+	                 .cache_ttl_ms = 300000,
+	                 .connect_timeout_ms = 5000,
+	                 .request_timeout_ms = 10000};
 	tpd_pd *pd = NULL;
 	char err[TPD_ERRLEN];
 
@@ -517,7 +538,13 @@ static void test_drain_cancels_a_call_waiting_in_the_limiter(void **state)
 	fixture *f = *state;
 	tpd_pd_hooks hooks = {
 	    .transport = transport, .transport_ud = f, .now_ms = clk, .sleep_ms = slp, .clock_ud = f};
-	tpd_pd_opts o = {.api_key = KEY, .hooks = &hooks, .max_retry_ms = 5000, .rate_limit_per_minute = 1};
+	tpd_pd_opts o = {.api_key = KEY,
+	                 .hooks = &hooks,
+	                 .max_retry_ms = 5000,
+	                 .rate_limit_per_minute = 1,
+	                 .cache_ttl_ms = 300000,
+	                 .connect_timeout_ms = 5000,
+	                 .request_timeout_ms = 10000};
 	tpd_pd *pd = NULL;
 	char err[TPD_ERRLEN];
 
@@ -781,7 +808,12 @@ static void test_writes_need_user_email(void **state)
 	fixture *f = *state;
 	tpd_pd_hooks hooks = {
 	    .transport = transport, .transport_ud = f, .now_ms = clk, .sleep_ms = slp, .clock_ud = f};
-	tpd_pd_opts o = {.api_key = KEY, .hooks = &hooks, .rate_limit_per_minute = 900};
+	tpd_pd_opts o = {.api_key = KEY,
+	                 .hooks = &hooks,
+	                 .rate_limit_per_minute = 900,
+	                 .cache_ttl_ms = 300000,
+	                 .connect_timeout_ms = 5000,
+	                 .request_timeout_ms = 10000};
 	tpd_pd *pd = NULL;
 	char err[TPD_ERRLEN];
 
