@@ -110,7 +110,7 @@ tpd_err tpd_config_load_mem(const char *name, const char *text, size_t len, bool
 void tpd_config_free(tpd_config *cfg);
 
 /* A config holding every default and nothing else (name becomes its path; NULL → "<defaults>").
- * The defaults live in one table in src/config_table.c, which also makes the sample below. It is
+ * The defaults live in one table in src/config/config_table.c, which also makes the sample below. It is
  * not validated: addr, credentials, api_key and user_email are empty. Free with tpd_config_free. */
 tpd_config *tpd_config_defaults(const char *name);
 

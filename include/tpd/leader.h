@@ -31,7 +31,7 @@ typedef struct {
 	const char *lease_name;      /* default "teleport-plugin-pagerduty" */
 	const char *lease_namespace; /* "" → $POD_NAMESPACE, the namespace file, else "default" */
 	const char *identity;        /* holder identity; "" → $POD_NAME, else hostname */
-	/* Required, lease > renew > retry > 0 (the config's defaults are in src/config_table.c). */
+	/* Required, lease > renew > retry > 0 (the config's defaults are in src/config/config_table.c). */
 	int64_t lease_duration_ms;
 	int64_t renew_deadline_ms;
 	int64_t retry_period_ms;

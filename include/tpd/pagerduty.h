@@ -80,7 +80,7 @@ typedef struct {
 typedef struct {
 	const char *api_endpoint, *api_key, *user_email; /* copied; endpoint "" → api.pagerduty.com */
 	int rate_limit_per_minute; /* calls per rolling minute, all threads together; >= 1 (required) */
-	/* Required (the config's defaults are in src/config_table.c): the service/user cache TTL
+	/* Required (the config's defaults are in src/config/config_table.c): the service/user cache TTL
 	 * (on-call answers ≤ 10 s; negative = no caching), connection set-up and whole-request
 	 * timeouts. */
 	int64_t cache_ttl_ms;

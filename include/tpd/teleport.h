@@ -11,7 +11,7 @@
  * flight finish on the old one, which is released when its last call ends.
  *
  * Conversion between wire messages and the domain model (tpd_access_request, tpd_plugin_data)
- * lives in src/teleport_conv.c and is exported below for tests and fuzzers. */
+ * lives in src/teleport/teleport_conv.c and is exported below for tests and fuzzers. */
 #ifndef TPD_TELEPORT_H
 #define TPD_TELEPORT_H
 
@@ -41,7 +41,7 @@ typedef enum {
 	    0, /* by address: ports 443/3080 and teleport.sh hosts → Proxy TLS routing, else direct */
 	TPD_TELEPORT_PATH_DIRECT,  /* gRPC's own mTLS straight to Auth (ALPN h2) */
 	TPD_TELEPORT_PATH_ROUTING, /* our OpenSSL TLS with ALPN teleport-auth@<hex(cluster)>..., h2,
-	                              through a Proxy in TLS-routing mode (src/tlsdial.c) */
+	                              through a Proxy in TLS-routing mode (src/teleport/tlsdial.c) */
 } tpd_teleport_path;
 
 /* Test seam: replaces the RPCs the reconciler makes (same contracts as the functions below). With
@@ -163,7 +163,7 @@ tpd_err tpd_teleport_check_version(const char *server_version, char *err);
  * Returns <0, 0, >0; false if either is unparsable. */
 bool tpd_semver_cmp(const char *a, const char *b, int *result);
 
-/* Wire ↔ domain conversion (src/teleport_conv.c). Each decode takes serialised protobuf bytes. */
+/* Wire ↔ domain conversion (src/teleport/teleport_conv.c). Each decode takes serialised protobuf bytes. */
 /* A zero Go time (-62135596800 s) or an absent Timestamp is 0 ("unset"). */
 int64_t tpd_teleport_ts_seconds(bool present, int64_t seconds);
 /* Decodes a types.AccessRequestV3 into out (cleared first). */

@@ -4,7 +4,7 @@
  * (TOML tree, YAML tree, config from TOML, config from YAML). Built with -DTPD_LIBFUZZER and
  * clang's -fsanitize=fuzzer it is a libFuzzer target:
  *   clang -g -fsanitize=fuzzer,address,undefined -DTPD_LIBFUZZER -D_GNU_SOURCE -Iinclude \
- *     tests/config/fuzz_config.c src/config.c src/toml.c src/util.c src/err.c src/log.c -lyaml -lm
+ *     tests/config/fuzz_config.c (every .c of src/config and src/base) -lyaml -ljson-c -lm
  *   ./a.out tests/config/broken tests/config/good
  * Without it, main() is a small deterministic mutation driver used as a ctest smoke run:
  *   tpd_fuzz_config [-n iterations] [-s seed] <file or directory>...

@@ -53,7 +53,7 @@ static inline int fuzz_avoid_known(void)
 
 /* Prepares an error buffer before a call the way a caller's uninitialised `char err[TPD_ERRLEN]`
  * looks: no NUL anywhere, so code that reads err on a success path (where nobody wrote it) is
- * caught by ASan (found scrub() in src/pagerduty.c doing so; regressions/fuzz_pd_client). */
+ * caught by ASan (found scrub() in src/pagerduty/pagerduty.c doing so; regressions/fuzz_pd_client). */
 static inline void fuzz_err_init(char *err)
 {
 	memset(err, 0x55, TPD_ERRLEN);

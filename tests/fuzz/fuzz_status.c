@@ -1,4 +1,4 @@
-/* fuzz_status.c - libFuzzer target: raw HTTP requests to the status server (src/status.c on
+/* fuzz_status.c - libFuzzer target: raw HTTP requests to the status server (src/runtime/status.c on
  * libwebsockets), over real loopback connections.
  *
  * LLVMFuzzerInitialize starts one server on 127.0.0.1:0 with a metrics registry, a passing

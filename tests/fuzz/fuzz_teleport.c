@@ -1,5 +1,5 @@
-/* fuzz_teleport.c - libFuzzer target: Teleport protobuf decoding (src/teleport_conv.c) and the
- * pure code that decoded wire data flows into (src/reconcile.c, src/types.c).
+/* fuzz_teleport.c - libFuzzer target: Teleport protobuf decoding (src/teleport/teleport_conv.c) and the
+ * pure code that decoded wire data flows into (src/core/reconcile.c, src/base/types.c).
  *
  * Byte 0 (modulo 4) picks the decoder, the rest is the serialised message:
  *   0 proto.Event                      tpd_teleport_decode_event

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """fake_lease.py - a small HTTPS fake of the Kubernetes coordination.k8s.io/v1 Lease endpoints,
-for fault-injecting unit tests of src/leader.c (tests/unit/test_leader.c).
+for fault-injecting unit tests of src/runtime/leader.c (tests/unit/test_leader.c).
 
 It answers like the real kube-apiserver 1.20 does (checked against it, docs/kubernetes-lease.md §1-2):
   GET    /apis/coordination.k8s.io/v1/namespaces/{ns}/leases/{name}  200 | 404 NotFound

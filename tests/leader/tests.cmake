@@ -7,7 +7,7 @@
 # kube-apiserver per run, about 1-1.5 minutes): chart/manifests server dry run, RBAC can-i,
 # two and three election participants (tpd_leader_driver) with SIGKILL and SIGTERM take-overs,
 # and the unit tests' fake Lease server checked against the real one. The unit tests of
-# src/leader.c (tests/unit/test_leader.c) use tests/leader/fake_lease.py and need none of this.
+# src/runtime/leader.c (tests/unit/test_leader.c) use tests/leader/fake_lease.py and need none of this.
 
 add_executable(tpd_leader_driver ${CMAKE_SOURCE_DIR}/tests/leader/leader_driver.c)
 target_compile_options(tpd_leader_driver PRIVATE ${TPD_WARNINGS})

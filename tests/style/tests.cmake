@@ -8,3 +8,8 @@ set_tests_properties(style/clang-format PROPERTIES TIMEOUT 120 LABELS style)
 add_test(NAME style/module_map COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/module_map.sh
   WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
 set_tests_properties(style/module_map PROPERTIES TIMEOUT 60 LABELS style)
+
+# The layers of src/ (README "Hacking"): no include reaches up or sideways.
+add_test(NAME style/layers COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/layers.sh
+  WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(style/layers PROPERTIES TIMEOUT 60 LABELS style)

@@ -1,4 +1,4 @@
-/* test_teleport_fake.c - integration tests of the Teleport client (src/teleport.c) against the
+/* test_teleport_fake.c - integration tests of the Teleport client (src/teleport/teleport.c) against the
  * fake Teleport (tests/fakes/fake_teleport.py) over real gRPC with mutual TLS on loopback.
  *
  * The group setup generates the test PKI (tests/pki/gen.sh, idempotent), spawns the fake as a

@@ -16,7 +16,7 @@
 
 #include <cmocka.h>
 
-#include "../../src/config_impl.h"
+#include "../../src/config/config_impl.h"
 #include "tpd/config.h"
 #include "tpd/util.h"
 

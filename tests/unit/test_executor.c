@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../src/controller_impl.h"
+#include "../../src/runtime/controller_impl.h"
 #include "tpd/config.h"
 
 #define MAX_CALLS 64

@@ -1,4 +1,4 @@
-/* test_leader.c - unit tests of the Lease leader election (src/leader.c) against a fake of the
+/* test_leader.c - unit tests of the Lease leader election (src/runtime/leader.c) against a fake of the
  * Lease endpoints (tests/leader/fake_lease.py, HTTPS with its own CA, a bearer token and fault
  * injection): acquire, renew, 409 conflicts, 5xx and timeouts, take-over of an expired lease,
  * no take-over of a lease someone keeps renewing, a leader that cannot renew stepping down

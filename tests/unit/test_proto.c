@@ -1,5 +1,5 @@
 /* test_proto.c - golden wire tests for the hand-written Teleport proto subset (proto/) and the
- * conversion code (src/teleport_conv.c).
+ * conversion code (src/teleport/teleport_conv.c).
  *
  * Every expected byte string is built here BY HAND from the field numbers of proto/ and
  * docs/teleport-wire.md §2, either as literal hex with a comment per field, or with the tiny

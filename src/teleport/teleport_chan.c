@@ -1,5 +1,5 @@
 /* teleport_chan.c - the Teleport client's channels: PEM checks, gRPC credentials, the direct path
- * (gRPC's own mTLS) and the TLS-routing path (src/tlsdial.c), reference-counted replacement when
+ * (gRPC's own mTLS) and the TLS-routing path (src/teleport/tlsdial.c), reference-counted replacement when
  * the identity rotates; and connecting: the paths in order, Ping retried within each. See
  * teleport_impl.h and docs/teleport-wire.md §3. */
 #include "teleport_impl.h"

@@ -14,7 +14,7 @@
  *
  * Two connection paths (docs/teleport-wire.md §3.4): "direct" uses gRPC's own TLS channel (which
  * reconnects by itself); "tls-routing" dials our own OpenSSL connection with ALPN
- * teleport-auth@<hex(cluster)>.teleport.cluster.local (src/tlsdial.c) and hands the plaintext end
+ * teleport-auth@<hex(cluster)>.teleport.cluster.local (src/teleport/tlsdial.c) and hands the plaintext end
  * to grpc_channel_create_from_fd. Such a channel never reconnects, so before each call a dead one
  * is replaced by a fresh dial (serialised by dmu, outside the main mutex). AUTO picks the path by
  * address like tpd_tlsdial_choose_path (ports 443/3080, teleport.sh hosts → routing);
