@@ -178,6 +178,7 @@ tpd_err tpd_controller_new(const tpd_config *cfg, tpd_logger *lg, tpd_controller
 	c->orphans = tpd_strmap_new();
 	c->known_services = tpd_strmap_new();
 	c->unsure = tpd_strmap_new();
+	c->known = tpd_strmap_new();
 	c->seen = tpd_seen_pending_new(SEEN_PENDING_CAP, SEEN_PENDING_TTL_MS,
 	                               cfg->pagerduty.notify_service_annotation,
 	                               cfg->pagerduty.services_annotation);
@@ -463,6 +464,7 @@ void tpd_controller_free(tpd_controller *c)
 	tpd_strmap_free(c->orphans, free);
 	tpd_strmap_free(c->known_services, NULL);
 	tpd_strmap_free(c->unsure, NULL);
+	tpd_strmap_free(c->known, ctl_known_free);
 	tpd_seen_pending_free(c->seen);
 	tpd_metrics_free(c->metrics);
 	free(c->cluster_name);

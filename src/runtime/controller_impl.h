@@ -73,6 +73,7 @@ struct tpd_controller {
 	/* request id → how many of its review notes may have been posted without being counted
 	 * (see unsure_notes_*), under cache_mu */
 	tpd_strmap *unsure;
+	tpd_strmap *known; /* request id → plugin data last read or written (executor.c), under cache_mu */
 	tpd_seen_pending *seen; /* requests seen PENDING that left it unhandled, under cache_mu */
 	bool listed_once;       /* under cache_mu: the first listing after start is done */
 
@@ -138,6 +139,9 @@ void *ctl_watcher_main(void *arg);
 tpd_err ctl_reconcile_key(tpd_controller *c, const char *id, unsigned flags, bool *approval_pending,
                           char *err, const char **reason);
 void ctl_unsure_first_seen(tpd_controller *c, const tpd_access_request *r);
+/* The plugin data remembered for a request (see executor.c "known"); callers hold cache_mu. */
+void ctl_known_forget(tpd_controller *c, const char *id);
+void ctl_known_free(void *p);
 void ctl_unsure_reset_each(void *ud, const char *key, void *value);
 bool ctl_may_reconcile(tpd_controller *c);
 void ctl_on_leadership(void *ud, bool leading);

@@ -43,6 +43,65 @@ static tpd_err pd_read(tpd_controller *c, const char *id, tpd_plugin_data *cur, 
 	return TPD_ERR_OK;
 }
 
+/* The plugin data this process last read or wrote for a request, taken as current at the start
+ * of the next pass instead of a GetPluginData: the compare-and-swap of the next write catches
+ * anyone else's write (COMPARE_FAILED: re-read, plan again). Kept only after a pass that ended
+ * well with everything it holds confirmed by Teleport; forgotten after a failed pass, when the
+ * request is deleted, on every relist (start, reconnect, resync: those read afresh) and when this
+ * process becomes leader (another one may have written meanwhile). */
+struct known {
+	bool have;
+	tpd_plugin_data pd;
+};
+
+void ctl_known_free(void *p)
+{
+	struct known *k = p;
+
+	if (!k)
+		return;
+	tpd_plugin_data_clear(&k->pd);
+	free(k);
+}
+
+void ctl_known_forget(tpd_controller *c, const char *id)
+{
+	ctl_known_free(tpd_strmap_del(c->known, id));
+}
+
+static bool known_load(tpd_controller *c, const char *id, tpd_plugin_data *cur, bool *have)
+{
+	const struct known *k;
+
+	pthread_mutex_lock(&c->cache_mu);
+	k = tpd_strmap_get(c->known, id);
+	if (k) {
+		*have = k->have;
+		tpd_plugin_data_init(cur);
+		if (k->have)
+			tpd_plugin_data_copy(cur, &k->pd);
+	}
+	pthread_mutex_unlock(&c->cache_mu);
+	return k != NULL;
+}
+
+static void known_store(tpd_controller *c, const char *id, const tpd_plugin_data *cur, bool have)
+{
+	struct known *k = xcalloc(1, sizeof(*k));
+
+	k->have = have;
+	tpd_plugin_data_init(&k->pd);
+	if (have)
+		tpd_plugin_data_copy(&k->pd, cur);
+	pthread_mutex_lock(&c->cache_mu);
+	/* Only for a request the cache still knows: the informer forgets both together. */
+	if (tpd_strmap_get(c->cache, id))
+		ctl_known_free(tpd_strmap_put(c->known, id, k));
+	else
+		ctl_known_free(k);
+	pthread_mutex_unlock(&c->cache_mu);
+}
+
 /* Writes one field on top of the current data (CAS). */
 static tpd_err pd_set_field(tpd_controller *c, const char *id, tpd_plugin_data *cur, bool *have,
                             const char *k1, const char *v1, const char *k2, const char *v2, char *err)
@@ -111,6 +170,7 @@ struct job {
 	tpd_plugin_data pd;
 	bool have_pd;
 	bool try_approval;
+	bool local; /* pd holds a change Teleport did not store (local_set): not to be kept */
 	char err[TPD_ERRLEN];
 	const char *reason; /* metric label of the failure */
 };
@@ -129,6 +189,7 @@ static const tpd_access_request *job_subject(const struct job *j)
 /* Sets fields in the local copy only (for a request whose data can no longer be stored). */
 static void local_set(struct job *j, const char *k1, const char *v1, const char *k2, const char *v2)
 {
+	j->local = true;
 	if (!j->have_pd) {
 		tpd_plugin_data_init(&j->pd);
 		j->have_pd = true;
@@ -324,6 +385,7 @@ mark:
 	}
 	if (!pd_writable || rc == TPD_ERR_OK) {
 		/* Keep the local copy in step so the planner sees the work as done. */
+		j->local = j->local || !pd_writable;
 		if (!j->have_pd) {
 			tpd_plugin_data_init(&j->pd);
 			j->have_pd = true;
@@ -543,12 +605,13 @@ tpd_err ctl_reconcile_key(tpd_controller *c, const char *id, unsigned flags, boo
                           char *err, const char **reason)
 {
 	struct job j = {.c = c, .id = id, .try_approval = (flags & TPD_WQ_EVENT) != 0, .reason = "teleport"};
-	tpd_err rc;
+	tpd_err rc = TPD_ERR_OK;
 	int steps = 0, conflicts = 0;
 
 	j.err[0] = '\0';
 	ctl_cache_get(c, id, &j.req, &j.snap, &j.snap_gen);
-	rc = pd_read(c, id, &j.pd, &j.have_pd, j.err);
+	if (!j.req || !known_load(c, id, &j.pd, &j.have_pd))
+		rc = pd_read(c, id, &j.pd, &j.have_pd, j.err);
 	if (rc)
 		goto out;
 	if (j.have_pd && !tpd_str_empty(j.pd.service_id)) {
@@ -666,6 +729,13 @@ out:
 	 * pass keeps it for the retry; a pending request has none.) */
 	if (!rc && j.snap && (!j.req || j.req->state != TPD_STATE_PENDING))
 		ctl_seen_handled(c, id, j.snap_gen);
+	if (!rc && j.req && !j.local)
+		known_store(c, id, &j.pd, j.have_pd);
+	else {
+		pthread_mutex_lock(&c->cache_mu);
+		ctl_known_forget(c, id);
+		pthread_mutex_unlock(&c->cache_mu);
+	}
 	*approval_pending = j.try_approval;
 	*reason = j.reason;
 	if (rc)
@@ -698,9 +768,12 @@ void ctl_on_leadership(void *ud, bool leading)
 	atomic_store(&c->leading, leading);
 	if (leading) {
 		pthread_mutex_lock(&c->cache_mu);
-		/* Another leader may have posted notes for any review that exists now. */
+		/* Another leader may have posted notes for any review that exists now, and written
+		 * plugin data this process does not know of. */
 		tpd_strmap_free(c->unsure, NULL);
 		c->unsure = tpd_strmap_new();
+		tpd_strmap_free(c->known, ctl_known_free);
+		c->known = tpd_strmap_new();
 		tpd_strmap_each(c->cache, ctl_unsure_reset_each, c);
 		tpd_strmap_each(c->cache, enqueue_cached_event, c);
 		/* And what left PENDING while another process led (deleted ones are not cached): the

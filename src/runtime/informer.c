@@ -132,6 +132,9 @@ static tpd_err relist(tpd_controller *c, char *err)
 	pthread_mutex_lock(&c->cache_mu);
 	s.old = c->cache;
 	s.first = !c->listed_once;
+	/* A relist (start, reconnect, periodic resync) reads every request's plugin data afresh. */
+	tpd_strmap_free(c->known, ctl_known_free);
+	c->known = tpd_strmap_new();
 	c->cache = l.fresh;
 	c->listed_once = true;
 	tpd_strmap_each(c->cache, enqueue_fresh, &s);
@@ -190,6 +193,7 @@ static int on_event(void *ud, const tpd_event *ev)
 		seen_transition(c, prev, NULL);
 		ctl_free_request(prev);
 		tpd_strmap_del(c->unsure, ev->deleted_id);
+		ctl_known_forget(c, ev->deleted_id);
 		pthread_mutex_unlock(&c->cache_mu);
 		tpd_log(c->lg, TPD_LOG_DEBUG, "Access request event", "request_id", ev->deleted_id,
 		        "request_op", "delete", NULL);

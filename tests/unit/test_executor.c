@@ -318,6 +318,52 @@ static void test_conflict_replans(void **state)
 	assert_true(e->f.n_get >= 2); /* read again after the conflict */
 }
 
+/* A whole lifecycle (created, reviewed while pending, approved) costs at most 6 Teleport calls:
+ * one read, then every later pass starts from what this process wrote (issue 16). */
+static void test_lifecycle_teleport_calls(void **state)
+{
+	env *e = *state;
+	bool pending;
+	const char *reason = NULL;
+	char err[TPD_ERRLEN];
+
+	cache_request(e, TPD_STATE_PENDING, false, 0);
+	assert_int_equal(run(e, &pending, &reason, err), TPD_ERR_OK); /* intent, incident id */
+	cache_request(e, TPD_STATE_PENDING, false, 1);
+	assert_int_equal(run(e, &pending, &reason, err), TPD_ERR_OK); /* note, count */
+	cache_request(e, TPD_STATE_APPROVED, false, 1);
+	assert_int_equal(run(e, &pending, &reason, err), TPD_ERR_OK); /* resolution, pd_resolved */
+	assert_string_equal(e->f.stored.pd_resolved, "true");
+	assert_string_equal(e->f.stored.reviews_count, "1");
+	assert_int_equal(e->f.n_get, 1);
+	assert_int_equal(e->f.n_update, 5);
+	/* A relist or a new leadership reads afresh. */
+	ctl_on_leadership(e->c, true);
+	assert_int_equal(run(e, &pending, &reason, err), TPD_ERR_OK);
+	assert_int_equal(e->f.n_get, 2);
+}
+
+/* What this process remembers is checked by the next write: another writer's change makes the
+ * compare-and-swap fail, and the pass re-reads and converges on the stored data. */
+static void test_stale_memory_caught_by_cas(void **state)
+{
+	env *e = *state;
+	bool pending;
+	const char *reason = NULL;
+	char err[TPD_ERRLEN];
+
+	cache_request(e, TPD_STATE_PENDING, false, 0);
+	assert_int_equal(run(e, &pending, &reason, err), TPD_ERR_OK);
+	/* Someone else resolved and recorded it meanwhile. */
+	tpd_plugin_data_set(&e->f.stored, "resolution", "denied");
+	tpd_plugin_data_set(&e->f.stored, "pd_resolved", "true");
+	cache_request(e, TPD_STATE_DENIED, false, 0);
+	assert_int_equal(run(e, &pending, &reason, err), TPD_ERR_OK);
+	assert_int_equal(e->f.n_get, 2); /* the failed write made it read again */
+	assert_string_equal(e->f.stored.resolution, "denied");
+	assert_false(called(&e->f, "PUT /incidents/PINC1")); /* nothing repeated */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -326,6 +372,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_notify_failure_still_approves, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_not_on_call_no_review, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_conflict_replans, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_lifecycle_teleport_calls, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_stale_memory_caught_by_cas, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
