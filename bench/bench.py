@@ -110,7 +110,7 @@ class Ctx:
 
     def plugin(self, env, workers=4, pd_extra=DEFAULT, extra=""):
         self.n_plugins += 1
-        return B.Plugin(env, self.args.binary, "plugin%d" % self.n_plugins,
+        return B.Plugin(env, name="plugin%d" % self.n_plugins, binary_path=self.args.binary, keep_lines=False,
                         extra_toml="workers = %d\n%s" % (workers, extra), pd_extra=pd_extra)
 
 
@@ -177,7 +177,7 @@ def measure_floor(ctx, env, iid):
     for _ in range(300):
         rids.append(env.tp.create_request("probe@example.com", ["editor"]))
         time.sleep(0.005)
-    B.wait_until(lambda: all(r in got for r in rids), 20, what="watch deliveries")
+    B.eventually(lambda: all(r in got for r in rids), 20, what="watch deliveries")
     stream.cancel()
     watch = [got[r] - env.tp.t_created[r] for r in rids]
     ch.close()
@@ -267,7 +267,7 @@ class Lifecycles:
         time.sleep(seconds)
         self.running = False
         t1 = time.monotonic()
-        B.wait_until(lambda: not self.active, drain_timeout, 0.1, "lifecycles to drain")
+        B.eventually(lambda: not self.active, drain_timeout, 0.1, "lifecycles to drain")
         steady = [t for t in self.done_times if t0 + warmup <= t <= t1]
         rate = len(steady) / max(1e-9, (t1 - t0 - warmup))
         return rate, len(self.done_times)
@@ -278,7 +278,7 @@ class Lifecycles:
         t0 = time.monotonic()
         for _ in range(min(self.window, n)):
             self.q.put(("start", None))
-        B.wait_until(lambda: len(self.done_times) >= n and not self.active, timeout, 0.05, "%d lifecycles" % n)
+        B.eventually(lambda: len(self.done_times) >= n and not self.active, timeout, 0.05, "%d lifecycles" % n)
         self.running = False
         return time.monotonic() - t0
 
@@ -306,7 +306,7 @@ def run_rate(ctx, env, plugin, rate, n):
         else:
             rids_apr.append(env.approval_request(users[(i // 2) % len(users)]))
     gen_s = time.monotonic() - t0
-    B.wait_until(lambda: all(("teleport-access-request/" + r) in env.pd.t_incident for r in rids_inc)
+    B.eventually(lambda: all(("teleport-access-request/" + r) in env.pd.t_incident for r in rids_inc)
                  and all(r in env.tp.t_review for r in rids_apr), 300, 0.1, "all incidents and approvals")
     t1 = time.monotonic()
     pdc, tpc = diff(pd0, env.pd.snapshot_counts()), diff(tp0, env.tp.call_counts())
@@ -351,7 +351,7 @@ def run_default_incidents(ctx, env, plugin, n, burst):
                         raise RuntimeError("no incident for %s within 60 s" % rid)
                     ev.wait(0.5)
                     ev.clear()
-        B.wait_until(lambda: all(("teleport-access-request/" + r) in env.pd.t_incident for r in rids), 300, 0.05,
+        B.eventually(lambda: all(("teleport-access-request/" + r) in env.pd.t_incident for r in rids), 300, 0.05,
                      "all incidents")
     finally:
         env.pd.on_incident = None
@@ -502,9 +502,9 @@ def converge(ctx, n, rate_limit=None, workers=4):
 
             def done():
                 return len(env.pd.t_incident) >= n and all(k in env.pd.t_incident for k in keys)
-            B.wait_until(done, ctx.args.converge_timeout, 0.2, "%d incidents" % n)
+            B.eventually(done, ctx.args.converge_timeout, 0.2, "%d incidents" % n)
             # Converged = every incident exists and its id is stored in the plugin data.
-            B.wait_until(lambda: all(env.tp.plugin_data(r).get("incident_id") for r in rids[-50:]), 60, 0.2,
+            B.eventually(lambda: all(env.tp.plugin_data(r).get("incident_id") for r in rids[-50:]), 60, 0.2,
                          "plugin data")
             t_conv = max(env.pd.t_incident[k] for k in keys) - p.t_start
             cpu = p.cpu_seconds()
@@ -587,7 +587,7 @@ def side_measure(ctx, make, startup_wait):
         for i in range(n):
             rids.append(env.approval_request(env.oncall_users[i % len(env.oncall_users)]))
             time.sleep(1.0 / ctx.args.low_rate)
-        B.wait_until(lambda: all(x in env.tp.t_review for x in rids), 120, 0.05, "auto-approvals")
+        B.eventually(lambda: all(x in env.tp.t_review for x in rids), 120, 0.05, "auto-approvals")
         time.sleep(1)   # the APPROVED events that follow the reviews are handled too
         out["apr_pd_calls"] = pd_total(diff(pd0, env.pd.snapshot_counts())) / n
         out["apr_tp_calls"] = sum(diff(tp0, env.tp.call_counts()).values()) / n
@@ -643,9 +643,9 @@ def side_measure(ctx, make, startup_wait):
                     continue
                 # startup: every pending request gets its incident (ours) or none does (upstream).
                 try:
-                    B.wait_until(lambda: all(k in env.pd.t_incident for k in keys), startup_wait, 0.1, "incidents for the pending requests")
+                    B.eventually(lambda: all(k in env.pd.t_incident for k in keys), startup_wait, 0.1, "incidents for the pending requests")
                     out["startup_s"] = max(env.pd.t_incident[k] for k in keys) - p.t_start
-                except RuntimeError:
+                except AssertionError:
                     out["startup_s"] = None
                 out["startup_handled"] = sum(1 for k in keys if k in env.pd.t_incident)
             finally:
@@ -669,7 +669,7 @@ def phase_upstream(ctx):
 
     def upstream(env, workers):   # upstream has no worker setting: one goroutine per request event
         n_up[0] += 1
-        return B.Upstream(env, ubin, "upstream%d" % n_up[0]).start()
+        return B.Upstream(env, name="upstream%d" % n_up[0], binary_path=ubin, keep_lines=False).start()
     log("upstream phase: ours")
     a = side_measure(ctx, ours, ctx.args.upstream_wait)
     b = None

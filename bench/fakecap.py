@@ -20,7 +20,7 @@ import time
 from urllib.parse import urlparse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "tests", "fakes"))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "lib"))  # tpdtest
 
 
 def pd_load(a, key):
@@ -53,7 +53,7 @@ def pd_load(a, key):
 def tp_load(a):
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     import grpc
-    import fake_teleport as F
+    from tpdtest import fake_teleport as F
     rd = lambda n: open(os.path.join(a.pki, n), "rb").read()  # noqa: E731
     creds = grpc.ssl_channel_credentials(rd("ca.crt"), rd("client.key"), rd("client.crt"))
     counts = [0] * a.threads

@@ -19,10 +19,9 @@ import time
 SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 os.environ.setdefault("TPD_SOURCE_DIR", SRC)
 os.environ.setdefault("TPD_BIN", os.path.join(SRC, "build-bench", "teleport-pagerduty"))
-sys.path.insert(0, os.path.join(SRC, "tests", "fakes"))
-sys.path.insert(0, os.path.join(SRC, "tests", "e2e"))
+sys.path.insert(0, os.path.join(SRC, "tests", "lib"))  # tpdtest
 
-from harness import Env  # noqa: E402
+from tpdtest.harness import Env  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 

@@ -18,7 +18,7 @@ Every command runs as the container would run it: in a private mount namespace (
 --mount`), an overlay of [test files] over the cached root (which stays read-only) with a fresh
 writable layer, /proc and a /tmp tmpfs mounted, chrooted as the stage's USER (65532:65532), with
 an empty environment plus Docker's default PATH and HOME=/. The network namespace is the host's,
-so the fakes (tests/fakes, run here on the host by tests/e2e/harness.py) are reached on 127.0.0.1.
+so the fakes (tests/lib/tpdtest, run here on the host by tests/lib/tpdtest/harness.py) are reached on 127.0.0.1.
 
 Checks: the packages are installed; every shared library of the binary resolves (ldd in the
 root); `version`; `configure`; `check` against the fakes passes with the fake PagerDuty's CA in
@@ -44,7 +44,7 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))  # tpdtest
 from dockerfile_check import apt_packages, parse  # noqa: E402
 
 DOCKERFILE = os.environ.get("TPD_DOCKERFILE") or os.path.join(ROOT, "Dockerfile")  # override: mutation tests
@@ -382,7 +382,7 @@ def main():
         return f"{len(r.stdout.splitlines())} lines"
 
     # The fakes run on the host, on 127.0.0.1; the chroot shares the network namespace.
-    from harness import API_KEY, BOT_EMAIL, Env  # noqa: E402
+    from tpdtest.harness import API_KEY, BOT_EMAIL, Env  # noqa: E402
     env = Env(workdir=tempfile.mkdtemp(prefix="tpd-runtime-image-"))
     base = "/var/lib/teleport/plugins/pagerduty"
     ca_in = "/etc/teleport-pagerduty-test/fake-pagerduty-ca.pem"

@@ -13,7 +13,8 @@ import signal
 import sys
 import time
 
-from harness import Env, eventually
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))  # tpdtest
+from tpdtest.harness import Env, eventually  # noqa: E402
 
 
 def use_colour(stream=sys.stdout, environ=os.environ):

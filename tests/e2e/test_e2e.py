@@ -7,13 +7,15 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 
 import pytest
 
-from harness import API_KEY, PLUGIN_USER, Env, eventually
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))  # tpdtest
+from tpdtest.harness import API_KEY, PLUGIN_USER, Env, eventually  # noqa: E402
 
 NCPU = os.cpu_count() or 2
 

@@ -9,6 +9,8 @@ a real server sends them, and the controller's collapsing work queue sees only t
 """
 
 import json
+import os
+import sys
 import threading
 import time
 import urllib.request
@@ -16,7 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from harness import PLUGIN_USER, Env, eventually
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))  # tpdtest
+from tpdtest.harness import PLUGIN_USER, Env, eventually  # noqa: E402
 
 NOTIFY = "Teleport Notifications"
 REVIEWER = "reviewer1@example.com"

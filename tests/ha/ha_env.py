@@ -31,14 +31,14 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.environ.get("TPD_SOURCE_DIR", os.path.abspath(os.path.join(HERE, "..", "..")))
-for sub in ("e2e", "leader", "fakes"):
+for sub in ("lib", "leader"):
     p = os.path.join(SRC, "tests", sub)
     if p not in sys.path:
         sys.path.insert(0, p)
 
-import harness  # noqa: E402
-from harness import Env, Plugin, eventually  # noqa: E402,F401
-from fake_teleport import read_serials  # noqa: E402
+from tpdtest import harness  # noqa: E402
+from tpdtest.harness import Env, Plugin, eventually  # noqa: E402,F401
+from tpdtest.fake_teleport import read_serials  # noqa: E402
 
 # The ServiceAccount that k8s_harness's "plugin" token authenticates as.
 SA_NS, SA_NAME = "teleport", "teleport-plugin-pagerduty"

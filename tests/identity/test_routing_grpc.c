@@ -3,7 +3,7 @@
  *   tpd_tlsdial_connect (ALPN teleport-auth@<hex>.teleport.cluster.local, h2)
  *     -> an in-test ALPN router acting like Teleport's Proxy: it reads the ClientHello without
  *        terminating TLS, takes the cluster from the first ALPN value, and copies raw bytes to
- *     -> the fake Teleport Auth Service (tests/fakes/fake_teleport.py, grpcio, mTLS)
+ *     -> the fake Teleport Auth Service (tests/lib/tpdtest/fake_teleport.py, grpcio, mTLS)
  *   and then a real gRPC unary call proto.AuthService/Ping over grpc_channel_create_from_fd with
  *   insecure credentials, as the Teleport client does on this path.
  *
@@ -184,7 +184,7 @@ static int setup(void **state)
 		dup2(pfd[1], 1);
 		close(pfd[0]);
 		close(pfd[1]);
-		execl("/usr/bin/python3", "python3", "tests/fakes/fake_teleport.py", "--port", "0",
+		execl("/usr/bin/python3", "python3", "tests/lib/tpdtest/fake_teleport.py", "--port", "0",
 		      "--pki-dir", pki, "--cluster", CLUSTER, (char *)NULL);
 		_exit(127);
 	}

@@ -1,4 +1,4 @@
-/* pd_integration.c - the PagerDuty client against the fake PagerDuty (tests/fakes/fake_pagerduty.py)
+/* pd_integration.c - the PagerDuty client against the fake PagerDuty (tests/lib/tpdtest/fake_pagerduty.py)
  * run as a separate process over real HTTPS on loopback with its generated test CA.
  *
  * Covers every call, pagination across pages, 429 storms and dropped creates with zero duplicate
@@ -43,7 +43,7 @@ static void start_fake(fake *f)
 	size_t n = 0;
 
 	assert_non_null(src);
-	snprintf(script, sizeof(script), "%s/tests/fakes/fake_pagerduty.py", src);
+	snprintf(script, sizeof(script), "%s/tests/lib/tpdtest/fake_pagerduty.py", src);
 	snprintf(f->dir, sizeof(f->dir), "/tmp/tpd-pd-it-XXXXXX");
 	assert_non_null(mkdtemp(f->dir));
 	assert_int_equal(pipe(p), 0);
@@ -525,7 +525,7 @@ static void test_tls_trust(void **state)
 	/* Another test CA is wrong too. */
 	snprintf(other, sizeof(other), "%s/other", F.dir);
 	snprintf(cmd, sizeof(cmd),
-	         "/usr/bin/python3 -c 'import sys; sys.path.insert(0, \"%s/tests/fakes\"); "
+	         "/usr/bin/python3 -c 'import sys; sys.path.insert(0, \"%s/tests/lib/tpdtest\"); "
 	         "from fake_pagerduty import make_test_pki; make_test_pki(\"%s\", cn=\"other CA\")'",
 	         getenv("TPD_SOURCE_DIR"), other);
 	assert_int_equal(system(cmd), 0);

@@ -21,8 +21,8 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "fakes"))
-from fake_pagerduty import FakePagerDuty  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))  # tpdtest
+from tpdtest.fake_pagerduty import FakePagerDuty  # noqa: E402
 
 API_KEY = "conformance-key-0123456789"
 

@@ -10,8 +10,8 @@ import urllib.request
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fakes"))
-from fake_pagerduty import FakePagerDuty  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))  # tpdtest
+from tpdtest.fake_pagerduty import FakePagerDuty  # noqa: E402
 
 KEY = "pytest-key-123456"
 HDRS = {"Authorization": "Token token=" + KEY, "Accept": "application/vnd.pagerduty+json;version=2",

@@ -2,7 +2,7 @@
 
 The binaries (teleport, tctl, tbot, tpd-driver) come from scripts/teleport.sh; run.sh puts
 their folder in TPD_TELEPORT_BIN. Our binary runs through tests/e2e/harness.py's Plugin, and
-PagerDuty is tests/fakes/fake_pagerduty.py, as in the e2e tests.
+PagerDuty is tests/lib/tpdtest/fake_pagerduty.py, as in the e2e tests.
 
 Each cluster gets its own loopback address (127.a.b.c), so it listens on Teleport's usual
 ports (auth 3025, proxy web 3080) and several clusters can run side by side: the ports are
@@ -24,11 +24,10 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.environ.get("TPD_SOURCE_DIR", os.path.abspath(os.path.join(HERE, "..", "..")))
-sys.path.insert(0, os.path.join(SRC, "tests", "e2e"))
-sys.path.insert(0, os.path.join(SRC, "tests", "fakes"))
+sys.path.insert(0, os.path.join(SRC, "tests", "lib"))  # tpdtest
 
-from fake_pagerduty import FakePagerDuty  # noqa: E402
-from harness import API_KEY, BOT_EMAIL, Plugin, eventually, plugin_toml, terminate  # noqa: E402,F401
+from tpdtest.fake_pagerduty import FakePagerDuty  # noqa: E402
+from tpdtest.harness import API_KEY, BOT_EMAIL, Plugin, eventually, plugin_toml, terminate  # noqa: E402,F401
 
 PLUGIN_USER = "teleport-plugin"
 REQUESTER = "requester-oss@example.com"       # one approval or denial resolves its requests

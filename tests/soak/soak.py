@@ -39,8 +39,10 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.environ.get("TPD_SOURCE_DIR", os.path.abspath(os.path.join(HERE, "..", "..")))
-sys.path.insert(0, os.path.join(SRC, "bench"))
-import benchlib as B  # noqa: E402
+sys.path.insert(0, os.path.join(SRC, "tests", "lib"))
+from tpdtest import fake_teleport  # noqa: E402
+from tpdtest.harness import API_KEY, Plugin  # noqa: E402
+from tpdtest.instrumented import NOTIFY_SERVICE, ONCALL_SERVICE, LoadEnv  # noqa: E402
 
 KEY_PREFIX = "teleport-access-request/"
 
@@ -96,10 +98,9 @@ class Soak:
         self.work = tempfile.mkdtemp(prefix="tpd-soak-")
         build = os.environ.get("TPD_BUILD_DIR") or os.path.join(SRC, "build")
         self.pki = os.path.join(build, "soak-pki")
-        import fake_teleport
         fake_teleport.ensure_pki(self.pki)
         self.vol = SecretVolume(os.path.join(self.work, "secret"), os.path.join(self.pki, "identity"))
-        self.env = B.Env(os.path.join(self.work, "env"), self.pki, identity_path=self.vol.identity,
+        self.env = LoadEnv(os.path.join(self.work, "env"), self.pki, identity_path=self.vol.identity,
                          keep_requests=True)
         self.env.add_oncall_users(5)
         self.not_oncall = []
@@ -121,8 +122,8 @@ class Soak:
     def start_plugin(self):
         with self.plugin_lock:
             n = len(self.plugins) + 1
-            p = B.Plugin(self.env, self.a.binary, "plugin%03d" % n, extra_toml="workers = 4\n",
-                         pd_extra='rate_limit_per_minute = 6000\nrequest_timeout = "3s"')
+            p = Plugin(self.env, name="plugin%03d" % n, binary_path=self.a.binary, keep_lines=False,
+                       extra_toml="workers = 4\n", pd_extra='rate_limit_per_minute = 6000\nrequest_timeout = "3s"')
             p.start(wait_ready=False)
             self.plugins.append(p)
             self.plugin = p
@@ -164,7 +165,7 @@ class Soak:
         if r < 0.55:
             kind = "notify"
             rid = env.tp.create_request("requester%d@example.com" % self.rng.randrange(4), ["editor"],
-                                        annotations={"pagerduty_notify_service": [B.NOTIFY_SERVICE]},
+                                        annotations={"pagerduty_notify_service": [NOTIFY_SERVICE]},
                                         reason="soak", thresholds=[{"name": "two", "approve": 2, "deny": 2}])
         elif r < 0.75:
             kind = "approve"
@@ -172,8 +173,8 @@ class Soak:
         elif r < 0.85:
             kind = "approve+notify"
             rid = env.tp.create_request(self.rng.choice(env.oncall_users), ["editor"],
-                                        annotations={"pagerduty_notify_service": [B.NOTIFY_SERVICE],
-                                                     "pagerduty_services": [B.ONCALL_SERVICE]}, reason="soak")
+                                        annotations={"pagerduty_notify_service": [NOTIFY_SERVICE],
+                                                     "pagerduty_services": [ONCALL_SERVICE]}, reason="soak")
         else:
             kind = "not-oncall"
             rid = env.approval_request(self.rng.choice(self.not_oncall))
@@ -357,7 +358,7 @@ class Soak:
         bad = []
         for p in self.plugins:
             text = p.tail(1 << 30)
-            for needle in (B.API_KEY, "PRIVATE KEY-----", B.API_KEY[:12]):
+            for needle in (API_KEY, "PRIVATE KEY-----", API_KEY[:12]):
                 if needle in text:
                     bad.append("%s in %s" % (needle[:6] + "...", p.log_path))
         return bad

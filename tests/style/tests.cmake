@@ -13,3 +13,8 @@ set_tests_properties(style/module_map PROPERTIES TIMEOUT 60 LABELS style)
 add_test(NAME style/layers COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/layers.sh
   WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
 set_tests_properties(style/layers PROPERTIES TIMEOUT 60 LABELS style)
+
+# Tests use the shared test library, never the benchmarks (no tests -> bench import).
+add_test(NAME style/no_bench_imports COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/no_bench_imports.sh
+  WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(style/no_bench_imports PROPERTIES TIMEOUT 60 LABELS style)

@@ -1,5 +1,5 @@
 /* test_teleport_fake.c - integration tests of the Teleport client (src/teleport/teleport.c) against the
- * fake Teleport (tests/fakes/fake_teleport.py) over real gRPC with mutual TLS on loopback.
+ * fake Teleport (tests/lib/tpdtest/fake_teleport.py) over real gRPC with mutual TLS on loopback.
  *
  * The group setup generates the test PKI (tests/pki/gen.sh, idempotent), spawns the fake as a
  * process (`fake_teleport.py --port 0 --pki-dir DIR`), reads its JSON ready line and then drives
@@ -185,7 +185,7 @@ static int group_setup(void **state)
 	if (pipe(pfd) != 0)
 		return -1;
 	char fake[1200];
-	snprintf(fake, sizeof(fake), "%s/tests/fakes/fake_teleport.py", src);
+	snprintf(fake, sizeof(fake), "%s/tests/lib/tpdtest/fake_teleport.py", src);
 	F.pid = fork();
 	if (F.pid == 0) {
 		dup2(pfd[1], 1);

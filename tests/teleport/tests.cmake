@@ -1,5 +1,5 @@
 # tests/teleport/tests.cmake - integration tests of the Teleport gRPC client against the fake
-# Teleport (tests/fakes/fake_teleport.py, real gRPC + mTLS on loopback). Owned by the teleport area.
+# Teleport (tests/lib/tpdtest/fake_teleport.py, real gRPC + mTLS on loopback). Owned by the teleport area.
 add_executable(test_teleport_fake ${CMAKE_CURRENT_LIST_DIR}/test_teleport_fake.c)
 target_compile_options(test_teleport_fake PRIVATE ${TPD_WARNINGS} -Wno-missing-prototypes)
 target_link_libraries(test_teleport_fake PRIVATE tpd_core PkgConfig::CMOCKA)

@@ -109,7 +109,7 @@ os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 import grpc  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCE_DIR = os.environ.get("TPD_SOURCE_DIR") or os.path.normpath(os.path.join(HERE, "..", ".."))
+SOURCE_DIR = os.environ.get("TPD_SOURCE_DIR") or os.path.normpath(os.path.join(HERE, "..", "..", ".."))
 PROTO_DIR = os.path.join(SOURCE_DIR, "proto")
 GO_ZERO_TIME = -62135596800
 STATES = {"NONE": 0, "PENDING": 1, "APPROVED": 2, "DENIED": 3, "PROMOTED": 4}
