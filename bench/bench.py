@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """bench.py - benchmarks of the real teleport-pagerduty binary against the fake Teleport and the
-fake PagerDuty (in this process, instrumented by benchlib.py). Run through bench/run.sh, which
-builds a release binary first. Prints a table at the end and one JSON line per figure
+fake PagerDuty (in this process, instrumented by tests/lib/tpdtest/instrumented.py). Run through
+bench/run.sh, which builds a release binary first. Prints a table at the end and one JSON line per figure
 ("BENCH {...}") as soon as it is measured.
 
 Phases (--only a,b,... to run some; all by default):

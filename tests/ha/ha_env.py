@@ -1,6 +1,6 @@
 """ha_env.py - helpers for the high-availability end-to-end test (tests/leader/test_ha_controller.py):
 several REAL teleport-pagerduty processes with `[leader_election] enabled = true` against the fake
-Teleport and fake PagerDuty (tests/e2e/harness.py) and a REAL kube-apiserver (tests/leader/
+Teleport and fake PagerDuty (tests/lib/tpdtest/harness.py) and a REAL kube-apiserver (tests/leader/
 k8s_harness.py).
 
 What it adds to those harnesses:

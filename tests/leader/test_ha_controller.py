@@ -2,7 +2,7 @@
 processes with `[leader_election] enabled = true`, electing a leader with a coordination.k8s.io/v1
 Lease on a REAL kube-apiserver (tests/leader/k8s_harness.py: Debian's etcd + the v1.20.2
 kube-apiserver built by scripts/k8s.sh; ServiceAccount bearer token, RBAC), and reconciling
-access requests from the fake Teleport into the fake PagerDuty (tests/e2e/harness.py).
+access requests from the fake Teleport into the fake PagerDuty (tests/lib/tpdtest/harness.py).
 
 Timings: lease_duration 4 s, renew_deadline 3 s, retry_period 1 s. Every process has its own
 POD_NAME (Lease holder), status port, Teleport identity (certificate serial) and PagerDuty From

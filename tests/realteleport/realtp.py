@@ -1,7 +1,7 @@
 """realtp.py - a real Teleport auth server and proxy on loopback for the real-teleport tests.
 
 The binaries (teleport, tctl, tbot, tpd-driver) come from scripts/teleport.sh; run.sh puts
-their folder in TPD_TELEPORT_BIN. Our binary runs through tests/e2e/harness.py's Plugin, and
+their folder in TPD_TELEPORT_BIN. Our binary runs through tests/lib/tpdtest/harness.py's Plugin, and
 PagerDuty is tests/lib/tpdtest/fake_pagerduty.py, as in the e2e tests.
 
 Each cluster gets its own loopback address (127.a.b.c), so it listens on Teleport's usual

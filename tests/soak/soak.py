@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """soak.py - chaos soak of the real teleport-pagerduty binary against the fake Teleport and the
-fake PagerDuty (instrumented subclasses from bench/benchlib.py, in this process).
+fake PagerDuty (instrumented subclasses from tests/lib/tpdtest/instrumented.py, in this process).
 
     tests/soak/soak.py --seed 1 --duration 60 [--binary PATH] [--rate 4]
 
