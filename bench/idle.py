@@ -44,17 +44,9 @@ def snapshot(pid):
 
 def main():
     secs = float(sys.argv[1]) if len(sys.argv) > 1 else 300.0
-    env = Env()
+    env = Env(severity="info")
     try:
         plugin = env.plugin()
-        plugin.write_config()
-        with open(plugin.config) as f:
-            text = f.read().replace('severity = "debug"', 'severity = "info"')
-
-        def write_info_config():
-            with open(plugin.config, "w") as f:
-                f.write(text)
-        plugin.write_config = write_info_config
         plugin.start()
         pid = plugin.proc.pid
         time.sleep(5)  # let start-up work (list, health check) finish: idle is what follows

@@ -70,9 +70,15 @@ int tpd_controller_done_fd(const tpd_controller *c)
 
 void ctl_wake_all(tpd_controller *c)
 {
+	uint64_t one = 1;
+
 	pthread_mutex_lock(&c->wake_mu);
 	pthread_cond_broadcast(&c->wake_cv);
 	pthread_mutex_unlock(&c->wake_mu);
+	/* The housekeeper sleeps in poll() on this (and the identity watch). A full counter (it
+	 * cannot be: the housekeeper drains it) would only mean it is readable already. */
+	if (write(c->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		tpd_log(c->lg, TPD_LOG_ERROR, "Cannot wake the housekeeper", "error", strerror(errno), NULL);
 }
 
 void ctl_fail(tpd_controller *c, const char *err)
@@ -160,14 +166,21 @@ tpd_err tpd_controller_new(const tpd_config *cfg, tpd_logger *lg, tpd_controller
 	tpd_controller *c;
 
 	*out = NULL;
-	/* first, so that nothing else needs undoing when it fails */
+	/* first, so that nothing else needs undoing when they fail */
 	int done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	int wake_fd = done_fd < 0 ? -1 : eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 
-	if (done_fd < 0)
-		return tpd_seterr(err, TPD_ERR_INTERNAL, "cannot create the controller's eventfd: %s",
-		                  strerror(errno));
+	if (wake_fd < 0) {
+		int e = errno;
+
+		if (done_fd >= 0)
+			close(done_fd);
+		return tpd_seterr(err, TPD_ERR_INTERNAL, "cannot create the controller's eventfds: %s",
+		                  strerror(e));
+	}
 	c = tpd_new(tpd_controller);
 	c->done_fd = done_fd;
+	c->wake_fd = wake_fd;
 	c->cfg = cfg;
 	c->lg = lg;
 	c->metrics = tpd_metrics_new();
@@ -472,6 +485,8 @@ void tpd_controller_free(tpd_controller *c)
 	pthread_cond_destroy(&c->wake_cv);
 	if (c->done_fd >= 0)
 		close(c->done_fd);
+	if (c->wake_fd >= 0)
+		close(c->wake_fd);
 	pthread_mutex_destroy(&c->wake_mu);
 	pthread_mutex_destroy(&c->fail_mu);
 	pthread_mutex_destroy(&c->cache_mu);

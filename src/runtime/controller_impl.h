@@ -33,6 +33,10 @@
 #define MAX_STEPS           24    /* reconcile steps per key per pass */
 #define IDENTITY_RETRY_MS   5000  /* re-read a bad rotated identity this often */
 #define LIVENESS_MAX_AGE_MS 60000 /* housekeeper loop must tick within this */
+/* The housekeeper sleeps until its next due time (identity poll, resync, health check, identity
+ * expiry) or a wake-up, but never longer than this, so its liveness tick stays well within
+ * LIVENESS_MAX_AGE_MS. */
+#define HOUSEKEEPER_MAX_SLEEP_MS 20000
 /* Seen-pending memory (README "Requests that leave PENDING at once"): an entry is forgotten
  * once its request is handled, after this long, or to make room beyond this many. */
 #define SEEN_PENDING_TTL_MS (60 * 60 * 1000)
@@ -85,6 +89,7 @@ struct tpd_controller {
 	bool watcher_started, housekeeper_started;
 	atomic_int live_threads;
 	int done_fd; /* eventfd, readable once live_threads reached 0 (tpd_controller_done_fd) */
+	int wake_fd; /* eventfd written by ctl_wake_all: the housekeeper's poll() wakes on it */
 
 	/* Stop and wake-ups. */
 	atomic_bool stop;

@@ -213,15 +213,31 @@ void *ctl_housekeeper_main(void *arg)
 
 	while (!atomic_load(&c->stop)) {
 		bool id_event = false;
+		struct pollfd p[2] = {{.fd = c->wake_fd, .events = POLLIN},
+		                      {.fd = c->idwatch ? tpd_idwatch_fd(c->idwatch) : -1, .events = POLLIN}};
+		int64_t wake = next_resync < next_health ? next_resync : next_health;
+		int64_t expiry = atomic_load(&c->identity_not_after) * 1000 - tpd_wall_ms();
 
-		atomic_store(&c->housekeeper_tick_ms, tpd_now_ms());
-		if (c->idwatch) {
-			struct pollfd p = {.fd = tpd_idwatch_fd(c->idwatch), .events = POLLIN};
+		now = tpd_now_ms();
+		atomic_store(&c->housekeeper_tick_ms, now);
+		/* Sleep until the first thing falls due (or a wake-up: stop, reload, resync, orphan
+		 * scan, an identity file event), at most HOUSEKEEPER_MAX_SLEEP_MS. */
+		if (next_poll < wake)
+			wake = next_poll;
+		if (retry_identity && retry_identity < wake)
+			wake = retry_identity;
+		if (atomic_load(&c->identity_valid) && expiry >= 0 && now + expiry + 1000 < wake)
+			wake = now + expiry + 1000;
+		if (wake > now + HOUSEKEEPER_MAX_SLEEP_MS)
+			wake = now + HOUSEKEEPER_MAX_SLEEP_MS;
+		if (poll(p, 2, wake > now ? (int)(wake - now) : 0) > 0) {
+			uint64_t n;
 
-			if (poll(&p, 1, 1000) > 0)
+			if ((p[0].revents & POLLIN) && read(c->wake_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+				tpd_log(c->lg, TPD_LOG_ERROR, "Cannot read the housekeeper's wake-ups",
+				        "error", strerror(errno), NULL);
+			if (p[1].revents & POLLIN)
 				id_event = tpd_idwatch_drain(c->idwatch);
-		} else {
-			ctl_wait_or_stop(c, 1000);
 		}
 		if (atomic_load(&c->stop))
 			break;
