@@ -44,15 +44,9 @@ typedef enum {
 	                              through a Proxy in TLS-routing mode (src/teleport/tlsdial.c) */
 } tpd_teleport_path;
 
-/* Test seam: replaces the RPCs the reconciler makes (same contracts as the functions below). With
- * hooks, the client needs no credentials and dials nothing for these calls. */
-typedef struct {
-	tpd_err (*get_plugin_data)(void *ud, const char *request_id, tpd_plugin_data *out, char *err);
-	tpd_err (*update_plugin_data)(void *ud, const char *request_id, const tpd_plugin_data *set,
-	                              const tpd_plugin_data *expect, char *err);
-	tpd_err (*submit_review)(void *ud, const char *request_id, const char *reason, char *err);
-	void *ud;
-} tpd_teleport_hooks;
+/* Test seam (the RPCs the reconciler makes): defined in src/teleport/teleport_hooks.h, which only
+ * the client and tests include. Production passes NULL. */
+typedef struct tpd_teleport_hooks tpd_teleport_hooks;
 
 typedef struct {
 	const char *addr;                        /* host:port; NULL or "" → localhost:3025 */

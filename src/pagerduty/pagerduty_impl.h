@@ -6,6 +6,7 @@
 #define TPD_PAGERDUTY_IMPL_H
 
 #include "tpd/http.h"
+#include "pagerduty_hooks.h"
 #include "tpd/pagerduty.h"
 
 #include <curl/curl.h>

@@ -31,6 +31,7 @@
 
 #include "tpd/identity.h"
 #include "tpd/pem.h"
+#include "teleport_hooks.h"
 #include "tpd/teleport.h"
 #include "tpd/tlsdial.h"
 #include "tpd/util.h"

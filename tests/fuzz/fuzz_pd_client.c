@@ -22,6 +22,7 @@
 #include "fuzz_common.h"
 #include "tpd/log.h"
 #include "tpd/metrics.h"
+#include "../../src/pagerduty/pagerduty_hooks.h"
 #include "tpd/pagerduty.h"
 
 #define API_KEY     "u+FuzzSecretApiKey0123456789"

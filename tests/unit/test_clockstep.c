@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../../src/pagerduty/pagerduty_hooks.h"
 #include "tpd/pagerduty.h"
 #include "tpd/util.h"
 

@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../src/pagerduty/pagerduty_hooks.h"
 #include "../../src/runtime/controller_impl.h"
+#include "../../src/teleport/teleport_hooks.h"
 #include "tpd/config.h"
 
 #define MAX_CALLS 64

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../src/pagerduty/pagerduty_hooks.h"
 #include "tpd/pagerduty.h"
 
 #define KEY "u+SECRETKEY123456"
