@@ -179,6 +179,18 @@ static const char *seen_service(const tpd_reconcile_opts *o, const tpd_reconcile
 	return notify_service(o, in->seen_pending, why);
 }
 
+/* seen_service, or NONE with its reason in out. */
+static const char *seen_service_or_none(const tpd_reconcile_opts *o, const tpd_reconcile_input *in,
+                                        tpd_action *out)
+{
+	tpd_idle why = TPD_IDLE_NOTHING;
+	const char *svc = seen_service(o, in, &why);
+
+	if (!svc)
+		set_none(out, why);
+	return svc;
+}
+
 static void plan_deleted(const tpd_reconcile_opts *o, const tpd_reconcile_input *in, tpd_action *out)
 {
 	const tpd_plugin_data *pd = in->pd;
@@ -189,12 +201,10 @@ static void plan_deleted(const tpd_reconcile_opts *o, const tpd_reconcile_input 
 		 * gone with the request) or not (deleted within moments): find it by key or open it from
 		 * the snapshot, then resolve it as expired, so none stays open and the audit trail shows
 		 * the request. Never seen PENDING: nothing to do, as upstream. */
-		const char *svc = seen_service(o, in, &why);
+		const char *svc = seen_service_or_none(o, in, out);
 
-		if (!svc) {
-			set_none(out, why);
+		if (!svc)
 			return;
-		}
 		out->kind = TPD_ACT_ADOPT_BY_KEY;
 		out->tag = "expired";
 		out->reason = "";
@@ -286,12 +296,10 @@ static void plan_resolved(const tpd_reconcile_opts *o, const tpd_reconcile_input
 		 * approved by us after a failed notification). Seen PENDING: open it now, writing the
 		 * intent first (a resolved request's plugin data can still be written); the next steps
 		 * note the reviews and resolve it. Never seen PENDING: untouched, as upstream. */
-		const char *svc = seen_service(o, in, &why);
+		const char *svc = seen_service_or_none(o, in, out);
 
-		if (!svc) {
-			set_none(out, why);
+		if (!svc)
 			return;
-		}
 		out->kind = TPD_ACT_CREATE_INCIDENT;
 		out->service_name = svc;
 		out->write_intent = true;

@@ -83,6 +83,28 @@ typedef struct {
 } call_state;
 
 /* Creates a call to method on its own completion queue; cs takes send. */
+/* The four ops that open a call: metadata, the one request message, half-close, the server's
+ * initial metadata (ops zeroed by the caller). */
+static void start_ops(call_state *cs, grpc_op *ops)
+{
+	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	ops[1].op = GRPC_OP_SEND_MESSAGE;
+	ops[1].data.send_message.send_message = cs->send;
+	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+	ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+	ops[3].data.recv_initial_metadata.recv_initial_metadata = &cs->md_init;
+}
+
+/* The op that receives the call's status and trailing metadata (op zeroed by the caller). */
+static void status_op(call_state *cs, grpc_op *op)
+{
+	op->op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+	op->data.recv_status_on_client.trailing_metadata = &cs->md_trail;
+	op->data.recv_status_on_client.status = &cs->status;
+	op->data.recv_status_on_client.status_details = &cs->details;
+	op->data.recv_status_on_client.error_string = &cs->error_string;
+}
+
 static void call_open(call_state *cs, chan *c, const char *method, gpr_timespec deadline,
                       grpc_byte_buffer *send)
 {
@@ -135,19 +157,10 @@ tpd_err tp_unary_raw(tpd_teleport *t, const char *method, const uint8_t *req, si
 
 	grpc_op ops[6];
 	memset(ops, 0, sizeof(ops));
-	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-	ops[1].op = GRPC_OP_SEND_MESSAGE;
-	ops[1].data.send_message.send_message = cs.send;
-	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-	ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-	ops[3].data.recv_initial_metadata.recv_initial_metadata = &cs.md_init;
+	start_ops(&cs, ops);
 	ops[4].op = GRPC_OP_RECV_MESSAGE;
 	ops[4].data.recv_message.recv_message = &cs.recv;
-	ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-	ops[5].data.recv_status_on_client.trailing_metadata = &cs.md_trail;
-	ops[5].data.recv_status_on_client.status = &cs.status;
-	ops[5].data.recv_status_on_client.status_details = &cs.details;
-	ops[5].data.recv_status_on_client.error_string = &cs.error_string;
+	status_op(&cs, &ops[5]);
 
 	grpc_call_error ce = grpc_call_start_batch(cs.call, ops, 6, (void *)1, NULL);
 	if (ce != GRPC_CALL_OK) {
@@ -232,27 +245,18 @@ tpd_err tp_server_stream(tpd_teleport *t, const char *method, const ProtobufCMes
 		pthread_mutex_unlock(&t->wmu);
 	}
 
-	grpc_op start_ops[4];
-	memset(start_ops, 0, sizeof(start_ops));
-	start_ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-	start_ops[1].op = GRPC_OP_SEND_MESSAGE;
-	start_ops[1].data.send_message.send_message = cs.send;
-	start_ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-	start_ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-	start_ops[3].data.recv_initial_metadata.recv_initial_metadata = &cs.md_init;
+	grpc_op sops[4];
+	memset(sops, 0, sizeof(sops));
+	start_ops(&cs, sops);
 	grpc_op st_op;
 	memset(&st_op, 0, sizeof(st_op));
-	st_op.op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-	st_op.data.recv_status_on_client.trailing_metadata = &cs.md_trail;
-	st_op.data.recv_status_on_client.status = &cs.status;
-	st_op.data.recv_status_on_client.status_details = &cs.details;
-	st_op.data.recv_status_on_client.error_string = &cs.error_string;
+	status_op(&cs, &st_op);
 	grpc_op rd_op;
 	memset(&rd_op, 0, sizeof(rd_op));
 	rd_op.op = GRPC_OP_RECV_MESSAGE;
 	rd_op.data.recv_message.recv_message = &cs.recv;
 
-	if (grpc_call_start_batch(cs.call, start_ops, 4, (void *)1, NULL) == GRPC_CALL_OK)
+	if (grpc_call_start_batch(cs.call, sops, 4, (void *)1, NULL) == GRPC_CALL_OK)
 		pending++;
 	if (grpc_call_start_batch(cs.call, &st_op, 1, (void *)2, NULL) == GRPC_CALL_OK)
 		pending++;
