@@ -32,6 +32,7 @@
 #define MAX_WORKERS         64
 #define MAX_STEPS           24    /* reconcile steps per key per pass */
 #define IDENTITY_RETRY_MS   5000  /* re-read a bad rotated identity this often */
+#define RECONNECT_WAIT_MS   10000 /* the watcher drives a reconnect this long before it retries */
 #define LIVENESS_MAX_AGE_MS 60000 /* housekeeper loop must tick within this */
 /* The housekeeper sleeps until its next due time (identity poll, resync, health check, identity
  * expiry) or a wake-up, but never longer than this, so its liveness tick stays well within
@@ -136,6 +137,29 @@ void ctl_seen_expire(tpd_controller *c);
 void ctl_enqueue_seen(void *ud, const char *id, const tpd_access_request *snap);
 void *ctl_watcher_main(void *arg);
 
+/* pdstate.c: plugin data as the executor sees it */
+/* Compare-and-swap write of `next` expecting `cur` (*have false: nothing stored); on success cur
+ * becomes next. COMPARE_FAILED: someone else wrote (re-read). */
+tpd_err ctl_pd_write(tpd_controller *c, const char *id, tpd_plugin_data *cur, bool *have,
+                     const tpd_plugin_data *next, char *err);
+/* Reads it; *have = false when none is stored. */
+tpd_err ctl_pd_read(tpd_controller *c, const char *id, tpd_plugin_data *cur, bool *have, char *err);
+/* Writes one or two fields on top of cur (CAS). */
+tpd_err ctl_pd_set_field(tpd_controller *c, const char *id, tpd_plugin_data *cur, bool *have, const char *k1,
+                         const char *v1, const char *k2, const char *v2, char *err);
+/* The memory of the data last read or written: load (false: none), store (kept only while the
+ * request is cached), forget and free (callers of forget hold cache_mu). */
+bool ctl_known_load(tpd_controller *c, const char *id, tpd_plugin_data *cur, bool *have);
+void ctl_known_store(tpd_controller *c, const char *id, const tpd_plugin_data *cur, bool have);
+void ctl_known_forget(tpd_controller *c, const char *id);
+void ctl_known_free(void *p);
+/* Notes that may have been posted but not counted: up to which review index (SIZE_MAX: unknown,
+ * check); callers hold cache_mu. */
+size_t ctl_unsure_get(tpd_controller *c, const char *id);
+void ctl_unsure_set(tpd_controller *c, const char *id, size_t n);
+void ctl_unsure_first_seen(tpd_controller *c, const tpd_access_request *r);
+void ctl_unsure_reset_each(void *ud, const char *key, void *value);
+
 /* executor.c */
 /* One reconcile pass of key id (TPD_WQ_* flags): plans and acts until nothing is left to do. On
  * failure err and *reason (the failing side: teleport, pagerduty, internal) say why;
@@ -143,11 +167,6 @@ void *ctl_watcher_main(void *arg);
  * test_executor.c drives it through the clients' hook tables. */
 tpd_err ctl_reconcile_key(tpd_controller *c, const char *id, unsigned flags, bool *approval_pending,
                           char *err, const char **reason);
-void ctl_unsure_first_seen(tpd_controller *c, const tpd_access_request *r);
-/* The plugin data remembered for a request (see executor.c "known"); callers hold cache_mu. */
-void ctl_known_forget(tpd_controller *c, const char *id);
-void ctl_known_free(void *p);
-void ctl_unsure_reset_each(void *ud, const char *key, void *value);
 bool ctl_may_reconcile(tpd_controller *c);
 void ctl_on_leadership(void *ud, bool leading);
 void *ctl_worker_main(void *arg);

@@ -1,162 +1,7 @@
 /* executor.c - the controller's workers: a job per key, the act_* steps that carry out what the
- * pure core (reconcile.c) decides, per-key reconcile, the memory of review notes that may have
- * been posted without being counted, and leadership changes. See controller.c. */
+ * pure core (reconcile.c) decides, per-key reconcile, and leadership changes. Plugin data reads,
+ * writes and memories are in pdstate.c. See controller.c. */
 #include "controller_impl.h"
-
-/* ---------------------------------------------------------------------------------------------- */
-/* plugin data                                                                                    */
-
-/* Compare-and-swap of plugin data: writes `next` expecting `cur` (NULL = nothing stored). On
- * success cur becomes next. Returns the Teleport error otherwise (COMPARE_FAILED: re-read). */
-static tpd_err pd_write(tpd_controller *c, const char *id, tpd_plugin_data *cur, bool *have,
-                        const tpd_plugin_data *next, char *err)
-{
-	tpd_err rc = tpd_teleport_update_plugin_data(c->tp, id, next, *have ? cur : NULL, err);
-
-	if (rc)
-		return rc;
-	if (!*have)
-		tpd_plugin_data_init(cur);
-	tpd_plugin_data_copy(cur, next);
-	*have = true;
-	return TPD_ERR_OK;
-}
-
-/* Reads plugin data; *have = false when none is stored. */
-static tpd_err pd_read(tpd_controller *c, const char *id, tpd_plugin_data *cur, bool *have, char *err)
-{
-	tpd_err rc;
-
-	if (*have)
-		tpd_plugin_data_clear(cur);
-	*have = false;
-	rc = tpd_teleport_get_plugin_data(c->tp, id, cur, err);
-	if (rc == TPD_ERR_NOT_FOUND) {
-		tpd_plugin_data_clear(cur);
-		return TPD_ERR_OK;
-	}
-	if (rc) {
-		tpd_plugin_data_clear(cur);
-		return rc;
-	}
-	*have = true;
-	return TPD_ERR_OK;
-}
-
-/* The plugin data this process last read or wrote for a request, taken as current at the start
- * of the next pass instead of a GetPluginData: the compare-and-swap of the next write catches
- * anyone else's write (COMPARE_FAILED: re-read, plan again). Kept only after a pass that ended
- * well with everything it holds confirmed by Teleport; forgotten after a failed pass, when the
- * request is deleted, on every relist (start, reconnect, resync: those read afresh) and when this
- * process becomes leader (another one may have written meanwhile). */
-struct known {
-	bool have;
-	tpd_plugin_data pd;
-};
-
-void ctl_known_free(void *p)
-{
-	struct known *k = p;
-
-	if (!k)
-		return;
-	tpd_plugin_data_clear(&k->pd);
-	free(k);
-}
-
-void ctl_known_forget(tpd_controller *c, const char *id)
-{
-	ctl_known_free(tpd_strmap_del(c->known, id));
-}
-
-static bool known_load(tpd_controller *c, const char *id, tpd_plugin_data *cur, bool *have)
-{
-	const struct known *k;
-
-	pthread_mutex_lock(&c->cache_mu);
-	k = tpd_strmap_get(c->known, id);
-	if (k) {
-		*have = k->have;
-		tpd_plugin_data_init(cur);
-		if (k->have)
-			tpd_plugin_data_copy(cur, &k->pd);
-	}
-	pthread_mutex_unlock(&c->cache_mu);
-	return k != NULL;
-}
-
-static void known_store(tpd_controller *c, const char *id, const tpd_plugin_data *cur, bool have)
-{
-	struct known *k = xcalloc(1, sizeof(*k));
-
-	k->have = have;
-	tpd_plugin_data_init(&k->pd);
-	if (have)
-		tpd_plugin_data_copy(&k->pd, cur);
-	pthread_mutex_lock(&c->cache_mu);
-	/* Only for a request the cache still knows: the informer forgets both together. */
-	if (tpd_strmap_get(c->cache, id))
-		ctl_known_free(tpd_strmap_put(c->known, id, k));
-	else
-		ctl_known_free(k);
-	pthread_mutex_unlock(&c->cache_mu);
-}
-
-/* Writes one field on top of the current data (CAS). */
-static tpd_err pd_set_field(tpd_controller *c, const char *id, tpd_plugin_data *cur, bool *have,
-                            const char *k1, const char *v1, const char *k2, const char *v2, char *err)
-{
-	tpd_plugin_data next;
-	tpd_err rc;
-
-	tpd_plugin_data_init(&next);
-	if (*have)
-		tpd_plugin_data_copy(&next, cur);
-	tpd_plugin_data_set(&next, k1, v1);
-	if (k2)
-		tpd_plugin_data_set(&next, k2, v2);
-	rc = pd_write(c, id, cur, have, &next, err);
-	tpd_plugin_data_clear(&next);
-	return rc;
-}
-
-/* ---------------------------------------------------------------------------------------------- */
-/* notes that may have been posted but not counted                                                */
-
-/* reviews_count is stored after each note, so a note can be posted but not counted when a run
- * stops (crash, lost leadership) or fails in between, or when the post itself failed ambiguously.
- * Checking the incident's notes before every first post would cost a PagerDuty call per request;
- * instead this remembers, per request, up to which review index that can have happened:
- *  - the reviews a request already had when this process (or leadership) first knew it: a
- *    predecessor may have noted them;
- *  - a note this process tried to post, when the post or the count after it failed.
- * A note below that index is posted only if the incident does not have it yet. Values are stored
- * as count + 1 so that 0 is never a NULL pointer. Callers hold cache_mu. */
-static size_t unsure_get(tpd_controller *c, const char *id)
-{
-	void *v = tpd_strmap_get(c->unsure, id);
-
-	return v ? (size_t)((uintptr_t)v - 1) : SIZE_MAX; /* unknown: check */
-}
-
-static void unsure_set(tpd_controller *c, const char *id, size_t n)
-{
-	tpd_strmap_put(c->unsure, id, (void *)(uintptr_t)(n + 1));
-}
-
-/* A request entered the cache: what it has now may predate us. */
-void ctl_unsure_first_seen(tpd_controller *c, const tpd_access_request *r)
-{
-	if (!tpd_strmap_get(c->unsure, r->id))
-		unsure_set(c, r->id, r->n_reviews);
-}
-
-void ctl_unsure_reset_each(void *ud, const char *key, void *value)
-{
-	tpd_controller *c = ud;
-
-	unsure_set(c, key, ((const tpd_access_request *)value)->n_reviews);
-}
 
 /* ---------------------------------------------------------------------------------------------- */
 /* actions                                                                                        */
@@ -203,7 +48,7 @@ static void local_set(struct job *j, const char *k1, const char *v1, const char 
  * so the planner goes on (its incident is then resolved as expired, nothing left open). */
 static tpd_err set_or_local(struct job *j, const char *k1, const char *v1, const char *k2, const char *v2)
 {
-	tpd_err rc = pd_set_field(j->c, j->id, &j->pd, &j->have_pd, k1, v1, k2, v2, j->err);
+	tpd_err rc = ctl_pd_set_field(j->c, j->id, &j->pd, &j->have_pd, k1, v1, k2, v2, j->err);
 
 	if (rc == TPD_ERR_NOT_FOUND) {
 		local_set(j, k1, v1, k2, v2);
@@ -236,7 +81,7 @@ static tpd_err act_create_incident(struct job *j, const tpd_action *a)
 
 		tpd_plugin_data_init(&next);
 		tpd_plugin_data_from_request(&next, job_subject(j));
-		rc = pd_write(c, j->id, &j->pd, &j->have_pd, &next, j->err);
+		rc = ctl_pd_write(c, j->id, &j->pd, &j->have_pd, &next, j->err);
 		tpd_plugin_data_clear(&next);
 		if (rc) {
 			j->reason = "teleport";
@@ -282,7 +127,7 @@ static tpd_err act_post_notes(struct job *j, const tpd_action *a)
 	size_t unsure;
 
 	pthread_mutex_lock(&c->cache_mu);
-	unsure = unsure_get(c, j->id);
+	unsure = ctl_unsure_get(c, j->id);
 	pthread_mutex_unlock(&c->cache_mu);
 	for (size_t i = a->from; i < a->to && i < j->req->n_reviews; i++) {
 		char *note = tpd_review_note(&j->req->reviews[i]);
@@ -302,16 +147,16 @@ static tpd_err act_post_notes(struct job *j, const tpd_action *a)
 			j->reason = "pagerduty";
 		} else {
 			snprintf(count, sizeof(count), "%zu", i + 1);
-			rc = pd_set_field(c, j->id, &j->pd, &j->have_pd, "reviews_count", count, NULL, NULL,
-			                  j->err);
+			rc = ctl_pd_set_field(c, j->id, &j->pd, &j->have_pd, "reviews_count", count, NULL,
+			                      NULL, j->err);
 			if (rc)
 				j->reason = "teleport";
 		}
 		if (rc) {
 			/* Posted, or maybe posted, but not counted: the retry checks first. */
 			pthread_mutex_lock(&c->cache_mu);
-			if (tpd_strmap_get(c->unsure, j->id) && unsure_get(c, j->id) < i + 1)
-				unsure_set(c, j->id, i + 1);
+			if (tpd_strmap_get(c->unsure, j->id) && ctl_unsure_get(c, j->id) < i + 1)
+				ctl_unsure_set(c, j->id, i + 1);
 			pthread_mutex_unlock(&c->cache_mu);
 			return rc;
 		}
@@ -332,8 +177,8 @@ static tpd_err act_resolve(struct job *j, const tpd_action *a)
 
 	if (!a->recover) {
 		/* Intent first (upstream's order), so a PagerDuty failure is retried from it. */
-		rc = pd_set_field(c, j->id, &j->pd, &j->have_pd, "resolution", tag, "resolve_reason", reason,
-		                  j->err);
+		rc = ctl_pd_set_field(c, j->id, &j->pd, &j->have_pd, "resolution", tag, "resolve_reason",
+		                      reason, j->err);
 		if (rc == TPD_ERR_NOT_FOUND) {
 			/* The request (and soon its data) is gone: resolve anyway, nothing to record. */
 			pd_writable = false;
@@ -377,7 +222,8 @@ static tpd_err act_resolve(struct job *j, const tpd_action *a)
 mark:
 	rc = TPD_ERR_OK;
 	if (pd_writable) {
-		rc = pd_set_field(c, j->id, &j->pd, &j->have_pd, "pd_resolved", "true", NULL, NULL, j->err);
+		rc = ctl_pd_set_field(c, j->id, &j->pd, &j->have_pd, "pd_resolved", "true", NULL, NULL,
+		                      j->err);
 		if (rc == TPD_ERR_NOT_FOUND)
 			rc = TPD_ERR_OK;
 		else if (rc)
@@ -610,8 +456,8 @@ tpd_err ctl_reconcile_key(tpd_controller *c, const char *id, unsigned flags, boo
 
 	j.err[0] = '\0';
 	ctl_cache_get(c, id, &j.req, &j.snap, &j.snap_gen);
-	if (!j.req || !known_load(c, id, &j.pd, &j.have_pd))
-		rc = pd_read(c, id, &j.pd, &j.have_pd, j.err);
+	if (!j.req || !ctl_known_load(c, id, &j.pd, &j.have_pd))
+		rc = ctl_pd_read(c, id, &j.pd, &j.have_pd, j.err);
 	if (rc)
 		goto out;
 	if (j.have_pd && !tpd_str_empty(j.pd.service_id)) {
@@ -710,7 +556,7 @@ tpd_err ctl_reconcile_key(tpd_controller *c, const char *id, unsigned flags, boo
 		}
 		if (rc == TPD_ERR_COMPARE_FAILED && ++conflicts < 16) {
 			/* Someone else wrote the plugin data: re-read and plan again. */
-			rc = pd_read(c, id, &j.pd, &j.have_pd, j.err);
+			rc = ctl_pd_read(c, id, &j.pd, &j.have_pd, j.err);
 			if (rc)
 				break;
 			continue;
@@ -730,7 +576,7 @@ out:
 	if (!rc && j.snap && (!j.req || j.req->state != TPD_STATE_PENDING))
 		ctl_seen_handled(c, id, j.snap_gen);
 	if (!rc && j.req && !j.local)
-		known_store(c, id, &j.pd, j.have_pd);
+		ctl_known_store(c, id, &j.pd, j.have_pd);
 	else {
 		pthread_mutex_lock(&c->cache_mu);
 		ctl_known_forget(c, id);

@@ -243,6 +243,10 @@ void *ctl_watcher_main(void *arg)
 		        "error", rc ? err : "", "retry_in", retry, NULL);
 		if (ctl_wait_or_stop(c, backoff))
 			break;
+		/* Connect now rather than on gRPC's slow backup poller (the watch fails fast while the
+		 * channel is down); a channel that does not get there in time fails the next watch
+		 * with the real cause. */
+		tpd_teleport_await_ready(c->tp, RECONNECT_WAIT_MS);
 	}
 	ctl_thread_exit(c);
 	return NULL;

@@ -161,13 +161,10 @@ tpd_err tpd_teleport_new(const tpd_teleport_opts *o, tpd_teleport **out, char *e
 
 	if (!getenv("GRPC_VERBOSITY") && !getenv("GRPC_TRACE"))
 		gpr_set_log_function(tp_grpc_log_drop);
-	/* Calls fail fast while the channel is down, so between calls nobody polls the channel's
-	 * sockets and a reconnect only advances on gRPC's backup poller, every 5 s per step by
-	 * default (a TLS reconnect then takes 10-15 s and may time out on the server). Poll once a
-	 * second: a reconnect takes a few seconds, and an idle process is not woken 20 times a second
-	 * (at 100 ms gRPC's two timer threads cost 0.28 % of a core while idle; bench/idle.py).
-	 * gRPC reads this once, at its first grpc_init(); an operator's value wins. */
-	setenv("GRPC_CLIENT_CHANNEL_BACKUP_POLL_INTERVAL_MS", "1000", 0);
+	/* gRPC's backup poller stays at its default (5 s; GRPC_CLIENT_CHANNEL_BACKUP_POLL_INTERVAL_MS
+	 * overrides): reconnects are driven by tpd_teleport_await_ready and by calls, so an idle
+	 * process is not woken for it (at 100 ms its two timer threads cost 0.28 % of a core while
+	 * idle, at 1 s 0.06 %; bench/idle.py). */
 	grpc_init();
 
 	tpd_teleport *t = tpd_new(tpd_teleport);

@@ -237,6 +237,50 @@ void tp_chan_release(tpd_teleport *t, chan *c)
 		chan_destroy(c);
 }
 
+/* --- driving a reconnect ---------------------------------------------------------------------- */
+
+bool tpd_teleport_await_ready(tpd_teleport *t, int64_t timeout_ms)
+{
+	char err[TPD_ERRLEN];
+	chan *c = NULL;
+	grpc_connectivity_state st = GRPC_CHANNEL_READY;
+
+	if (tp_chan_get(t, &c, err))
+		return false;
+	if (!c->routing && c->ch) {
+		grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
+		int64_t deadline = tpd_now_ms() + timeout_ms;
+		bool stop = false;
+
+		/* Watching the state with a completion queue makes this thread poll the channel's
+		 * sockets while it waits, so the connection attempt advances at once. */
+		st = grpc_channel_check_connectivity_state(c->ch, 1);
+		while (st != GRPC_CHANNEL_READY && st != GRPC_CHANNEL_SHUTDOWN && !stop) {
+			int64_t left = deadline - tpd_now_ms();
+
+			if (left <= 0)
+				break;
+			grpc_channel_watch_connectivity_state(
+			    c->ch, st,
+			    gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+			                 gpr_time_from_millis(left < 200 ? left : 200, GPR_TIMESPAN)),
+			    cq, NULL);
+			grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+			st = grpc_channel_check_connectivity_state(c->ch, 1);
+			pthread_mutex_lock(&t->wmu);
+			stop = t->wstop;
+			pthread_mutex_unlock(&t->wmu);
+		}
+		grpc_completion_queue_shutdown(cq);
+		while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL).type !=
+		       GRPC_QUEUE_SHUTDOWN)
+			;
+		grpc_completion_queue_destroy(cq);
+	}
+	tp_chan_release(t, c);
+	return st == GRPC_CHANNEL_READY;
+}
+
 /* --- connecting: the paths in order, Ping retried within each -------------------------------- */
 
 static bool plain_wait(void *ud, int64_t ms)
@@ -295,7 +339,12 @@ tpd_err tpd_teleport_connect(tpd_teleport_opts *o, int64_t timeout_ms, tpd_telep
 				break;
 			tpd_ping_info_clear(ping);
 			backoff = tpd_backoff_decorr(100, 2000, backoff);
-			if (wait(wait_ud, backoff)) {
+			/* Drive the connection during the back-off (fail-fast calls do not), then wait
+			 * out what is left of it. */
+			int64_t t0 = tpd_now_ms();
+			tpd_teleport_await_ready(t, backoff);
+			int64_t left = backoff - (tpd_now_ms() - t0);
+			if (wait(wait_ud, left > 0 ? left : 0)) {
 				tpd_teleport_free(t);
 				return tpd_seterr(err, TPD_ERR_CANCELLED,
 				                  "stopped while connecting to Teleport");

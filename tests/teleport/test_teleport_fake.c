@@ -852,10 +852,11 @@ static void test_refused_then_recovers(void **state)
 	tpd_err rc = tpd_teleport_ping(t, &pi, err);
 	tpd_ping_info_clear(&pi);
 	assert_int_equal(rc, TPD_ERR_UNAVAILABLE);
-	/* Poll until the fake accepts again and the channel reconnects by itself. */
+	/* Ping until the fake accepts again; between pings the caller drives the reconnect (as the
+	 * watcher and tpd_teleport_connect do: gRPC's backup poller is slow on purpose). */
 	int64_t deadline = tpd_now_ms() + 15000;
 	do {
-		nap_ms(100);
+		tpd_teleport_await_ready(t, 100);
 		rc = tpd_teleport_ping(t, &pi, err);
 		tpd_ping_info_clear(&pi);
 	} while (rc != TPD_ERR_OK && tpd_now_ms() < deadline);

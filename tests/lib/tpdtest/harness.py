@@ -22,6 +22,7 @@ from tpdtest.procs import eventually, proc_cpu_seconds, proc_mem, terminate  # n
 API_KEY = "u+testSECRETapikey0123456789"
 BOT_EMAIL = "bot@example.com"
 PLUGIN_USER = "teleport-plugin"
+LSAN_EXIT = 23  # LeakSanitizer's default exit status when it finds a leak
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -307,10 +308,16 @@ class Env:
         return [n["content"] for n in self.pd.notes(incident_id)]
 
     def close(self):
+        leaks = []
         for p in self.plugins:
             try:
                 p.stop(timeout=20)
             except Exception:
                 pass
+            # LeakSanitizer's exit status (the sanitizer build): a leak fails the test that ran it.
+            if p.proc and p.proc.returncode == LSAN_EXIT:
+                leaks.append("%s:\n%s" % (p.name, p.tail(6000)))
         self.pd.stop()
         self.tp.stop()
+        if leaks:
+            raise AssertionError("LeakSanitizer found leaks in " + "\n".join(leaks))

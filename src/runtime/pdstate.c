@@ -1,0 +1,162 @@
+/* pdstate.c - what the executor knows about a request's plugin data: the compare-and-swap write
+ * and the read, the per-request memory of the last data read or written (so a pass need not read
+ * it again), and the memory of review notes that may have been posted but not counted. See
+ * executor.c, which uses them, and README "Crash safety". */
+#include "controller_impl.h"
+
+/* ---------------------------------------------------------------------------------------------- */
+/* plugin data                                                                                    */
+
+/* Compare-and-swap of plugin data: writes `next` expecting `cur` (NULL = nothing stored). On
+ * success cur becomes next. Returns the Teleport error otherwise (COMPARE_FAILED: re-read). */
+tpd_err ctl_pd_write(tpd_controller *c, const char *id, tpd_plugin_data *cur, bool *have,
+                     const tpd_plugin_data *next, char *err)
+{
+	tpd_err rc = tpd_teleport_update_plugin_data(c->tp, id, next, *have ? cur : NULL, err);
+
+	if (rc)
+		return rc;
+	if (!*have)
+		tpd_plugin_data_init(cur);
+	tpd_plugin_data_copy(cur, next);
+	*have = true;
+	return TPD_ERR_OK;
+}
+
+/* Reads plugin data; *have = false when none is stored. */
+tpd_err ctl_pd_read(tpd_controller *c, const char *id, tpd_plugin_data *cur, bool *have, char *err)
+{
+	tpd_err rc;
+
+	if (*have)
+		tpd_plugin_data_clear(cur);
+	*have = false;
+	rc = tpd_teleport_get_plugin_data(c->tp, id, cur, err);
+	if (rc == TPD_ERR_NOT_FOUND) {
+		tpd_plugin_data_clear(cur);
+		return TPD_ERR_OK;
+	}
+	if (rc) {
+		tpd_plugin_data_clear(cur);
+		return rc;
+	}
+	*have = true;
+	return TPD_ERR_OK;
+}
+
+/* The plugin data this process last read or wrote for a request, taken as current at the start
+ * of the next pass instead of a GetPluginData: the compare-and-swap of the next write catches
+ * anyone else's write (COMPARE_FAILED: re-read, plan again). Kept only after a pass that ended
+ * well with everything it holds confirmed by Teleport; forgotten after a failed pass, when the
+ * request is deleted, on every relist (start, reconnect, resync: those read afresh) and when this
+ * process becomes leader (another one may have written meanwhile). */
+struct known {
+	bool have;
+	tpd_plugin_data pd;
+};
+
+void ctl_known_free(void *p)
+{
+	struct known *k = p;
+
+	if (!k)
+		return;
+	tpd_plugin_data_clear(&k->pd);
+	free(k);
+}
+
+void ctl_known_forget(tpd_controller *c, const char *id)
+{
+	ctl_known_free(tpd_strmap_del(c->known, id));
+}
+
+bool ctl_known_load(tpd_controller *c, const char *id, tpd_plugin_data *cur, bool *have)
+{
+	const struct known *k;
+
+	pthread_mutex_lock(&c->cache_mu);
+	k = tpd_strmap_get(c->known, id);
+	if (k) {
+		/* Like ctl_pd_read: cur holds strings only when *have (the caller clears it then). */
+		*have = k->have;
+		if (k->have) {
+			tpd_plugin_data_init(cur);
+			tpd_plugin_data_copy(cur, &k->pd);
+		}
+	}
+	pthread_mutex_unlock(&c->cache_mu);
+	return k != NULL;
+}
+
+void ctl_known_store(tpd_controller *c, const char *id, const tpd_plugin_data *cur, bool have)
+{
+	struct known *k = xcalloc(1, sizeof(*k));
+
+	k->have = have;
+	tpd_plugin_data_init(&k->pd);
+	if (have)
+		tpd_plugin_data_copy(&k->pd, cur);
+	pthread_mutex_lock(&c->cache_mu);
+	/* Only for a request the cache still knows: the informer forgets both together. */
+	if (tpd_strmap_get(c->cache, id))
+		ctl_known_free(tpd_strmap_put(c->known, id, k));
+	else
+		ctl_known_free(k);
+	pthread_mutex_unlock(&c->cache_mu);
+}
+
+/* Writes one field on top of the current data (CAS). */
+tpd_err ctl_pd_set_field(tpd_controller *c, const char *id, tpd_plugin_data *cur, bool *have, const char *k1,
+                         const char *v1, const char *k2, const char *v2, char *err)
+{
+	tpd_plugin_data next;
+	tpd_err rc;
+
+	tpd_plugin_data_init(&next);
+	if (*have)
+		tpd_plugin_data_copy(&next, cur);
+	tpd_plugin_data_set(&next, k1, v1);
+	if (k2)
+		tpd_plugin_data_set(&next, k2, v2);
+	rc = ctl_pd_write(c, id, cur, have, &next, err);
+	tpd_plugin_data_clear(&next);
+	return rc;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* notes that may have been posted but not counted                                                */
+
+/* reviews_count is stored after each note, so a note can be posted but not counted when a run
+ * stops (crash, lost leadership) or fails in between, or when the post itself failed ambiguously.
+ * Checking the incident's notes before every first post would cost a PagerDuty call per request;
+ * instead this remembers, per request, up to which review index that can have happened:
+ *  - the reviews a request already had when this process (or leadership) first knew it: a
+ *    predecessor may have noted them;
+ *  - a note this process tried to post, when the post or the count after it failed.
+ * A note below that index is posted only if the incident does not have it yet. Values are stored
+ * as count + 1 so that 0 is never a NULL pointer. Callers hold cache_mu. */
+size_t ctl_unsure_get(tpd_controller *c, const char *id)
+{
+	void *v = tpd_strmap_get(c->unsure, id);
+
+	return v ? (size_t)((uintptr_t)v - 1) : SIZE_MAX; /* unknown: check */
+}
+
+void ctl_unsure_set(tpd_controller *c, const char *id, size_t n)
+{
+	tpd_strmap_put(c->unsure, id, (void *)(uintptr_t)(n + 1));
+}
+
+/* A request entered the cache: what it has now may predate us. */
+void ctl_unsure_first_seen(tpd_controller *c, const tpd_access_request *r)
+{
+	if (!tpd_strmap_get(c->unsure, r->id))
+		ctl_unsure_set(c, r->id, r->n_reviews);
+}
+
+void ctl_unsure_reset_each(void *ud, const char *key, void *value)
+{
+	tpd_controller *c = ud;
+
+	ctl_unsure_set(c, key, ((const tpd_access_request *)value)->n_reviews);
+}
