@@ -141,7 +141,7 @@ def phase_fakes(ctx):
 
 def measure_floor(ctx, env, iid):
     import grpc
-    import fake_teleport as F
+    from tpdtest import fake_teleport as F
     import http.client
     import ssl
     rd = lambda n: open(os.path.join(ctx.pki, n), "rb").read()  # noqa: E731

@@ -366,7 +366,7 @@ class Soak:
     def diagnose(self):
         """When the controller did not converge: is the fake reachable by a fresh client?"""
         import grpc
-        import fake_teleport as F
+        F = fake_teleport
         rd = lambda n: open(os.path.join(self.pki, n), "rb").read()  # noqa: E731
         creds = grpc.ssl_channel_credentials(rd("ca.crt"), rd("client.key"), rd("client.crt"))
         ch = grpc.secure_channel(self.env.tp.addr, creds, options=[("grpc.ssl_target_name_override", "localhost")])
