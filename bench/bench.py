@@ -555,6 +555,8 @@ def phase_startup(ctx):
 def upstream_binary(ctx):
     """(path, None) or (None, reason): --upstream-binary, else scripts/teleport.sh --print-env
     (which builds upstream's plugin once and caches it; exit 77 when Go >= 1.22 is missing)."""
+    if ctx.args.upstream_binary == "none":
+        return None, "not asked for (--upstream-binary none)"
     if ctx.args.upstream_binary:
         return ctx.args.upstream_binary, None
     script = os.path.join(B.SRC, "scripts", "teleport.sh")
@@ -743,7 +745,7 @@ def main():
     ap.add_argument("--build-dir", required=True)
     ap.add_argument("--only", default="fakes,latency,throughput,memory,scale,startup,upstream")
     ap.add_argument("--upstream-binary", default="",
-                    help="upstream's plugin (default: the path scripts/teleport.sh --print-env gives)")
+                    help="upstream's plugin (default: the path scripts/teleport.sh --print-env gives; none: ours only)")
     ap.add_argument("--upstream-n", type=int, default=150,
                     help="requests / lifecycles per figure in the upstream phase")
     ap.add_argument("--upstream-pending", type=int, default=10000, help="pending requests for the RSS figure")

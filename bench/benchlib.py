@@ -52,24 +52,11 @@ severity = "info"
             self.wait_msg("Plugin is ready", timeout)
         return self
 
-    def scan(self):
-        out = []
-        try:
-            with open(self.log_path, "rb") as f:
-                f.seek(self._off)
-                data = f.read()
-        except FileNotFoundError:
-            return out
-        end = data.rfind(b"\n")
-        if end < 0:
-            return out
-        self._off += end + 1
-        for line in data[:end].decode("utf-8", "replace").splitlines():
-            for msg in ("Plugin is ready",):
-                if msg in line:
-                    self._seen[msg] += 1
-            out.append({"msg": line, "raw": True})
-        return out
+    def parse_line(self, line):
+        # logrus text lines: only readiness is looked for.
+        if "Plugin is ready" in line:
+            return {"msg": "Plugin is ready", "raw": True}
+        return {"msg": line, "raw": True}
 
     def metric(self, name):
         return None

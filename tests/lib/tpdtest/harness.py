@@ -146,10 +146,7 @@ class Plugin:
             return out
         self._off += end + 1
         for line in data[:end].decode("utf-8", "replace").splitlines():
-            try:
-                d = json.loads(line)
-            except ValueError:
-                d = {"msg": line, "raw": True}
+            d = self.parse_line(line)
             self._seen[d.get("msg")] += 1
             if d.get("msg") == "Controller started" and str(d.get("status_port", "")).isdigit():
                 self.status_port = int(d["status_port"])
@@ -157,6 +154,13 @@ class Plugin:
         if self.keep_lines:
             self._lines.extend(out)
         return out
+
+    def parse_line(self, line):
+        """One log line as a dict (JSON); a line that is not JSON is {"msg": line, "raw": True}."""
+        try:
+            return json.loads(line)
+        except ValueError:
+            return {"msg": line, "raw": True}
 
     def lines(self):
         assert self.keep_lines, "Plugin(keep_lines=False) keeps message counts only"
