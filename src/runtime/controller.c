@@ -23,7 +23,8 @@
  *   controller.c   lifecycle, threads, status checks (this file)
  *   informer.c     list, watch, request cache, relist, seen-pending recording
  *   executor.c     jobs, the act_* steps, per-key reconcile, the worker loop
- *   housekeeper.c  identity reload, orphan scan, PagerDuty health */
+ *   pdstate.c      plugin data as the executor sees it (CAS write, read, what it remembers)
+ *   housekeeper.c  identity reload, orphan scan, PagerDuty health (sleeps until due or woken) */
 #include "controller_impl.h"
 
 #include <limits.h>
@@ -48,19 +49,21 @@ bool ctl_wait_or_stop(tpd_controller *c, int64_t ms)
 	return atomic_load(&c->stop);
 }
 
-static void ctl_thread_exit_notify(tpd_controller *c)
+/* Makes an eventfd readable. Its counter cannot reach the limit (every reader drains it, and
+ * done_fd is written once), so a failed write can only mean it is readable already. */
+static void eventfd_signal(int fd)
 {
 	uint64_t one = 1;
 
-	if (c->done_fd >= 0 && write(c->done_fd, &one, sizeof(one)) < 0) {
-		/* the counter cannot overflow with one write per controller: nothing to do */
+	if (fd >= 0 && write(fd, &one, sizeof(one)) < 0) {
+		/* readable already */
 	}
 }
 
 void ctl_thread_exit(tpd_controller *c)
 {
 	if (atomic_fetch_sub(&c->live_threads, 1) == 1)
-		ctl_thread_exit_notify(c);
+		eventfd_signal(c->done_fd);
 }
 
 int tpd_controller_done_fd(const tpd_controller *c)
@@ -70,15 +73,10 @@ int tpd_controller_done_fd(const tpd_controller *c)
 
 void ctl_wake_all(tpd_controller *c)
 {
-	uint64_t one = 1;
-
 	pthread_mutex_lock(&c->wake_mu);
 	pthread_cond_broadcast(&c->wake_cv);
 	pthread_mutex_unlock(&c->wake_mu);
-	/* The housekeeper sleeps in poll() on this (and the identity watch). A full counter (it
-	 * cannot be: the housekeeper drains it) would only mean it is readable already. */
-	if (write(c->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		tpd_log(c->lg, TPD_LOG_ERROR, "Cannot wake the housekeeper", "error", strerror(errno), NULL);
+	eventfd_signal(c->wake_fd); /* the housekeeper sleeps in poll() on it */
 }
 
 void ctl_fail(tpd_controller *c, const char *err)
@@ -286,7 +284,7 @@ fail:
 		int never = (want - c->n_workers) + !c->watcher_started + !c->housekeeper_started;
 
 		if (atomic_fetch_sub(&c->live_threads, never) == never)
-			ctl_thread_exit_notify(c);
+			eventfd_signal(c->done_fd);
 	}
 	tpd_controller_request_stop(c);
 	return tpd_seterr(err, TPD_ERR_INTERNAL, "cannot start a controller thread: %s", strerror(e));

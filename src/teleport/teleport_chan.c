@@ -312,7 +312,7 @@ tpd_err tpd_teleport_connect(tpd_teleport_opts *o, int64_t timeout_ms, tpd_telep
 	memset(ping, 0, sizeof(*ping));
 	if (!wait)
 		wait = plain_wait;
-	switch (tpd_tlsdial_choose_path(tpd_str_empty(o->addr) ? "localhost:3025" : o->addr)) {
+	switch (tpd_tlsdial_choose_path(tpd_str_empty(o->addr) ? DEFAULT_ADDR : o->addr)) {
 	case TPD_TLSPATH_ROUTING_FIRST:
 		order[0] = TPD_TELEPORT_PATH_ROUTING;
 		order[1] = TPD_TELEPORT_PATH_DIRECT;

@@ -147,6 +147,10 @@ typedef struct {
 	tpd_config *cfg;
 	tpd_logger *lg;
 	tpd_controller *c;
+	/* What the last run() reported. */
+	bool pending; /* auto-approval still to be tried */
+	const char *reason;
+	char err[TPD_ERRLEN];
 } env;
 
 static int setup(void **state)
@@ -209,10 +213,13 @@ static void cache_request(env *e, tpd_request_state state, bool services, size_t
 	ctl_free_request(tpd_strmap_put(e->c->cache, "req-1", r));
 }
 
-static tpd_err run(env *e, bool *approval_pending, const char **reason, char *err)
+/* One reconcile pass of req-1, as a watch event triggers it; its report lands in e. */
+static tpd_err run(env *e)
 {
-	err[0] = '\0';
-	return ctl_reconcile_key(e->c, "req-1", TPD_WQ_EVENT, approval_pending, err, reason);
+	e->err[0] = '\0';
+	e->pending = true;
+	e->reason = NULL;
+	return ctl_reconcile_key(e->c, "req-1", TPD_WQ_EVENT, &e->pending, e->err, &e->reason);
 }
 
 static bool called(const fixture *f, const char *route)
@@ -229,12 +236,8 @@ static bool called(const fixture *f, const char *route)
 static void test_pending_opens_incident(void **state)
 {
 	env *e = *state;
-	bool pending;
-	const char *reason = NULL;
-	char err[TPD_ERRLEN];
-
 	cache_request(e, TPD_STATE_PENDING, false, 0);
-	assert_int_equal(run(e, &pending, &reason, err), TPD_ERR_OK);
+	assert_int_equal(run(e), TPD_ERR_OK);
 	assert_true(e->f.have);
 	assert_string_equal(e->f.stored.incident_id, "PINC1");
 	assert_string_equal(e->f.stored.service_id, "PSVC1");
@@ -249,16 +252,12 @@ static void test_pending_opens_incident(void **state)
 static void test_approved_notes_and_resolves(void **state)
 {
 	env *e = *state;
-	bool pending;
-	const char *reason = NULL;
-	char err[TPD_ERRLEN];
-
 	tpd_plugin_data_set(&e->f.stored, "incident_id", "PINC1");
 	tpd_plugin_data_set(&e->f.stored, "service_id", "PSVC1");
 	tpd_plugin_data_set(&e->f.stored, "user", "alice@example.com");
 	e->f.have = true;
 	cache_request(e, TPD_STATE_APPROVED, false, 1);
-	assert_int_equal(run(e, &pending, &reason, err), TPD_ERR_OK);
+	assert_int_equal(run(e), TPD_ERR_OK);
 	assert_string_equal(e->f.stored.reviews_count, "1");
 	assert_string_equal(e->f.stored.resolution, "approved");
 	assert_string_equal(e->f.stored.pd_resolved, "true");
@@ -272,19 +271,15 @@ static void test_approved_notes_and_resolves(void **state)
 static void test_notify_failure_still_approves(void **state)
 {
 	env *e = *state;
-	bool pending = true;
-	const char *reason = NULL;
-	char err[TPD_ERRLEN];
-
 	e->f.create_status = 400;
 	e->f.on_call = true;
 	cache_request(e, TPD_STATE_PENDING, true, 0);
-	assert_int_not_equal(run(e, &pending, &reason, err), TPD_ERR_OK);
-	assert_string_equal(reason, "pagerduty");
-	assert_non_null(strstr(err, "Invalid Input Provided")); /* the failure kept, not the approval's */
+	assert_int_not_equal(run(e), TPD_ERR_OK);
+	assert_string_equal(e->reason, "pagerduty");
+	assert_non_null(strstr(e->err, "Invalid Input Provided")); /* the failure kept, not the approval's */
 	assert_int_equal(e->f.n_review, 1);
 	assert_non_null(strstr(e->f.review_reason, "on call in service(s) Svc"));
-	assert_false(pending);
+	assert_false(e->pending);
 	assert_string_equal(e->f.stored.incident_id, "");
 }
 
@@ -292,15 +287,11 @@ static void test_notify_failure_still_approves(void **state)
 static void test_not_on_call_no_review(void **state)
 {
 	env *e = *state;
-	bool pending = true;
-	const char *reason = NULL;
-	char err[TPD_ERRLEN];
-
 	cache_request(e, TPD_STATE_PENDING, true, 0);
-	assert_int_equal(run(e, &pending, &reason, err), TPD_ERR_OK);
+	assert_int_equal(run(e), TPD_ERR_OK);
 	assert_int_equal(e->f.n_review, 0);
 	assert_true(called(&e->f, "GET /oncalls"));
-	assert_false(pending);
+	assert_false(e->pending);
 	assert_string_equal(e->f.stored.incident_id, "PINC1");
 }
 
@@ -308,13 +299,9 @@ static void test_not_on_call_no_review(void **state)
 static void test_conflict_replans(void **state)
 {
 	env *e = *state;
-	bool pending;
-	const char *reason = NULL;
-	char err[TPD_ERRLEN];
-
 	e->f.cas_conflicts = 1;
 	cache_request(e, TPD_STATE_PENDING, false, 0);
-	assert_int_equal(run(e, &pending, &reason, err), TPD_ERR_OK);
+	assert_int_equal(run(e), TPD_ERR_OK);
 	assert_string_equal(e->f.stored.incident_id, "PINC1");
 	assert_int_equal(e->f.n_update, 3);
 	assert_true(e->f.n_get >= 2); /* read again after the conflict */
@@ -325,23 +312,19 @@ static void test_conflict_replans(void **state)
 static void test_lifecycle_teleport_calls(void **state)
 {
 	env *e = *state;
-	bool pending;
-	const char *reason = NULL;
-	char err[TPD_ERRLEN];
-
 	cache_request(e, TPD_STATE_PENDING, false, 0);
-	assert_int_equal(run(e, &pending, &reason, err), TPD_ERR_OK); /* intent, incident id */
+	assert_int_equal(run(e), TPD_ERR_OK); /* intent, incident id */
 	cache_request(e, TPD_STATE_PENDING, false, 1);
-	assert_int_equal(run(e, &pending, &reason, err), TPD_ERR_OK); /* note, count */
+	assert_int_equal(run(e), TPD_ERR_OK); /* note, count */
 	cache_request(e, TPD_STATE_APPROVED, false, 1);
-	assert_int_equal(run(e, &pending, &reason, err), TPD_ERR_OK); /* resolution, pd_resolved */
+	assert_int_equal(run(e), TPD_ERR_OK); /* resolution, pd_resolved */
 	assert_string_equal(e->f.stored.pd_resolved, "true");
 	assert_string_equal(e->f.stored.reviews_count, "1");
 	assert_int_equal(e->f.n_get, 1);
 	assert_int_equal(e->f.n_update, 5);
 	/* A relist or a new leadership reads afresh. */
 	ctl_on_leadership(e->c, true);
-	assert_int_equal(run(e, &pending, &reason, err), TPD_ERR_OK);
+	assert_int_equal(run(e), TPD_ERR_OK);
 	assert_int_equal(e->f.n_get, 2);
 }
 
@@ -350,17 +333,13 @@ static void test_lifecycle_teleport_calls(void **state)
 static void test_stale_memory_caught_by_cas(void **state)
 {
 	env *e = *state;
-	bool pending;
-	const char *reason = NULL;
-	char err[TPD_ERRLEN];
-
 	cache_request(e, TPD_STATE_PENDING, false, 0);
-	assert_int_equal(run(e, &pending, &reason, err), TPD_ERR_OK);
+	assert_int_equal(run(e), TPD_ERR_OK);
 	/* Someone else resolved and recorded it meanwhile. */
 	tpd_plugin_data_set(&e->f.stored, "resolution", "denied");
 	tpd_plugin_data_set(&e->f.stored, "pd_resolved", "true");
 	cache_request(e, TPD_STATE_DENIED, false, 0);
-	assert_int_equal(run(e, &pending, &reason, err), TPD_ERR_OK);
+	assert_int_equal(run(e), TPD_ERR_OK);
 	assert_int_equal(e->f.n_get, 2); /* the failed write made it read again */
 	assert_string_equal(e->f.stored.resolution, "denied");
 	assert_false(called(&e->f, "PUT /incidents/PINC1")); /* nothing repeated */
@@ -371,13 +350,9 @@ static void test_stale_memory_caught_by_cas(void **state)
 static void test_remembered_nothing(void **state)
 {
 	env *e = *state;
-	bool pending;
-	const char *reason = NULL;
-	char err[TPD_ERRLEN];
-
 	cache_request(e, TPD_STATE_APPROVED, false, 0);
-	assert_int_equal(run(e, &pending, &reason, err), TPD_ERR_OK);
-	assert_int_equal(run(e, &pending, &reason, err), TPD_ERR_OK);
+	assert_int_equal(run(e), TPD_ERR_OK);
+	assert_int_equal(run(e), TPD_ERR_OK);
 	assert_int_equal(e->f.n_get, 1);
 	assert_int_equal(e->f.n_update, 0);
 	assert_false(e->f.have);
