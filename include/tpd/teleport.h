@@ -138,11 +138,19 @@ typedef int (*tpd_event_cb)(void *ud, const tpd_event *ev);
  * (UNAVAILABLE). The first event must be INIT within watch_init_timeout_ms (else TIMEOUT).
  * One watch at a time per client (a second concurrent one gets TPD_ERR_INVAL). */
 tpd_err tpd_teleport_watch(tpd_teleport *t, tpd_event_cb cb, void *ud, char *err);
-/* Drives the direct path's channel to READY (connecting it now, then polling its sockets from
- * this thread) for up to timeout_ms; returns whether it is READY. Between calls nothing else
- * advances a reconnect but gRPC's backup poller, which is left at its slow default so that an
- * idle process is not woken for it: the watcher calls this before it opens the watch again.
- * tpd_teleport_watch_stop ends the wait. The routing path dials per call: true at once. */
+/* Process-wide gRPC settings. Call once from main, before any thread starts (it may set an
+ * environment variable). Selects gRPC's "poll" engine unless GRPC_POLL_STRATEGY is set: with it
+ * each waiting thread polls the sockets of its own calls, so a worker reads its unary answers
+ * itself. With the default "epoll1" engine one thread polls for the whole process (usually the
+ * watcher, which waits longest) and hands every answer over: two context switches per call
+ * (with the watch's own channel, 30 → 14 switches per lifecycle in bench/; bench/RESULTS.md). */
+void tpd_teleport_process_init(void);
+/* Drives the direct path's channels (the calls' and the watch's) to READY (connecting them
+ * now, then polling their sockets from this thread) for up to timeout_ms; returns whether both
+ * are. Between calls nothing else advances a reconnect but gRPC's backup poller, which is left
+ * at its slow default so that an idle process is not woken for it: the watcher calls this
+ * before it opens the watch again. tpd_teleport_watch_stop ends the wait. The routing path
+ * dials per call: true at once. */
 bool tpd_teleport_await_ready(tpd_teleport *t, int64_t timeout_ms);
 /* Ends the running watch and every later one with TPD_ERR_CANCELLED (shutdown; sticky). Thread-safe. */
 void tpd_teleport_watch_stop(tpd_teleport *t);

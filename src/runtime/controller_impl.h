@@ -148,10 +148,12 @@ tpd_err ctl_pd_read(tpd_controller *c, const char *id, tpd_plugin_data *cur, boo
 tpd_err ctl_pd_set_field(tpd_controller *c, const char *id, tpd_plugin_data *cur, bool *have, const char *k1,
                          const char *v1, const char *k2, const char *v2, char *err);
 /* The memory of the data last read or written: load (false: none), store (kept only while the
- * request is cached), forget and free (callers of forget hold cache_mu). */
+ * request is cached), forget and free (callers of forget hold cache_mu); assume_new remembers
+ * "nothing stored" for a request created after the list (caller holds cache_mu). */
 bool ctl_known_load(tpd_controller *c, const char *id, tpd_plugin_data *cur, bool *have);
 void ctl_known_store(tpd_controller *c, const char *id, const tpd_plugin_data *cur, bool have);
 void ctl_known_forget(tpd_controller *c, const char *id);
+void ctl_known_assume_new(tpd_controller *c, const char *id);
 void ctl_known_free(void *p);
 /* Notes that may have been posted but not counted: up to which review index (SIZE_MAX: unknown,
  * check); callers hold cache_mu. */

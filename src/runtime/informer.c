@@ -177,6 +177,8 @@ static int on_event(void *ud, const tpd_event *ev)
 		pthread_mutex_lock(&c->cache_mu);
 		prev = tpd_strmap_put(c->cache, ev->request->id, tpd_access_request_dup(ev->request));
 		seen_transition(c, prev, ev->request);
+		if (!prev) /* created after the list: nothing stored for it yet */
+			ctl_known_assume_new(c, ev->request->id);
 		ctl_free_request(prev);
 		ctl_unsure_first_seen(c, ev->request);
 		pthread_mutex_unlock(&c->cache_mu);

@@ -105,6 +105,21 @@ void ctl_known_store(tpd_controller *c, const char *id, const tpd_plugin_data *c
 	pthread_mutex_unlock(&c->cache_mu);
 }
 
+/* A request first seen in a live watch event (created while the watch runs) has no plugin data
+ * yet, so its first pass need not read it: this remembers "nothing stored". Were that wrong
+ * (another process wrote first), the first write's compare-and-swap, which expects every key
+ * empty, fails and the pass re-reads. Caller holds cache_mu; the request is in the cache. */
+void ctl_known_assume_new(tpd_controller *c, const char *id)
+{
+	struct known *k;
+
+	if (tpd_strmap_get(c->known, id))
+		return;
+	k = xcalloc(1, sizeof(*k));
+	tpd_plugin_data_init(&k->pd);
+	tpd_strmap_put(c->known, id, k);
+}
+
 /* Writes one field on top of the current data (CAS). */
 tpd_err ctl_pd_set_field(tpd_controller *c, const char *id, tpd_plugin_data *cur, bool *have, const char *k1,
                          const char *v1, const char *k2, const char *v2, char *err)

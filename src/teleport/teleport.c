@@ -150,6 +150,13 @@ tpd_err tpd_teleport_check_version(const char *server_version, char *err)
 
 /* --- lifecycle ----------------------------------------------------------------------------- */
 
+void tpd_teleport_process_init(void)
+{
+	/* setenv(..., 0) keeps an operator's choice. gRPC reads the variable in grpc_init. */
+	if (setenv("GRPC_POLL_STRATEGY", "poll", 0) != 0)
+		return; /* ENOMEM: gRPC keeps its default engine, which works too */
+}
+
 tpd_err tpd_teleport_new(const tpd_teleport_opts *o, tpd_teleport **out, char *err)
 {
 	*out = NULL;
@@ -218,6 +225,7 @@ void tpd_teleport_free(tpd_teleport *t)
 		return;
 	if (t->cur)
 		tp_chan_release(t, t->cur);
+	tp_cq_idle_free(t);
 	pthread_mutex_destroy(&t->mu);
 	pthread_mutex_destroy(&t->wmu);
 	pthread_mutex_destroy(&t->dmu);

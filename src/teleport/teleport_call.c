@@ -71,6 +71,38 @@ static void cq_drain_destroy(grpc_completion_queue *cq)
 	grpc_completion_queue_destroy(cq);
 }
 
+/* A completion queue for a unary call: an idle one if there is one. */
+static grpc_completion_queue *cq_take(tpd_teleport *t)
+{
+	grpc_completion_queue *cq = NULL;
+
+	pthread_mutex_lock(&t->mu);
+	if (t->n_cq_idle > 0)
+		cq = t->cq_idle[--t->n_cq_idle];
+	pthread_mutex_unlock(&t->mu);
+	return cq ? cq : grpc_completion_queue_create_for_next(NULL);
+}
+
+/* Gives back the queue of a finished unary call (its one batch completed and was taken, so
+ * nothing is left on it). */
+static void cq_give(tpd_teleport *t, grpc_completion_queue *cq)
+{
+	pthread_mutex_lock(&t->mu);
+	if (t->n_cq_idle < CQ_IDLE_MAX) {
+		t->cq_idle[t->n_cq_idle++] = cq;
+		cq = NULL;
+	}
+	pthread_mutex_unlock(&t->mu);
+	if (cq)
+		cq_drain_destroy(cq);
+}
+
+void tp_cq_idle_free(tpd_teleport *t)
+{
+	while (t->n_cq_idle > 0)
+		cq_drain_destroy(t->cq_idle[--t->n_cq_idle]);
+}
+
 /* One call's gRPC resources, from call_open to call_close. */
 typedef struct {
 	grpc_completion_queue *cq;
@@ -82,7 +114,6 @@ typedef struct {
 	const char *error_string;
 } call_state;
 
-/* Creates a call to method on its own completion queue; cs takes send. */
 /* The four ops that open a call: metadata, the one request message, half-close, the server's
  * initial metadata (ops zeroed by the caller). */
 static void start_ops(call_state *cs, grpc_op *ops)
@@ -105,16 +136,19 @@ static void status_op(call_state *cs, grpc_op *op)
 	op->data.recv_status_on_client.error_string = &cs->error_string;
 }
 
-static void call_open(call_state *cs, chan *c, const char *method, gpr_timespec deadline,
-                      grpc_byte_buffer *send)
+/* Creates a call to method: a unary one (t set) on an idle completion queue of t, a stream (t
+ * NULL) on a queue of its own and, for the watch, on the channel's watch channel when it has one.
+ * cs takes send. */
+static void call_open(call_state *cs, tpd_teleport *t, chan *c, bool watch, const char *method,
+                      gpr_timespec deadline, grpc_byte_buffer *send)
 {
 	memset(cs, 0, sizeof(*cs));
-	cs->cq = grpc_completion_queue_create_for_next(NULL);
+	cs->cq = t ? cq_take(t) : grpc_completion_queue_create_for_next(NULL);
 	char path[96];
 	snprintf(path, sizeof(path), METHOD_PREFIX "%s", method);
 	grpc_slice pslice = grpc_slice_from_copied_string(path);
-	cs->call = grpc_channel_create_call(c->ch, NULL, GRPC_PROPAGATE_DEFAULTS, cs->cq, pslice, NULL,
-	                                    deadline, NULL);
+	cs->call = grpc_channel_create_call(watch && c->wch ? c->wch : c->ch, NULL, GRPC_PROPAGATE_DEFAULTS,
+	                                    cs->cq, pslice, NULL, deadline, NULL);
 	grpc_slice_unref(pslice);
 	cs->send = send;
 	grpc_metadata_array_init(&cs->md_init);
@@ -123,8 +157,8 @@ static void call_open(call_state *cs, chan *c, const char *method, gpr_timespec 
 	cs->details = grpc_empty_slice();
 }
 
-/* Frees everything call_open and the call's batches left in cs. */
-static void call_close(call_state *cs)
+/* Frees everything call_open and the call's batches left in cs; t as given to call_open. */
+static void call_close(call_state *cs, tpd_teleport *t)
 {
 	if (cs->recv)
 		grpc_byte_buffer_destroy(cs->recv);
@@ -135,7 +169,10 @@ static void call_close(call_state *cs)
 	grpc_metadata_array_destroy(&cs->md_init);
 	grpc_metadata_array_destroy(&cs->md_trail);
 	grpc_call_unref(cs->call);
-	cq_drain_destroy(cs->cq);
+	if (t)
+		cq_give(t, cs->cq);
+	else
+		cq_drain_destroy(cs->cq);
 }
 
 /* One unary call with a serialised request. On success resp and resp_len hold the response bytes
@@ -152,7 +189,8 @@ tpd_err tp_unary_raw(tpd_teleport *t, const char *method, const uint8_t *req, si
 	}
 	grpc_slice rs = grpc_slice_from_copied_buffer((const char *)req, req_len);
 	call_state cs;
-	call_open(&cs, c, method, deadline_in(t->call_timeout_ms), grpc_raw_byte_buffer_create(&rs, 1));
+	call_open(&cs, t, c, false, method, deadline_in(t->call_timeout_ms),
+	          grpc_raw_byte_buffer_create(&rs, 1));
 	grpc_slice_unref(rs);
 
 	grpc_op ops[6];
@@ -191,7 +229,7 @@ tpd_err tp_unary_raw(tpd_teleport *t, const char *method, const uint8_t *req, si
 		rc = tpd_seterr(err, TPD_ERR_PROTOCOL, "Teleport %s: unreadable response message", method);
 out:
 	observe(t, method, cs.status, start);
-	call_close(&cs);
+	call_close(&cs, t);
 	tp_chan_release(t, c);
 	return rc;
 }
@@ -223,7 +261,7 @@ tpd_err tp_server_stream(tpd_teleport *t, const char *method, const ProtobufCMes
 	gpr_timespec dl =
 	    sp->timeout_ms > 0 ? deadline_in(sp->timeout_ms) : gpr_inf_future(GPR_CLOCK_MONOTONIC);
 	call_state cs;
-	call_open(&cs, c, method, dl, to_bb(req));
+	call_open(&cs, NULL, c, sp->watch, method, dl, to_bb(req));
 	int pending = 0;
 	bool got_status = false;
 
@@ -345,7 +383,7 @@ tpd_err tp_server_stream(tpd_teleport *t, const char *method, const ProtobufCMes
 	}
 out:
 	observe(t, method, local_end && rc == TPD_ERR_OK ? GRPC_STATUS_OK : (int)cs.status, start);
-	call_close(&cs);
+	call_close(&cs, NULL);
 	tp_chan_release(t, c);
 	return rc;
 }

@@ -69,11 +69,17 @@ out:
 }
 
 /* Channel arguments both paths share: keepalive never below Teleport's 60 s minimum, pings
- * allowed while idle, and the receive limit. */
+ * allowed while idle, the receive limit; and no gRPC-level retries, channelz or BDP probes, which
+ * cost CPU on every call or message (metadata copies, counters, a PING and its answer per read)
+ * for nothing here: the controller retries a failed pass itself, with back-off, nothing reads
+ * channelz, and the messages are a few KiB, far below any flow-control window. */
 #define CHANNEL_COMMON_ARGS                                                                                  \
-	{.type = GRPC_ARG_INTEGER,                                                                           \
-	 .key = (char *)GRPC_ARG_KEEPALIVE_TIME_MS,                                                          \
-	 .value.integer = KEEPALIVE_TIME_MS},                                                                \
+	{.type = GRPC_ARG_INTEGER, .key = (char *)GRPC_ARG_ENABLE_RETRIES, .value.integer = 0},              \
+	    {.type = GRPC_ARG_INTEGER, .key = (char *)GRPC_ARG_ENABLE_CHANNELZ, .value.integer = 0},         \
+	    {.type = GRPC_ARG_INTEGER, .key = (char *)GRPC_ARG_HTTP2_BDP_PROBE, .value.integer = 0},         \
+	    {.type = GRPC_ARG_INTEGER,                                                                       \
+	     .key = (char *)GRPC_ARG_KEEPALIVE_TIME_MS,                                                      \
+	     .value.integer = KEEPALIVE_TIME_MS},                                                            \
 	    {.type = GRPC_ARG_INTEGER,                                                                       \
 	     .key = (char *)GRPC_ARG_KEEPALIVE_TIMEOUT_MS,                                                   \
 	     .value.integer = KEEPALIVE_TIMEOUT_MS},                                                         \
@@ -116,12 +122,15 @@ chan *tp_chan_create(tpd_teleport *t, const char *key_pem, const char *cert_pem,
 	};
 	grpc_channel_args ca = {.num_args = sizeof(args) / sizeof(args[0]), .args = args};
 	c->ch = grpc_channel_create(t->addr, c->creds, &ca);
+	c->wch = grpc_channel_create(t->addr, c->creds, &ca);
 	c->refs = 1;
 	return c;
 }
 
 static void chan_destroy(chan *c)
 {
+	if (c->wch)
+		grpc_channel_destroy(c->wch);
 	if (c->ch)
 		grpc_channel_destroy(c->ch);
 	if (c->creds)
@@ -239,6 +248,34 @@ void tp_chan_release(tpd_teleport *t, chan *c)
 
 /* --- driving a reconnect ---------------------------------------------------------------------- */
 
+/* Waits until ch is READY (or SHUTDOWN, or the deadline, or a stop), watching its state on cq. */
+static grpc_connectivity_state drive_channel(tpd_teleport *t, grpc_channel *ch, grpc_completion_queue *cq,
+                                             int64_t deadline)
+{
+	bool stop = false;
+	/* Watching the state with a completion queue makes this thread poll the channel's sockets
+	 * while it waits, so the connection attempt advances at once. */
+	grpc_connectivity_state st = grpc_channel_check_connectivity_state(ch, 1);
+
+	while (st != GRPC_CHANNEL_READY && st != GRPC_CHANNEL_SHUTDOWN && !stop) {
+		int64_t left = deadline - tpd_now_ms();
+
+		if (left <= 0)
+			break;
+		grpc_channel_watch_connectivity_state(
+		    ch, st,
+		    gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+		                 gpr_time_from_millis(left < 200 ? left : 200, GPR_TIMESPAN)),
+		    cq, NULL);
+		grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+		st = grpc_channel_check_connectivity_state(ch, 1);
+		pthread_mutex_lock(&t->wmu);
+		stop = t->wstop;
+		pthread_mutex_unlock(&t->wmu);
+	}
+	return st;
+}
+
 bool tpd_teleport_await_ready(tpd_teleport *t, int64_t timeout_ms)
 {
 	char err[TPD_ERRLEN];
@@ -250,27 +287,12 @@ bool tpd_teleport_await_ready(tpd_teleport *t, int64_t timeout_ms)
 	if (!c->routing && c->ch) {
 		grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
 		int64_t deadline = tpd_now_ms() + timeout_ms;
-		bool stop = false;
 
-		/* Watching the state with a completion queue makes this thread poll the channel's
-		 * sockets while it waits, so the connection attempt advances at once. */
-		st = grpc_channel_check_connectivity_state(c->ch, 1);
-		while (st != GRPC_CHANNEL_READY && st != GRPC_CHANNEL_SHUTDOWN && !stop) {
-			int64_t left = deadline - tpd_now_ms();
-
-			if (left <= 0)
-				break;
-			grpc_channel_watch_connectivity_state(
-			    c->ch, st,
-			    gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-			                 gpr_time_from_millis(left < 200 ? left : 200, GPR_TIMESPAN)),
-			    cq, NULL);
-			grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
-			st = grpc_channel_check_connectivity_state(c->ch, 1);
-			pthread_mutex_lock(&t->wmu);
-			stop = t->wstop;
-			pthread_mutex_unlock(&t->wmu);
-		}
+		if (c->wch) /* starts the watch channel's connection too; both reach the same server */
+			grpc_channel_check_connectivity_state(c->wch, 1);
+		st = drive_channel(t, c->ch, cq, deadline);
+		if (st == GRPC_CHANNEL_READY && c->wch)
+			st = drive_channel(t, c->wch, cq, deadline);
 		grpc_completion_queue_shutdown(cq);
 		while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL).type !=
 		       GRPC_QUEUE_SHUTDOWN)

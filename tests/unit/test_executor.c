@@ -358,6 +358,43 @@ static void test_remembered_nothing(void **state)
 	assert_false(e->f.have);
 }
 
+/* A request the informer saw created (a live PUT event, not in the list) starts from "nothing
+ * stored": its whole lifecycle costs the 5 writes and no read. */
+static void test_created_live_reads_nothing(void **state)
+{
+	env *e = *state;
+	cache_request(e, TPD_STATE_PENDING, false, 0);
+	pthread_mutex_lock(&e->c->cache_mu);
+	ctl_known_assume_new(e->c, "req-1");
+	pthread_mutex_unlock(&e->c->cache_mu);
+	assert_int_equal(run(e), TPD_ERR_OK);
+	cache_request(e, TPD_STATE_PENDING, false, 1);
+	assert_int_equal(run(e), TPD_ERR_OK);
+	cache_request(e, TPD_STATE_APPROVED, false, 1);
+	assert_int_equal(run(e), TPD_ERR_OK);
+	assert_string_equal(e->f.stored.pd_resolved, "true");
+	assert_int_equal(e->f.n_get, 0);
+	assert_int_equal(e->f.n_update, 5);
+}
+
+/* The assumption is wrong (another process already opened the incident): the first write's
+ * compare-and-swap fails, the pass reads and converges without a second incident. */
+static void test_created_live_assumption_checked(void **state)
+{
+	env *e = *state;
+	cache_request(e, TPD_STATE_PENDING, false, 0);
+	e->f.have = true;
+	tpd_plugin_data_set(&e->f.stored, "incident_id", "PINC9");
+	tpd_plugin_data_set(&e->f.stored, "service_id", "PSVC1");
+	pthread_mutex_lock(&e->c->cache_mu);
+	ctl_known_assume_new(e->c, "req-1");
+	pthread_mutex_unlock(&e->c->cache_mu);
+	assert_int_equal(run(e), TPD_ERR_OK);
+	assert_int_equal(e->f.n_get, 1);
+	assert_false(called(&e->f, "POST /incidents"));
+	assert_string_equal(e->f.stored.incident_id, "PINC9");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -369,6 +406,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_lifecycle_teleport_calls, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_stale_memory_caught_by_cas, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_remembered_nothing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_created_live_reads_nothing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_created_live_assumption_checked, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -88,7 +88,11 @@ class Plugin:
         self.name = name
         self.binary = binary_path or binary()
         self.config = os.path.join(self.workdir, name + ".toml")
-        self.log_path = os.path.join(self.workdir, name + ".log")
+        # Not beside the identity file: the plugin watches that directory (inotify), so every
+        # log line written there would wake its housekeeper (3 wake-ups per lifecycle in bench/).
+        logs = os.path.join(self.workdir, "logs")
+        os.makedirs(logs, exist_ok=True)
+        self.log_path = os.path.join(logs, name + ".log")
         self.extra_toml, self.pd_extra, self.status_extra = extra_toml, pd_extra, status_extra
         self.keep_lines = keep_lines
         self.proc = None
