@@ -24,6 +24,9 @@ RUN cmake -S /src -B /build -DCMAKE_BUILD_TYPE=Release -DTPD_TESTS=OFF -DTPD_SAN
 
 FROM debian:bookworm-slim
 ARG DEBIAN_FRONTEND=noninteractive
+# The release version (CMakeLists.txt project version; tests/deploy/tarball.py checks they agree).
+LABEL org.opencontainers.image.title="teleport-plugin-pagerduty" \
+      org.opencontainers.image.version="0.1.0"
 # Runtime libraries: gRPC core, protobuf-c, libwebsockets, json-c, libyaml, libcurl, OpenSSL;
 # plus the CA bundle for HTTPS to PagerDuty.
 RUN apt-get update \

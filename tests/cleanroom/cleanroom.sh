@@ -28,7 +28,18 @@
 # namespace even if this script is killed, and no process outlives its step. The trap removes
 # the copied root after making sure nothing is mounted below it.
 #
-# Usage: tests/cleanroom/cleanroom.sh [OUTDIR]     (needs root; network access to the APT mirrors)
+# With --packages DIST it tests the release artefacts in DIST (scripts/release.sh) instead of the
+# build, each step in the same pristine root, one after the other:
+#   pkg-nolibs    the tarball's `install` with none of the runtime libraries: exit 1, the missing
+#                 libraries and the apt-get line printed, nothing installed
+#   pkg-tarball   the runtime libraries installed (apt-get, the packages of runtime-libraries.txt),
+#                 then `install` twice: `teleport-pagerduty version` works, ExecStart names the binary
+#   pkg-deb       `apt-get install ./teleport-pagerduty_*.deb`: binary, unit (ExecStart exists, not
+#                 enabled), conffile, system user and group, credentials folder, `version`
+#   pkg-purge     `dpkg -P`: every file, the user, the group and the folder gone (a file list of the
+#                 whole root before the install and after the purge must be equal)
+#
+# Usage: tests/cleanroom/cleanroom.sh [--packages DIST] [OUTDIR]   (needs root; the APT mirrors)
 # Environment: TPD_TOOLS_DIR, TPD_DEBIAN_MIRROR (debootstrap's mirror, default deb.debian.org),
 #              TPD_CLEANROOM_KEEP=1 keeps the copied root (OUTDIR/run/root) for a look.
 # Exit: 0 all steps passed, 1 a step failed, 77 skipped (not root, or a host tool is missing).
@@ -42,6 +53,11 @@ MIRROR=${TPD_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 TOOLS_DIR=${TPD_TOOLS_DIR:-$HOME/.cache/tpd-tools}
 CACHE=$TOOLS_DIR/cleanroom-$ROOT_VERSION
 DEBS=$TOOLS_DIR/cleanroom-debs
+dist=""
+if [ "${1:-}" = --packages ]; then
+	dist=$(cd "${2:?--packages needs the folder scripts/release.sh wrote}" && pwd)
+	shift 2
+fi
 out=${1:-${TPD_BUILD_DIR:-$src/build}/tests/cleanroom}
 run=$out/run
 croot=$run/root
@@ -198,6 +214,52 @@ mkdir -p "$croot/src/teleport-pagerduty"
 git -C "$src" archive --format=tar "$rev" | tar -x -C "$croot/src/teleport-pagerduty"
 log "repository: $(git -C "$src" rev-parse --short=12 HEAD)$([ "$rev" = HEAD ] || echo ' + uncommitted edits of tracked files')"
 times+=("copy $(($(date +%s) - t0))")
+
+# --- the release artefacts (--packages) ---------------------------------------------------------------
+if [ -n "$dist" ]; then
+	mkdir -p "$croot/tmp/dist"
+	cp "$dist"/*.tar.gz "$dist"/*.deb "$croot/tmp/dist/"
+	# A file list of the whole root (what dpkg -P must restore), without the folders apt, dpkg and
+	# the steps themselves write to.
+	# Also without /run and the shadow tools' backups (/etc/shadow- ...), which adduser and
+	# deluser leave as any user change does.
+	snap='find / -xdev \( -path /proc -o -path /tmp -o -path /run -o -path /var/cache -o -path /var/log -o -path /var/lib/dpkg -o -path /var/lib/apt -o -path /dev \) -prune -o -print | grep -vx -e /etc/passwd- -e /etc/group- -e /etc/shadow- -e /etc/gshadow- -e /etc/subuid- -e /etc/subgid- | sort'
+	step pkg-nolibs "set -eu; cd /tmp/dist && tar -xzf teleport-access-pagerduty-*-bin.tar.gz
+		rc=0; ./teleport-access-pagerduty/install >/tmp/install.out 2>&1 || rc=\$?; cat /tmp/install.out
+		[ \$rc = 1 ] || { echo \"FAIL: install exited \$rc, not 1\"; exit 1; }
+		grep -q 'sudo apt-get install -y .*libgrpc29' /tmp/install.out || { echo 'FAIL: no apt-get line'; exit 1; }
+		[ ! -e /usr/local/bin/teleport-pagerduty ] && [ ! -e /etc/teleport-pagerduty.toml ] ||
+			{ echo 'FAIL: something was installed'; exit 1; }
+		echo 'pkg-nolibs: ok'" || failed_step pkg-nolibs "$out/pkg-nolibs.log" "the tarball's install without the libraries"
+	step pkg-tarball "set -eu; cd /tmp/dist/teleport-access-pagerduty
+		apt-get update -q && apt-get install -y -q --no-install-recommends \$(awk '!/^#/ && NF {print \$2}' runtime-libraries.txt | sort -u)
+		./install && ./install
+		/usr/local/bin/teleport-pagerduty version
+		exe=\$(sed -n 's/^ExecStart=\\([^ ]*\\).*/\\1/p' /usr/local/lib/systemd/system/teleport-pagerduty.service)
+		[ \"\$exe\" = /usr/local/bin/teleport-pagerduty ] && [ -x \"\$exe\" ] || { echo \"FAIL: ExecStart \$exe\"; exit 1; }
+		echo 'pkg-tarball: ok'" || failed_step pkg-tarball "$out/pkg-tarball.log" "the tarball's install with the libraries"
+	step pkg-deb "set -eu; apt-get install -y -q --no-install-recommends adduser
+		rm -f /etc/teleport-pagerduty.toml  # the tarball's, from the step before
+		$snap >/tmp/before.txt
+		apt-get install -y -q --no-install-recommends /tmp/dist/teleport-pagerduty_*.deb
+		/usr/bin/teleport-pagerduty version
+		exe=\$(sed -n 's/^ExecStart=\\([^ ]*\\).*/\\1/p' /lib/systemd/system/teleport-pagerduty.service)
+		[ \"\$exe\" = /usr/bin/teleport-pagerduty ] && [ -x \"\$exe\" ] || { echo \"FAIL: ExecStart \$exe\"; exit 1; }
+		[ ! -e /etc/systemd/system/multi-user.target.wants/teleport-pagerduty.service ] || { echo 'FAIL: unit enabled'; exit 1; }
+		dpkg-query -W -f='\${Conffiles}\\n' teleport-pagerduty | grep -q '/etc/teleport-pagerduty.toml' || { echo 'FAIL: no conffile'; exit 1; }
+		getent passwd teleport-pagerduty && getent group teleport-pagerduty
+		[ \"\$(stat -c '%U:%G %a' /var/lib/teleport/plugins/pagerduty)\" = 'root:teleport-pagerduty 750' ] || { echo 'FAIL: credentials folder'; exit 1; }
+		[ \"\$(stat -c '%G %a' /etc/teleport-pagerduty.toml)\" = 'teleport-pagerduty 640' ] || { echo 'FAIL: config mode'; exit 1; }
+		echo 'pkg-deb: ok'" || failed_step pkg-deb "$out/pkg-deb.log" "installing the .deb"
+	step pkg-purge "set -eu; dpkg -P teleport-pagerduty
+		! getent passwd teleport-pagerduty && ! getent group teleport-pagerduty || { echo 'FAIL: user or group left'; exit 1; }
+		$snap >/tmp/after.txt
+		diff /tmp/before.txt /tmp/after.txt || { echo 'FAIL: dpkg -P left the files above'; exit 1; }
+		echo 'pkg-purge: ok'" || failed_step pkg-purge "$out/pkg-purge.log" "dpkg -P"
+	total=$(($(date +%s) - t_start))
+	echo "cleanroom: all package steps passed in $total s (${times[*]}); logs in $out" | tee "$out/summary.txt"
+	exit 0
+fi
 
 # --- the steps ----------------------------------------------------------------------------------------
 cd_src="cd /src/teleport-pagerduty"

@@ -22,7 +22,7 @@ def run(*args, timeout=30):
 def test_version():
     rc, out, err = run("version")
     assert rc == 0
-    assert re.fullmatch(r"teleport-pagerduty v\d+\.\d+\.\d+ git:\S+ \S+.*\n", out), out
+    assert re.fullmatch(r"teleport-pagerduty v\d+\.\d+\.\d+(\+g[0-9a-f]{12})? git:\S+ \S+.*\n", out), out
 
 
 def test_help_and_usage_errors():

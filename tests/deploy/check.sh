@@ -9,7 +9,7 @@
 #               after proving that a known-bad document is rejected
 #   yamllint    yamllint on the chart, test values, manifests and every render
 #   manifests   deploy/manifests is what the chart renders with default values
-#   systemd     systemd-analyze verify on deploy/systemd/teleport-pagerduty.service
+#   systemd     systemd-analyze verify on deploy/systemd/teleport-pagerduty.service.in
 #   hadolint    hadolint on the Dockerfile
 # A missing tool is a failure with a message, never a skip.
 set -euo pipefail
@@ -135,10 +135,10 @@ manifests)
 	;;
 systemd)
 	need systemd-analyze "apt-get install systemd (scripts/deps.d/deploy.list)"
-	unit=$root/deploy/systemd/teleport-pagerduty.service
+	unit=$root/deploy/systemd/teleport-pagerduty.service.in
 	# systemd-analyze verify needs the ExecStart binary to exist: point it at a stand-in.
 	printf '#!/bin/sh\nexit 0\n' >"$out/teleport-pagerduty" && chmod 0755 "$out/teleport-pagerduty"
-	sed "s|/usr/local/bin/teleport-pagerduty|$out/teleport-pagerduty|g" "$unit" >"$out/teleport-pagerduty.service"
+	sed "s|@TPD_BINDIR@/teleport-pagerduty|$out/teleport-pagerduty|g" "$unit" >"$out/teleport-pagerduty.service"
 	# verify exits 0 on unknown keys and bad values (it only warns), so any output fails.
 	systemd-analyze verify --man=no "$out/teleport-pagerduty.service" >"$out/verify.txt" 2>&1 || {
 		cat "$out/verify.txt"; fail "systemd-analyze verify exited non-zero"; }
@@ -154,7 +154,7 @@ systemd)
 	exec_start=$(sed -n 's/^ExecStart=//p' "$unit")
 	case $exec_start in
 	*--pid-file*) fail "ExecStart passes --pid-file, which the CLI does not accept" ;;
-	"/usr/local/bin/teleport-pagerduty start --config="*) ;;
+	"@TPD_BINDIR@/teleport-pagerduty start --config="*) ;; # the template: filled in at install
 	*) fail "unexpected ExecStart: $exec_start" ;;
 	esac
 	for want in 'ExecReload=/bin/kill -HUP $MAINPID' 'NoNewPrivileges=yes' 'ProtectSystem=strict' \

@@ -370,7 +370,7 @@ def main():
     def _():
         r = img.run(entry + ["version"])
         assert r.returncode == 0, f"exit {r.returncode}: {r.stdout}{r.stderr}"
-        assert re.match(r"^teleport-pagerduty v\d+\.\d+\.\d+ git:\S+ ", r.stdout), r.stdout
+        assert re.match(r"^teleport-pagerduty v\d+\.\d+\.\d+(\+g[0-9a-f]{12})? git:\S+ ", r.stdout), r.stdout
         return r.stdout.strip()
 
     @check("configure")

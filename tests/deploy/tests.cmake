@@ -71,3 +71,7 @@ set(TPD_RUNTIME_ENV ${TPD_DEPLOY_ENV})
 add_test(NAME deploy/runtime_image COMMAND /usr/bin/python3 ${TPD_DEPLOY_DIR}/runtime_image.py)
 set_tests_properties(deploy/runtime_image PROPERTIES TIMEOUT 1500 LABELS deploy
   ENVIRONMENT "${TPD_RUNTIME_ENV}" RESOURCE_LOCK tpd_rootfs)
+
+add_test(NAME deploy/tarball COMMAND /usr/bin/python3 ${TPD_DEPLOY_DIR}/tarball.py)
+set_tests_properties(deploy/tarball PROPERTIES TIMEOUT 300 LABELS deploy
+  ENVIRONMENT "${TPD_DEPLOY_ENV}" SKIP_RETURN_CODE 77)
