@@ -145,8 +145,12 @@ def main():
         got = (cm and cm.group(1), base, chart and chart.group(1), label and label.group(1))
         check("one version: CMake, binary, chart appVersion, Dockerfile label", len(set(got)) == 1 and None not in got,
               repr(got))
-        check("a build off a release tag says +g<commit>", not m or re.fullmatch(r"[0-9.]+(\+g[0-9a-f]{12})?", m.group(1)),
-              m.group(1) if m else "")
+        # The commit the binary was built from: +g<it> unless that commit is tagged v<version>.
+        gm = re.search(r" git:([0-9a-f]{12}) ", ver)
+        tagged = gm and ("v" + base) in run(["git", "-C", ROOT, "tag", "--points-at", gm.group(1)]).stdout.split()
+        want_ver = base if tagged else "%s+g%s" % (base, gm.group(1) if gm else "?")
+        check("the version says +g<commit> exactly when the commit is not the release tag",
+              m and m.group(1) == want_ver, "%s, want %s" % (m.group(1) if m else ver, want_ver))
         # 6. `install` and the runtime image check the same libraries.
         listed = {ln.split()[1] for ln in open(os.path.join(ROOT, "packaging", "runtime-libraries.txt"))
                   if ln.strip() and not ln.startswith("#")}
