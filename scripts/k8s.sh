@@ -1,41 +1,53 @@
 #!/usr/bin/env bash
-# k8s.sh - provides a real Kubernetes API server for the tests: kube-apiserver (and a matching
-# kubectl) built from Debian bookworm's `kubernetes` source package, plus Debian's etcd-server.
+# k8s.sh - builds and caches the real Kubernetes the k8s, ha and cluster tests run: Kubernetes
+# v1.35.4 (kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy,
+# kubectl) from the Go module proxy, and checks that the Debian packages a node needs are there
+# (etcd-server, containerd, runc, containernetworking-plugins, iptables, iproute2).
 #
-# The source package is fetched with apt-get through a private APT configuration (its own
-# sources list with a bookworm deb-src line, its own lists and cache), so the machine's APT
-# sources are never edited. It is built offline (vendored tree, GOPROXY=off) with Debian's Go
-# 1.19 (package golang-1.19-go, /usr/lib/go-1.19/bin) - Kubernetes 1.20's vendored
-# golang.org/x/sys does not build with current Go toolchains, so PATH puts 1.19 first. The
-# binaries are cached in ${TPD_TOOLS_DIR:-$HOME/.cache/tpd-tools}/kube-apiserver-<version>;
-# a cached build is reused and nothing is fetched again. The build tree and Go cache (about
-# 3 GB) live in a temporary folder removed afterwards.
+# Why v1.35: the newest minor whose kubelet runs on this kind of machine. v1.36 and later need
+# containerd 2.x and Debian 12 ships 1.6.20; v1.35 still accepts cgroup v1 with
+# `failCgroupV1: false` (docs/kubernetes-node.md).
 #
-# Cold build: about 4 min on 2 cores, 1.3 GB RAM peak, 3 GB temporary disk.
+# How: the wrapper module tests/cluster/go (pinned in its go.mod/go.sum) requires
+# k8s.io/kubernetes v1.35.4 and replaces each of the 31 k8s.io staging modules, which
+# Kubernetes' own go.mod points into a ./staging folder the module zip lacks, with its published
+# v0.35.4 twin. One `go build` of the six commands with the version stamped in (the API server
+# checks the kubelet's version skew; unstamped binaries say v0.0.0-master).
 #
-# Usage: scripts/k8s.sh [--print-env] [--no-install]
-#   --print-env   print `export KUBE_APISERVER=... KUBECTL_120=... ETCD=...` lines
+# Binaries go to ${TPD_TOOLS_DIR:-$HOME/.cache/tpd-tools}/kubernetes-<version>/bin; Go's module
+# and build caches to .../go/mod and .../go/cache, shared with scripts/tools.sh (helm,
+# kubeconform) and scripts/teleport.sh. They are rebuilt only when the wrapper module changes.
+# Cold (empty Go caches): see the README's "How long things take"; warm: under a second.
+#
+# Usage: scripts/k8s.sh [--print-env] [--no-install] [--tidy]
+#   --print-env   print `export KUBE_APISERVER=... KUBECTL=... ETCD=...` lines
 #   --no-install  do not apt-get install missing packages (fail instead)
-# Exit status non-zero with a message when anything is missing or fails.
+#   --tidy        maintainers: re-run `go mod tidy` and copy go.mod/go.sum back into the repository
+# Exit status 77 when Go >= 1.25 is missing (a test that needs these binaries is then skipped),
+# non-zero with a message on any other failure.
 set -euo pipefail
 
-KUBE_DEB_VERSION=1.20.5+really1.20.2-1.1+deb12u1   # Debian 12 `kubernetes` source package
-KUBE_GIT_VERSION=v1.20.2                           # what the upstream tree really is
-GO_ROOT=/usr/lib/go-1.19                           # Debian's golang-1.19-go
-PKGS=(etcd-server golang-1.19-go dpkg-dev rsync make ca-certificates)
+KUBE_VERSION=v1.35.4
+KUBE_MIN_GO=25   # k8s.io/kubernetes v1.35's go.mod says go 1.25.0
+CMDS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
+PKGS=(etcd-server containerd runc containernetworking-plugins iptables iproute2 util-linux)
 
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TOOLS_DIR=${TPD_TOOLS_DIR:-$HOME/.cache/tpd-tools}
-DEST=$TOOLS_DIR/kube-apiserver-$KUBE_GIT_VERSION
+DEST=$TOOLS_DIR/kubernetes-$KUBE_VERSION
+MOD=$ROOT/tests/cluster/go
+export GOMODCACHE=$TOOLS_DIR/go/mod GOCACHE=$TOOLS_DIR/go/cache
+export GOTOOLCHAIN=local GOFLAGS="-mod=readonly -buildvcs=false" CGO_ENABLED=0
 
 die() { echo "k8s.sh: $*" >&2; exit 1; }
-log() { echo "k8s.sh: $*" >&2; }
+log() { echo "k8s.sh: $(date -u +%H:%M:%S) $*" >&2; }
 
-print_env=0
-install=1
+print_env=0 install=1 tidy=0
 for a in "$@"; do
 	case $a in
 	--print-env) print_env=1 ;;
 	--no-install) install=0 ;;
+	--tidy) tidy=1 ;;
 	*) die "unknown argument: $a" ;;
 	esac
 done
@@ -54,77 +66,71 @@ ensure_packages() {
 		|| die "apt-get install ${missing[*]} failed"
 }
 
-# Fetches and unpacks the source package into $1 using a private APT configuration.
-fetch_source() {
-	local work=$1 apt=$1/apt
-	mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$apt/sources.list.d" "$apt/preferences.d"
-	cat >"$apt/sources.list" <<EOF
-deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm main
-deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm-updates main
-deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian-security bookworm-security main
-EOF
-	cat >"$apt/apt.conf" <<EOF
-Dir::Etc::SourceList "$apt/sources.list";
-Dir::Etc::SourceParts "$apt/sources.list.d";
-Dir::Etc::Preferences "$apt/preferences";
-Dir::Etc::PreferencesParts "$apt/preferences.d";
-Dir::State::Lists "$apt/lists";
-Dir::Cache "$apt/cache";
-APT::Sandbox::User "root";
-EOF
-	[ -r /usr/share/keyrings/debian-archive-keyring.gpg ] || die "no Debian archive keyring (package debian-archive-keyring)"
-	log "apt-get update (private deb-src list for bookworm)"
-	APT_CONFIG=$apt/apt.conf apt-get update -q >"$work/apt-update.log" 2>&1 \
-		|| { cat "$work/apt-update.log" >&2; die "apt-get update with the private deb-src list failed"; }
-	log "apt-get source kubernetes=$KUBE_DEB_VERSION"
-	(cd "$work" && APT_CONFIG=$apt/apt.conf apt-get source -q --download-only "kubernetes=$KUBE_DEB_VERSION" \
-		>"$work/apt-source.log" 2>&1) \
-		|| { cat "$work/apt-source.log" >&2; die "apt-get source kubernetes=$KUBE_DEB_VERSION failed"; }
-	local dsc
-	dsc=$(ls "$work"/kubernetes_*.dsc 2>/dev/null | head -n1)
-	[ -n "$dsc" ] || die "no .dsc downloaded"
-	(cd "$work" && dpkg-source -x "$dsc" src >"$work/dpkg-source.log" 2>&1) \
-		|| { cat "$work/dpkg-source.log" >&2; die "dpkg-source -x failed"; }
+check_go() {
+	local v minor
+	if ! command -v go >/dev/null 2>&1; then
+		echo "k8s.sh: Go is not installed; building Kubernetes $KUBE_VERSION needs Go >= 1.$KUBE_MIN_GO" \
+			"(https://go.dev/dl/)" >&2
+		exit 77
+	fi
+	v=$(go env GOVERSION)
+	minor=$(echo "$v" | sed -n 's/^go1\.\([0-9]*\).*/\1/p')
+	if [ -z "$minor" ] || [ "$minor" -lt $KUBE_MIN_GO ]; then
+		echo "k8s.sh: found $v; building Kubernetes $KUBE_VERSION needs Go >= 1.$KUBE_MIN_GO" >&2
+		exit 77
+	fi
+}
+
+# What the binaries are built from: the wrapper module's files and the version pin.
+stamp() {
+	(cd "$MOD" && cat go.mod go.sum tools.go && echo "$KUBE_VERSION") | sha256sum | cut -d' ' -f1
 }
 
 build() {
-	local work
-	work=$(mktemp -d "${TMPDIR:-/tmp}/tpd-k8s-build.XXXXXX")
-	# shellcheck disable=SC2064
-	trap "rm -rf '$work'" EXIT
-	local t0=$SECONDS
-	fetch_source "$work"
-	local src=$work/src
-	mkdir -p "$src/.go/src/k8s.io" "$work/home" "$work/gocache"
-	ln -s ../../.. "$src/.go/src/k8s.io/kubernetes"
-	log "building kube-apiserver and kubectl $KUBE_GIT_VERSION with $("$GO_ROOT/bin/go" version) (several minutes)"
-	(cd "$src" && env PATH="$GO_ROOT/bin:$PATH" GOROOT="$GO_ROOT" GOPATH="$src/.go" GOCACHE="$work/gocache" \
-		GOFLAGS= GO111MODULE= CGO_ENABLED=0 GOPROXY=off HOME="$work/home" \
-		KUBE_GIT_VERSION=$KUBE_GIT_VERSION KUBE_GIT_TREE_STATE=clean \
-		make WHAT="cmd/kube-apiserver cmd/kubectl" >"$work/make.log" 2>&1) \
-		|| { tail -n 40 "$work/make.log" >&2; die "make WHAT=cmd/kube-apiserver failed"; }
-	mkdir -p "$DEST.tmp"
-	cp "$src/_output/bin/kube-apiserver" "$src/_output/bin/kubectl" "$DEST.tmp/"
-	"$DEST.tmp/kube-apiserver" --version >&2 || die "the built kube-apiserver does not run"
-	rm -rf "$DEST" && mv "$DEST.tmp" "$DEST"
-	rm -rf "$work"
-	trap - EXIT
-	log "built in $((SECONDS - t0)) s -> $DEST"
+	local t0=$SECONDS src=$DEST/src minor=${KUBE_VERSION#v1.}
+	minor=${minor%%.*}
+	rm -rf "$src" "$DEST/bin.tmp"
+	mkdir -p "$src" "$DEST/bin.tmp"
+	cp "$MOD/go.mod" "$MOD/go.sum" "$MOD/tools.go" "$src/"
+	if [ $tidy -eq 1 ]; then
+		log "go mod tidy"
+		(cd "$src" && GOFLAGS=-mod=mod go mod tidy) || die "go mod tidy failed"
+		cp "$src/go.mod" "$src/go.sum" "$MOD/"
+	fi
+	local v=k8s.io/component-base/version ld="-s -w"
+	ld+=" -X $v.gitVersion=$KUBE_VERSION -X $v.gitMajor=1 -X $v.gitMinor=$minor -X $v.gitTreeState=clean"
+	ld+=" -X $v.buildDate=1970-01-01T00:00:00Z"
+	local pkgs=() c
+	for c in "${CMDS[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); done
+	log "building Kubernetes $KUBE_VERSION (${CMDS[*]}) with $(go env GOVERSION); cold, this takes many minutes"
+	(cd "$src" && go build -p 2 -trimpath -ldflags "$ld" -o "$DEST/bin.tmp/" "${pkgs[@]}") \
+		|| die "go build of Kubernetes $KUBE_VERSION failed"
+	"$DEST/bin.tmp/kube-apiserver" --version >&2 || die "the built kube-apiserver does not run"
+	stamp >"$DEST/bin.tmp/.stamp"
+	rm -rf "$DEST/bin" && mv "$DEST/bin.tmp" "$DEST/bin"
+	rm -rf "$src"
+	log "built in $((SECONDS - t0)) s -> $DEST/bin"
 }
 
 ensure_packages
+check_go
 mkdir -p "$TOOLS_DIR"
 exec 9>"$TOOLS_DIR/.k8s.lock"
 flock 9
-if [ ! -x "$DEST/kube-apiserver" ] || [ ! -x "$DEST/kubectl" ]; then
-	[ -x "$GO_ROOT/bin/go" ] || die "$GO_ROOT/bin/go missing (package golang-1.19-go)"
+if [ $tidy -eq 1 ] || [ "$(cat "$DEST/bin/.stamp" 2>/dev/null)" != "$(stamp)" ]; then
 	build
 fi
 flock -u 9
 command -v etcd >/dev/null 2>&1 || die "etcd not found (package etcd-server)"
 
 if [ $print_env -eq 1 ]; then
-	echo "export KUBE_APISERVER=\"$DEST/kube-apiserver\""
-	echo "export KUBECTL_120=\"$DEST/kubectl\""
+	b=$DEST/bin
+	echo "export K8S_VERSION=\"$KUBE_VERSION\""
+	echo "export KUBE_APISERVER=\"$b/kube-apiserver\""
+	echo "export KUBE_CONTROLLER_MANAGER=\"$b/kube-controller-manager\""
+	echo "export KUBE_SCHEDULER=\"$b/kube-scheduler\""
+	echo "export KUBELET=\"$b/kubelet\""
+	echo "export KUBE_PROXY=\"$b/kube-proxy\""
+	echo "export KUBECTL=\"$b/kubectl\""
 	echo "export ETCD=\"$(command -v etcd)\""
 fi

@@ -60,7 +60,7 @@ def parse_ts(ts):
 # --- Kubernetes --------------------------------------------------------------------------------
 
 def kubectl(h, *args, ctx="admin", check=True):
-    r = subprocess.run([h.tools["KUBECTL_120"], "--kubeconfig", h.kubeconfig, "--context", ctx] + list(args),
+    r = subprocess.run([h.tools["KUBECTL"], "--kubeconfig", h.kubeconfig, "--context", ctx] + list(args),
                        capture_output=True, text=True, timeout=60)
     if check and r.returncode != 0:
         raise AssertionError("kubectl %s: %s%s" % (" ".join(args), r.stdout, r.stderr))

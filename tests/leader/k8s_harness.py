@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """k8s_harness.py - a real Kubernetes API server on loopback for tests: Debian's etcd-server and
-the kube-apiserver v1.20.2 that scripts/k8s.sh builds from Debian's `kubernetes` source package
+the kube-apiserver v1.35 that scripts/k8s.sh builds from the Go module proxy
 (docs/kubernetes-lease.md §2).
 
 Free ports are picked dynamically (bind port 0), so several harnesses can run side by side.
@@ -45,11 +45,11 @@ def free_ports(n):
 
 
 def tool_env():
-    """Paths of kube-apiserver, kubectl 1.20 and etcd from scripts/k8s.sh (which must have run)."""
+    """Paths of kube-apiserver, kubectl and etcd from scripts/k8s.sh (which must have run)."""
     env = {}
     if os.environ.get("KUBE_APISERVER"):
         env["KUBE_APISERVER"] = os.environ["KUBE_APISERVER"]
-        env["KUBECTL_120"] = os.environ.get("KUBECTL_120", "")
+        env["KUBECTL"] = os.environ.get("KUBECTL", "")
         env["ETCD"] = os.environ.get("ETCD", "etcd")
         return env
     out = subprocess.run(["bash", os.path.join(ROOT, "scripts", "k8s.sh"), "--print-env", "--no-install"],
@@ -121,7 +121,7 @@ class Harness:
         self._spawn("apiserver", [
             self.tools["KUBE_APISERVER"], "--etcd-servers=http://127.0.0.1:%d" % etcd_c,
             "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--secure-port=%d" % api,
-            "--insecure-port=0", "--tls-cert-file=%s/apiserver.crt" % p,
+            "--tls-cert-file=%s/apiserver.crt" % p,
             "--tls-private-key-file=%s/apiserver.key" % p, "--client-ca-file=%s/ca.crt" % p,
             "--token-auth-file=%s/tokens.csv" % p, "--authorization-mode=RBAC",
             "--service-account-key-file=%s/sa.pub" % p, "--service-account-signing-key-file=%s/sa.key" % p,

@@ -1,6 +1,6 @@
 """test_ha_controller.py - high availability end to end: two and three REAL teleport-pagerduty
 processes with `[leader_election] enabled = true`, electing a leader with a coordination.k8s.io/v1
-Lease on a REAL kube-apiserver (tests/leader/k8s_harness.py: Debian's etcd + the v1.20.2
+Lease on a REAL kube-apiserver (tests/leader/k8s_harness.py: Debian's etcd + the v1.35
 kube-apiserver built by scripts/k8s.sh; ServiceAccount bearer token, RBAC), and reconciling
 access requests from the fake Teleport into the fake PagerDuty (tests/lib/tpdtest/harness.py).
 

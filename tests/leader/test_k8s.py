@@ -1,5 +1,5 @@
-"""test_k8s.py - leader election and the deploy files against a REAL kube-apiserver (v1.20.2 built
-from Debian's source package by scripts/k8s.sh) with Debian's etcd, on loopback (k8s_harness.py).
+"""test_k8s.py - leader election and the deploy files against a REAL kube-apiserver (v1.35, built
+from the Go module proxy by scripts/k8s.sh) with Debian's etcd, on loopback (k8s_harness.py).
 
   * the rendered chart (HA values) and deploy/manifests pass `kubectl apply --dry-run=server`
     (a deliberately broken Deployment must fail, so the check can fail);
@@ -43,24 +43,14 @@ LEASE = "teleport-plugin-pagerduty"
 LEASE_MS, RENEW_MS, RETRY_MS = 15000, 10000, 2000
 DRIVER = os.environ.get("TPD_LEADER_DRIVER") or os.path.join(os.environ.get("TPD_BUILD_DIR", "build"),
                                                               "tpd_leader_driver")
-# Kinds the bare 1.20 API server cannot take:
-#  - PodDisruptionBudget: the chart renders policy/v1, GA only in Kubernetes 1.21 (1.20 has v1beta1);
-#  - ServiceMonitor: a CRD of the Prometheus operator, not installed in this server.
-EXCLUDED_KINDS = {"PodDisruptionBudget", "ServiceMonitor"}
+# Kinds the bare API server cannot take: ServiceMonitor, a CRD of the Prometheus operator, is not
+# installed in this server.
+EXCLUDED_KINDS = {"ServiceMonitor"}
 
 
 def kubectl_bin():
-    """The machine's kubectl when it knows --validate=strict (>= 1.25), else the 1.20 one we built."""
-    k = shutil.which("kubectl")
-    if k:
-        try:
-            v = json.loads(subprocess.run([k, "version", "--client", "-o", "json"], capture_output=True,
-                                          text=True, timeout=30).stdout)["clientVersion"]
-            if int(v["major"]) == 1 and int(v["minor"].rstrip("+")) >= 25:
-                return k, "--validate=strict"
-        except (ValueError, KeyError, subprocess.SubprocessError, OSError):
-            pass
-    return k8s_harness.tool_env()["KUBECTL_120"], "--validate=true"
+    """The kubectl scripts/k8s.sh built with the API server (same version)."""
+    return k8s_harness.tool_env()["KUBECTL"], "--validate=strict"
 
 
 @pytest.fixture(scope="module")

@@ -82,9 +82,9 @@ def now_iso():
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def make_test_pki(cert_dir, cn="fake-pagerduty test CA"):
-    """Creates (or reuses) ca.pem/ca.key and server.pem/server.key for 127.0.0.1 in cert_dir.
-    Returns (ca_file, cert_file, key_file)."""
+def make_test_pki(cert_dir, cn="fake-pagerduty test CA", ip=None):
+    """Creates (or reuses) ca.pem/ca.key and server.pem/server.key for 127.0.0.1 (and ip, when the
+    fake listens on another address) in cert_dir. Returns (ca_file, cert_file, key_file)."""
     os.makedirs(cert_dir, exist_ok=True)
     ca, cak = os.path.join(cert_dir, "ca.pem"), os.path.join(cert_dir, "ca.key")
     crt, key = os.path.join(cert_dir, "server.pem"), os.path.join(cert_dir, "server.key")
@@ -100,8 +100,8 @@ def make_test_pki(cert_dir, cn="fake-pagerduty test CA"):
     csr = os.path.join(cert_dir, "server.csr")
     ext = os.path.join(cert_dir, "server.ext")
     with open(ext, "w") as f:
-        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"
-                "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n")
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost%s\nextendedKeyUsage=serverAuth\n"
+                "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n" % (",IP:" + ip if ip else ""))
     run("req", *ec, "-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1")
     run("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", cak, "-CAcreateserial", "-out", crt,
         "-days", "3650", "-extfile", ext)
@@ -180,7 +180,8 @@ class FakePagerDuty:
         if self.cert_dir is None:
             import tempfile
             self.cert_dir = tempfile.mkdtemp(prefix="fake-pd-")
-        self.ca_file, crt, key = make_test_pki(self.cert_dir)
+        own_ip = self.host if self.host not in ("127.0.0.1", "0.0.0.0", "") else None
+        self.ca_file, crt, key = make_test_pki(self.cert_dir, ip=own_ip)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ctx.load_cert_chain(crt, key)

@@ -253,12 +253,13 @@ class Plugin:
 class Env:
     """The two fakes plus the fixtures of upstream's suite (services, policies, annotations)."""
 
-    def __init__(self, workdir=None, advanced_workflows=True, tp_port=0, severity="debug"):
+    def __init__(self, workdir=None, advanced_workflows=True, tp_port=0, severity="debug", host="127.0.0.1"):
         self.workdir = workdir or tempfile.mkdtemp(prefix="tpd-e2e-")
         self.severity = severity
         self.pki = os.path.join(os.environ.get("TPD_BUILD_DIR", self.workdir), "e2e-pki")
-        self.tp = FakeTeleport(self.pki, advanced_workflows=advanced_workflows, port=tp_port).start()
-        self.pd = FakePagerDuty(api_key=API_KEY, cert_dir=os.path.join(self.workdir, "pd-certs")).start()
+        # host: where the fakes listen (the cluster tests: the host end of the pods' bridge).
+        self.tp = FakeTeleport(self.pki, host=host, advanced_workflows=advanced_workflows, port=tp_port).start()
+        self.pd = FakePagerDuty(api_key=API_KEY, host=host, cert_dir=os.path.join(self.workdir, "pd-certs")).start()
         self.api_key_file = write_api_key(self.workdir)
         # Upstream suite fixtures.
         self.ep1 = self.pd.add_escalation_policy("Escalation Policy 1")
