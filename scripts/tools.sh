@@ -23,7 +23,7 @@ HELM_K8S_MINOR=34                 # helm v3.19.0 is built against k8s.io/client-
 KUBECONFORM_VERSION=v0.7.0
 KUBEVALIDATE_VERSION=1.37.0
 KUBEVALIDATE_SHA256=85136d018a27b50ec7fc049d902bfa5193f5976807e6c0f408e3ab6fe078cad9
-SCHEMA_K8S_VERSION=v1.32.0        # the Kubernetes version the rendered manifests are checked against
+SCHEMA_K8S_VERSION=v1.35.0        # the rendered manifests are checked against the minor scripts/k8s.sh pins
 HADOLINT_VERSION=2.15.1
 HADOLINT_SHA256=bed607e611b0f7e4ef78e4bba9bdf39504d8234d3eadfe86d702f2bff14ac2d5
 
