@@ -7,7 +7,11 @@
 # and exits 77, which the ctest registrations declare as SKIP_RETURN_CODE (CI fails on any
 # skip, see .ci/run). Otherwise it runs the command (exec; its exit status is the test's).
 #
-# Usage: tests/deploy/need_go_tools.sh TOOL... -- COMMAND [ARG...]     TOOL: helm | kubeconform
+# The tool `kubernetes` stands for scripts/k8s.sh's binaries (Kubernetes v1.35, Go >= 1.25): the
+# test is skipped when k8s.sh says it cannot build them (its exit 77, with its reason).
+#
+# Usage: tests/deploy/need_go_tools.sh TOOL... -- COMMAND [ARG...]
+#   TOOL: helm | kubeconform | kubernetes
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 TOOLS_DIR=${TPD_TOOLS_DIR:-$HOME/.cache/tpd-tools}
@@ -32,6 +36,15 @@ for t in "${tools[@]}"; do
 	case $t in
 	helm) v=$(pinned HELM) ;;
 	kubeconform) v=$(pinned KUBECONFORM) ;;
+	kubernetes)
+		rc=0
+		why=$(bash "$root/scripts/k8s.sh" --print-env --no-install 2>&1 >/dev/null) || rc=$?
+		if [ $rc -eq 77 ]; then
+			echo "SKIP: ${why//$'\n'/ }"
+			exit 77
+		fi
+		continue
+		;;
 	*)
 		echo "need_go_tools.sh: unknown tool $t" >&2
 		exit 2

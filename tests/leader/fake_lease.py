@@ -2,7 +2,8 @@
 """fake_lease.py - a small HTTPS fake of the Kubernetes coordination.k8s.io/v1 Lease endpoints,
 for fault-injecting unit tests of src/runtime/leader.c (tests/unit/test_leader.c).
 
-It answers like the real kube-apiserver 1.20 does (checked against it, docs/kubernetes-lease.md §1-2):
+It answers like the real kube-apiserver does (1.20 first, v1.35 now; leader/k8s compares them,
+docs/kubernetes-lease.md §1-2):
   GET    /apis/coordination.k8s.io/v1/namespaces/{ns}/leases/{name}  200 | 404 NotFound
   POST   /apis/coordination.k8s.io/v1/namespaces/{ns}/leases         201 | 409 AlreadyExists
   PUT    /apis/coordination.k8s.io/v1/namespaces/{ns}/leases/{name}  200 | 201 (create on update)

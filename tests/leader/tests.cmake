@@ -27,7 +27,7 @@ set_tests_properties(leader/k8s_tools PROPERTIES TIMEOUT 1800 LABELS "k8s;leader
 # The chart is rendered with helm from the deploy area's tool cache (fixture tpd_deploy_tools).
 # Without helm and without Go >= 1.22 to build it: skipped (exit 77, tests/deploy/need_go_tools.sh).
 add_test(NAME leader/k8s
-  COMMAND bash ${CMAKE_SOURCE_DIR}/tests/deploy/need_go_tools.sh helm --
+  COMMAND bash ${CMAKE_SOURCE_DIR}/tests/deploy/need_go_tools.sh helm kubernetes --
           /usr/bin/python3 -m pytest -q -s -p no:cacheprovider ${CMAKE_SOURCE_DIR}/tests/leader/test_k8s.py)
 set_tests_properties(leader/k8s PROPERTIES TIMEOUT 600 LABELS "k8s;leader"
   ENVIRONMENT "${TPD_LEADER_ENV}" FIXTURES_REQUIRED "tpd_k8s_tools;tpd_deploy_tools" SKIP_RETURN_CODE 77)
