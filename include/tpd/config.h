@@ -75,6 +75,7 @@ typedef struct tpd_config {
 		int64_t resync_interval_ms;  /* default 600000 */
 		int64_t shutdown_timeout_ms; /* default 15000 */
 		bool resolve_orphans;        /* default true: resolve incidents of vanished requests */
+		bool dry_run;                /* default false: log every write instead (start --dry-run) */
 	} reconcile;
 
 	struct {

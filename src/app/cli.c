@@ -42,6 +42,7 @@ static const char usage_text[] =
     "                          (default " TPD_DEFAULT_CONFIG_PATH ")\n"
     "      -d, --debug         Enable verbose logging to stderr\n"
     "          --pid-file=PATH Write the process id to PATH\n"
+    "          --dry-run       Write nothing to Teleport or PagerDuty: log each write instead\n"
     "  check [<flags>]    Validates the config and the credentials it names, then exits.\n"
     "      -c, --config=PATH   as for start\n";
 
@@ -69,6 +70,7 @@ struct start_flags {
 	const char *config;
 	const char *pid_file;
 	bool debug;
+	bool dry_run;
 };
 
 /* Parses the flags of start/check; returns 0 or a usage exit code. */
@@ -77,6 +79,7 @@ static int parse_flags(int argc, char **argv, struct start_flags *f, bool allow_
 	f->config = TPD_DEFAULT_CONFIG_PATH;
 	f->pid_file = NULL;
 	f->debug = false;
+	f->dry_run = false;
 	for (int i = 0; i < argc; i++) {
 		const char *a = argv[i];
 
@@ -90,6 +93,8 @@ static int parse_flags(int argc, char **argv, struct start_flags *f, bool allow_
 			f->config = a + 2;
 		} else if (allow_runtime_flags && (!strcmp(a, "-d") || !strcmp(a, "--debug"))) {
 			f->debug = true;
+		} else if (allow_runtime_flags && !strcmp(a, "--dry-run")) {
+			f->dry_run = true;
 		} else if (allow_runtime_flags && !strcmp(a, "--no-debug")) {
 			f->debug = false;
 		} else if (allow_runtime_flags && !strcmp(a, "--pid-file")) {
@@ -193,6 +198,8 @@ static int cmd_start(int argc, char **argv)
 	}
 	if (f.debug)
 		tpd_log(lg, TPD_LOG_DEBUG, "DEBUG logging enabled", NULL);
+	if (f.dry_run)
+		cfg->reconcile.dry_run = true;
 	tpd_log(lg, TPD_LOG_INFO, "Starting Teleport Access PagerDuty Plugin", "version", TPD_VERSION,
 	        "commit", TPD_GIT_COMMIT, "config", cfg->path, NULL);
 	if (f.pid_file && write_pid_file(f.pid_file, err) < 0) {

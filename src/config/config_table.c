@@ -104,6 +104,8 @@ const tpd_cfg_field tpd_cfg_fields[] = {
      "shutdown_timeout = \"15s\"", Q("15s"), NULL, "Grace period for in-flight work on SIGTERM", NULL},
     {"reconcile", "resolve_orphans", BOOL, CFG(reconcile.resolve_orphans), 0, 0, "resolve_orphans = true",
      "true", NULL, "Resolve open incidents whose request vanished while we were away", NULL},
+    {"reconcile", "dry_run", BOOL, CFG(reconcile.dry_run), 0, 0, "dry_run = true", "false", NULL,
+     "Read everything, write nothing: log and count each write instead (also start --dry-run)", NULL},
 
     {"leader_election", "enabled", BOOL, CFG(leader.enabled), 0, 0, "enabled = true", "false", NULL, NULL,
      NULL},

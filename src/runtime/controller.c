@@ -156,6 +156,15 @@ static bool check_loops(void *ud, char *reason, size_t len)
 	return false;
 }
 
+/* Always passes: shows "[+]dry-run ok" in /readyz?verbose, so a dry-run replica says what it is. */
+static bool check_dry_run(void *ud, char *reason, size_t len)
+{
+	(void)ud;
+	(void)reason;
+	(void)len;
+	return true;
+}
+
 /* ---------------------------------------------------------------------------------------------- */
 /* lifecycle                                                                                      */
 
@@ -190,6 +199,9 @@ tpd_err tpd_controller_new(const tpd_config *cfg, tpd_logger *lg, tpd_controller
 	c->known_services = tpd_strmap_new();
 	c->unsure = tpd_strmap_new();
 	c->known = tpd_strmap_new();
+	c->dry_run = cfg->reconcile.dry_run;
+	c->dry_pd = tpd_strmap_new();
+	c->dry_incidents = tpd_strmap_new();
 	c->seen = tpd_seen_pending_new(SEEN_PENDING_CAP, SEEN_PENDING_TTL_MS,
 	                               cfg->pagerduty.notify_service_annotation,
 	                               cfg->pagerduty.services_annotation);
@@ -226,6 +238,8 @@ tpd_err tpd_controller_new(const tpd_config *cfg, tpd_logger *lg, tpd_controller
 	c->m_seen_forgotten = tpd_metrics_counter(
 	    c->metrics, "teleport_pagerduty_seen_pending_forgotten_total",
 	    "Seen-pending entries forgotten, by reason (handled, expired, evicted).", "reason");
+	c->m_dry = tpd_metrics_counter(c->metrics, "teleport_pagerduty_dry_run_actions_total",
+	                               "Writes a dry run did not make, by action.", "action");
 	tpd_metrics_add_standard(c->metrics, TPD_VERSION, TPD_GIT_COMMIT);
 	*out = c;
 	return TPD_ERR_OK;
@@ -349,12 +363,19 @@ tpd_err tpd_controller_start(tpd_controller *c, char *err)
 		tpd_status_add_check(c->status, "teleport-identity", true, check_identity, c);
 		tpd_status_add_check(c->status, "pagerduty", true, check_pagerduty, c);
 		tpd_status_add_check(c->status, "controller-loops", false, check_loops, c);
+		if (c->dry_run)
+			tpd_status_add_check(c->status, "dry-run", true, check_dry_run, c);
 		rc = tpd_status_start(c->status, err);
 		if (rc)
 			return rc;
 	}
 
-	if (cfg->leader.enabled) {
+	if (cfg->leader.enabled && c->dry_run)
+		/* A dry-run replica must never be able to stop a live one: it leaves the Lease alone
+		 * and, writing nothing, may run next to the leader. */
+		tpd_log(c->lg, TPD_LOG_WARN, "Dry run: leader election is off, the Lease is left alone",
+		        NULL);
+	if (cfg->leader.enabled && !c->dry_run) {
 		tpd_leader_opts lo = {0};
 
 		lo.api_url = cfg->leader.api_server;
@@ -386,7 +407,8 @@ tpd_err tpd_controller_start(tpd_controller *c, char *err)
 		if (c->status)
 			snprintf(port, sizeof(port), "%d", tpd_status_port(c->status));
 		tpd_log(c->lg, TPD_LOG_INFO, "Controller started", "workers", workers, "status_port", port,
-		        "leader_election", c->leader ? "on" : "off", NULL);
+		        "leader_election", c->leader ? "on" : "off", "dry_run", c->dry_run ? "true" : "false",
+		        NULL);
 	}
 	/* Last, so that leadership callbacks find the threads running. */
 	if (c->leader)
@@ -476,6 +498,7 @@ void tpd_controller_free(tpd_controller *c)
 	tpd_strmap_free(c->known_services, NULL);
 	tpd_strmap_free(c->unsure, NULL);
 	tpd_strmap_free(c->known, ctl_known_free);
+	ctl_dry_free(c);
 	tpd_seen_pending_free(c->seen);
 	tpd_metrics_free(c->metrics);
 	free(c->cluster_name);

@@ -80,7 +80,11 @@ struct tpd_controller {
 	tpd_strmap *unsure;
 	tpd_strmap *known; /* request id → plugin data last read or written (executor.c), under cache_mu */
 	tpd_seen_pending *seen; /* requests seen PENDING that left it unhandled, under cache_mu */
-	bool listed_once;       /* under cache_mu: the first listing after start is done */
+	/* Dry-run mode (dryrun.c): its shadows of what would have been written, under cache_mu. */
+	bool dry_run;
+	tpd_strmap *dry_pd;        /* request id → tpd_plugin_data* */
+	tpd_strmap *dry_incidents; /* incident key → status (char*) */
+	bool listed_once;          /* under cache_mu: the first listing after start is done */
 
 	/* Threads. */
 	pthread_t watcher, housekeeper;
@@ -115,7 +119,7 @@ struct tpd_controller {
 	/* Metrics. */
 	tpd_metric *m_reconcile, *m_reconcile_err, *m_created, *m_resolved, *m_notes, *m_approvals;
 	tpd_metric *m_reconnects, *m_watch_connected, *m_id_expiry, *m_id_reloads;
-	tpd_metric *m_seen, *m_seen_forgotten;
+	tpd_metric *m_seen, *m_seen_forgotten, *m_dry;
 };
 
 /* controller.c: small helpers */
@@ -172,6 +176,21 @@ tpd_err ctl_reconcile_key(tpd_controller *c, const char *id, unsigned flags, boo
 bool ctl_may_reconcile(tpd_controller *c);
 void ctl_on_leadership(void *ud, bool leading);
 void *ctl_worker_main(void *arg);
+
+/* dryrun.c: every write to PagerDuty and Teleport goes through these (in dry-run mode: logged,
+ * counted and kept in the shadows instead), and the reads that must see the shadows. */
+tpd_err ctl_w_update_plugin_data(tpd_controller *c, const char *id, const tpd_plugin_data *next,
+                                 const tpd_plugin_data *expect, char *err);
+tpd_err ctl_r_plugin_data(tpd_controller *c, const char *id, tpd_plugin_data *out, char *err);
+tpd_err ctl_w_create_incident(tpd_controller *c, const char *id, const char *service_name,
+                              const tpd_pd_incident_spec *s, char **incident, bool *adopted, char *err);
+tpd_err ctl_r_incident_by_key(tpd_controller *c, const char *key, char **incident, char **status, char *err);
+/* once: post only if the incident lacks the note (*posted says whether it was posted). */
+tpd_err ctl_w_add_note(tpd_controller *c, const char *id, const char *incident, const char *note, bool once,
+                       bool *posted, char *err);
+tpd_err ctl_w_resolve_incident(tpd_controller *c, const char *id, const char *incident, char *err);
+tpd_err ctl_w_submit_review(tpd_controller *c, const char *id, const char *reason, char *err);
+void ctl_dry_free(tpd_controller *c);
 
 /* housekeeper.c */
 void ctl_scan_orphans(tpd_controller *c);

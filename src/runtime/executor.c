@@ -94,7 +94,7 @@ static tpd_err act_create_incident(struct job *j, const tpd_action *a)
 	details = tpd_incident_details(job_subject(j), link);
 	spec = (tpd_pd_incident_spec){
 	    .title = title, .service_id = svc.id, .incident_key = key, .details = details};
-	rc = tpd_pd_create_incident(c->pd, &spec, &incident, &adopted, j->err);
+	rc = ctl_w_create_incident(c, j->id, a->service_name, &spec, &incident, &adopted, j->err);
 	if (rc) {
 		j->reason = "pagerduty";
 		goto out;
@@ -106,10 +106,13 @@ static tpd_err act_create_incident(struct job *j, const tpd_action *a)
 	}
 	if (!adopted)
 		tpd_metric_inc(c->m_created);
-	tpd_log(c->lg, TPD_LOG_INFO,
-	        adopted ? "Adopted existing PagerDuty incident" : "Successfully created PagerDuty incident",
-	        "pd_incident_id", incident, "pd_service_name", a->service_name, "request_id", j->id,
-	        "request_state", state_name(j), NULL);
+	/* In a dry run the "would create" line has said it (an adoption is real either way). */
+	if (adopted || !c->dry_run)
+		tpd_log(c->lg, TPD_LOG_INFO,
+		        adopted ? "Adopted existing PagerDuty incident"
+		                : "Successfully created PagerDuty incident",
+		        "pd_incident_id", incident, "pd_service_name", a->service_name, "request_id", j->id,
+		        "request_state", state_name(j), NULL);
 out:
 	tpd_pd_service_clear(&svc);
 	free(key);
@@ -135,10 +138,8 @@ static tpd_err act_post_notes(struct job *j, const tpd_action *a)
 		bool posted = true;
 
 		/* Only the note at the stored count can be posted but not counted (see unsure_*). */
-		if (i == a->from && i < unsure)
-			rc = tpd_pd_add_note_once(c->pd, j->pd.incident_id, note, &posted, j->err);
-		else
-			rc = tpd_pd_add_note(c->pd, j->pd.incident_id, note, j->err);
+		rc = ctl_w_add_note(c, j->id, j->pd.incident_id, note, i == a->from && i < unsure, &posted,
+		                    j->err);
 		free(note);
 		if (!rc && posted)
 			tpd_metric_inc(c->m_notes);
@@ -160,9 +161,10 @@ static tpd_err act_post_notes(struct job *j, const tpd_action *a)
 			pthread_mutex_unlock(&c->cache_mu);
 			return rc;
 		}
-		tpd_log(c->lg, TPD_LOG_INFO, "Successfully posted a review note", "pd_incident_id",
-		        j->pd.incident_id, "request_id", j->id, "review_author", j->req->reviews[i].author,
-		        NULL);
+		if (!c->dry_run)
+			tpd_log(c->lg, TPD_LOG_INFO, "Successfully posted a review note", "pd_incident_id",
+			        j->pd.incident_id, "request_id", j->id, "review_author",
+			        j->req->reviews[i].author, NULL);
 	}
 	return rc;
 }
@@ -188,7 +190,7 @@ static tpd_err act_resolve(struct job *j, const tpd_action *a)
 		}
 	} else {
 		key = tpd_incident_key(j->id);
-		rc = tpd_pd_find_incident_by_key(c->pd, key, &incident, &status, j->err);
+		rc = ctl_r_incident_by_key(c, key, &incident, &status, j->err);
 		if (rc && rc != TPD_ERR_NOT_FOUND) {
 			j->reason = "pagerduty";
 			goto out;
@@ -201,24 +203,22 @@ static tpd_err act_resolve(struct job *j, const tpd_action *a)
 	/* A run stopped somewhere between storing the resolution and resolving (or, for a deleted
 	 * request, nothing could be stored): the note may be there already, so it is posted only if
 	 * it is not (exactly once, not at least once). */
-	if (a->recover || !pd_writable)
-		rc = tpd_pd_add_note_once(c->pd, incident, note, &posted, j->err);
-	else
-		rc = tpd_pd_add_note(c->pd, incident, note, j->err);
+	rc = ctl_w_add_note(c, j->id, incident, note, a->recover || !pd_writable, &posted, j->err);
 	if (rc) {
 		j->reason = "pagerduty";
 		goto out;
 	}
 	if (posted)
 		tpd_metric_inc(c->m_notes);
-	rc = tpd_pd_resolve_incident(c->pd, incident, j->err);
+	rc = ctl_w_resolve_incident(c, j->id, incident, j->err);
 	if (rc) {
 		j->reason = "pagerduty";
 		goto out;
 	}
 	tpd_metric_inc(c->m_resolved, tag);
-	tpd_log(c->lg, TPD_LOG_INFO, "Successfully resolved the incident", "pd_incident_id", incident,
-	        "request_id", j->id, "request_state", state_name(j), "pd_resolution", tag, NULL);
+	if (!c->dry_run)
+		tpd_log(c->lg, TPD_LOG_INFO, "Successfully resolved the incident", "pd_incident_id", incident,
+		        "request_id", j->id, "request_state", state_name(j), "pd_resolution", tag, NULL);
 mark:
 	rc = TPD_ERR_OK;
 	if (pd_writable) {
@@ -255,7 +255,7 @@ static tpd_err act_adopt(struct job *j, const tpd_action *a)
 	char *key = tpd_incident_key(j->id), *incident = NULL, *status = NULL;
 	tpd_err rc;
 
-	rc = tpd_pd_find_incident_by_key(c->pd, key, &incident, &status, j->err);
+	rc = ctl_r_incident_by_key(c, key, &incident, &status, j->err);
 	if (rc == TPD_ERR_NOT_FOUND && a->service_name) {
 		/* No incident was ever opened for a request seen PENDING (pending, or over a moment
 		 * later): open it now; the next steps note and resolve it if the request is over. */
@@ -374,7 +374,7 @@ static tpd_err act_auto_approve(struct job *j, const tpd_action *a)
 		goto out;
 	}
 	reason = tpd_approval_reason(user.name, user.email ? user.email : email, names, n_names);
-	rc = tpd_teleport_submit_review(c->tp, j->id, reason, j->err);
+	rc = ctl_w_submit_review(c, j->id, reason, j->err);
 	if (rc == TPD_ERR_ALREADY_REVIEWED) {
 		tpd_log(c->lg, TPD_LOG_DEBUG, "Already reviewed the request", "request_id", j->id, NULL);
 		tpd_metric_inc(c->m_approvals, "already_reviewed");
@@ -395,8 +395,9 @@ static tpd_err act_auto_approve(struct job *j, const tpd_action *a)
 		goto out;
 	}
 	tpd_metric_inc(c->m_approvals, "approved");
-	tpd_log(c->lg, TPD_LOG_INFO, "Successfully submitted a request approval", "pd_user_email", email,
-	        "pd_user_name", user.name, "request_id", j->id, NULL);
+	if (!c->dry_run)
+		tpd_log(c->lg, TPD_LOG_INFO, "Successfully submitted a request approval", "pd_user_email",
+		        email, "pd_user_name", user.name, "request_id", j->id, NULL);
 out:
 	for (size_t i = 0; i < n_found; i++)
 		tpd_pd_service_clear(&svcs[i]);
@@ -429,9 +430,9 @@ static tpd_err resolve_orphan(tpd_controller *c, const char *id, char *err)
 	note = tpd_resolution_note("expired", "");
 	/* Nothing records progress for an orphan: a run stopped before the resolve left the note
 	 * behind, so it is posted only if missing. */
-	rc = tpd_pd_add_note_once(c->pd, incident, note, NULL, err);
+	rc = ctl_w_add_note(c, id, incident, note, true, NULL, err);
 	if (!rc)
-		rc = tpd_pd_resolve_incident(c->pd, incident, err);
+		rc = ctl_w_resolve_incident(c, id, incident, err);
 	if (!rc) {
 		tpd_metric_inc(c->m_resolved, "expired");
 		tpd_log(c->lg, TPD_LOG_INFO,

@@ -12,7 +12,7 @@
 tpd_err ctl_pd_write(tpd_controller *c, const char *id, tpd_plugin_data *cur, bool *have,
                      const tpd_plugin_data *next, char *err)
 {
-	tpd_err rc = tpd_teleport_update_plugin_data(c->tp, id, next, *have ? cur : NULL, err);
+	tpd_err rc = ctl_w_update_plugin_data(c, id, next, *have ? cur : NULL, err);
 
 	if (rc)
 		return rc;
@@ -31,7 +31,7 @@ tpd_err ctl_pd_read(tpd_controller *c, const char *id, tpd_plugin_data *cur, boo
 	if (*have)
 		tpd_plugin_data_clear(cur);
 	*have = false;
-	rc = tpd_teleport_get_plugin_data(c->tp, id, cur, err);
+	rc = ctl_r_plugin_data(c, id, cur, err);
 	if (rc == TPD_ERR_NOT_FOUND) {
 		tpd_plugin_data_clear(cur);
 		return TPD_ERR_OK;

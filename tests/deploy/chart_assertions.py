@@ -38,7 +38,7 @@ CONFIG_KEYS = {
                   "incident_urgency", "incident_priority_id"},
     "log": {"output", "severity", "format"},
     "status": {"listen_addr"},
-    "reconcile": {"workers", "resync_interval", "shutdown_timeout"},
+    "reconcile": {"workers", "resync_interval", "shutdown_timeout", "dry_run"},
     "leader_election": {"enabled", "lease_name", "lease_namespace", "lease_duration",
                         "renew_deadline", "retry_period"},
 }
@@ -285,6 +285,11 @@ def t_config_keys_and_upstream_mapping():
     assert cfg["pagerduty"]["incident_urgency"] == "low"
     assert cfg["log"]["format"] == "json" and cfg["reconcile"]["workers"] == 8
     assert cfg["teleport"]["identity"].endswith("/identity")
+
+
+def t_dry_run():
+    assert "dry_run" not in config(render()[0])["reconcile"], "dry_run rendered by default"
+    assert config(render("--set", "reconcile.dryRun=true")[0])["reconcile"]["dry_run"] is True
 
 
 def t_tbot_identity():

@@ -39,3 +39,11 @@ add_test(NAME e2e/demo_output
   COMMAND /usr/bin/python3 -m pytest -q -p no:cacheprovider ${CMAKE_SOURCE_DIR}/tests/e2e/test_demo_output.py
   WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}/tests/e2e)
 set_tests_properties(e2e/demo_output PROPERTIES TIMEOUT 600 LABELS e2e ENVIRONMENT "${TPD_E2E_ENV}")
+
+# Dry-run mode (start --dry-run, [reconcile] dry_run): the same scenario live and dry against
+# fresh fakes; the dry run writes nothing and logs exactly the live run's writes.
+add_test(NAME e2e/dry_run
+  COMMAND /usr/bin/python3 -m pytest -q -p no:cacheprovider ${CMAKE_SOURCE_DIR}/tests/e2e/test_dry_run.py
+  WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}/tests/e2e)
+set_tests_properties(e2e/dry_run PROPERTIES
+  TIMEOUT 300 LABELS e2e ENVIRONMENT "${TPD_E2E_ENV}")

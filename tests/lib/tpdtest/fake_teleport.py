@@ -824,6 +824,11 @@ class _Servicer(ga.AuthServiceServicer):
         if not request.Resource or not request.Plugin:
             raise Abort(grpc.StatusCode.INVALID_ARGUMENT, "missing parameter Resource or Plugin")
         with ft.lock:
+            # Like the real server: a write for a request that no longer exists fails, whatever
+            # data it had (docs/teleport-wire.md §5; upstream's first write for a request deleted
+            # at once fails the same way).
+            if request.Kind == "access_request" and request.Resource not in ft.requests:
+                raise Abort(grpc.StatusCode.NOT_FOUND, 'access_request "%s" is not found' % request.Resource)
             entries = ft.plugin_store.get(request.Resource)
             if entries is None:
                 if request.Resource not in ft.requests:

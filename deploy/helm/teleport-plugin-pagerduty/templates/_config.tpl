@@ -20,6 +20,7 @@ The API key is never written here: pagerduty.api_key is the PATH of the mounted 
 {{- $log := dict "output" .Values.log.output "severity" .Values.log.severity "format" .Values.log.format -}}
 {{- $status := dict "listen_addr" (printf ":%d" (int .Values.metrics.port)) -}}
 {{- $reconcile := dict "workers" (int .Values.reconcile.workers) "resync_interval" .Values.reconcile.resyncInterval "shutdown_timeout" .Values.reconcile.shutdownTimeout -}}
+{{- if .Values.reconcile.dryRun }}{{ $_ := set $reconcile "dry_run" true }}{{ end -}}
 {{- $le := dict "enabled" (eq (include "pagerduty.leaderElection" .) "true") "lease_name" (include "pagerduty.leaseName" .) "lease_duration" .Values.leaderElection.leaseDuration "renew_deadline" .Values.leaderElection.renewDeadline "retry_period" .Values.leaderElection.retryPeriod -}}
 {{- with .Values.leaderElection.leaseNamespace }}{{ $_ := set $le "lease_namespace" . }}{{ end -}}
 {{- toYaml (dict "teleport" $teleport "pagerduty" $pd "log" $log "status" $status "reconcile" $reconcile "leader_election" $le) }}
