@@ -31,6 +31,16 @@
 #define TPD_DEFAULT_SERVICES_ANNOTATION "pagerduty_services"
 #define TPD_CONFIG_MAX_BYTES            (1024 * 1024) /* larger config files are refused */
 
+/* A list value of the config ([] when unset). */
+typedef struct {
+	size_t n;
+	char **v;
+} tpd_cfg_strlist;
+typedef struct {
+	size_t n;
+	int *v;
+} tpd_cfg_intlist;
+
 typedef struct tpd_config {
 	char *path; /* the file that was loaded */
 
@@ -57,6 +67,10 @@ typedef struct tpd_config {
 		int64_t request_timeout_ms;      /* default 10000 */
 		char *incident_urgency;          /* "" (service default), "high" or "low" */
 		char *incident_priority_id;      /* "" or a priority id */
+		/* Auto-approval only through on-call entries at one of these escalation levels, and
+		 * (when set) from one of these schedules, by name, case-insensitive. Empty: any. */
+		tpd_cfg_intlist auto_approve_escalation_levels;
+		tpd_cfg_strlist auto_approve_schedules;
 	} pagerduty;
 
 	struct {
@@ -109,6 +123,8 @@ tpd_err tpd_config_load_mem(const char *name, const char *text, size_t len, bool
                             tpd_config_warn_cb warn, void *ud, char *err);
 /* Frees a loaded config (wiping the API key); NULL is a no-op. */
 void tpd_config_free(tpd_config *cfg);
+/* Frees a list's strings and empties it. */
+void tpd_cfg_strlist_clear(tpd_cfg_strlist *l);
 
 /* A config holding every default and nothing else (name becomes its path; NULL → "<defaults>").
  * The defaults live in one table in src/config/config_table.c, which also makes the sample below. It is

@@ -84,6 +84,11 @@ typedef struct {
 typedef struct {
 	char *id, *name, *email;
 } tpd_pd_user;
+typedef struct {
+	char *id, *name;
+} tpd_pd_schedule;
+/* Frees the strings and zeroes the struct; NULL is a no-op. */
+void tpd_pd_schedule_clear(tpd_pd_schedule *s);
 /* Frees the strings and zeroes the struct; NULL is a no-op. */
 void tpd_pd_service_clear(tpd_pd_service *s);
 /* Frees the strings and zeroes the struct; NULL is a no-op. */
@@ -99,6 +104,23 @@ tpd_err tpd_pd_find_user(tpd_pd *pd, const char *email, tpd_pd_user *out, char *
  * answers cached at most 10 s). */
 tpd_err tpd_pd_oncall(tpd_pd *pd, const char *user_id, const char *const *policy_ids, size_t n, bool *on_call,
                       char *err);
+/* Schedule whose name equals `name` case-insensitively (GET /schedules?query=, paged; cached).
+ * TPD_ERR_NOT_FOUND when there is none. */
+tpd_err tpd_pd_find_schedule(tpd_pd *pd, const char *name, tpd_pd_schedule *out, char *err);
+
+/* Which on-call entries count ([pagerduty] auto_approve_escalation_levels / _schedules). */
+typedef struct {
+	const int *levels; /* the entry's escalation_level must be one of these; none: any */
+	size_t n_levels;
+	bool schedules;                  /* the entry must come from one of schedule_ids */
+	const char *const *schedule_ids; /* (none: no entry qualifies) */
+	size_t n_schedule_ids;
+} tpd_pd_oncall_filter;
+/* tpd_pd_oncall with a filter (NULL: none); why[i] (may be NULL) gets, for a policy the user is
+ * on call in, what qualified the entry ("level 1, schedule Primary": the parts the filter asks
+ * about), or NULL without a filter; the caller frees them. */
+tpd_err tpd_pd_oncall_filtered(tpd_pd *pd, const char *user_id, const char *const *policy_ids, size_t n,
+                               const tpd_pd_oncall_filter *f, bool *on_call, char **why, char *err);
 
 typedef struct {
 	const char *title, *service_id, *incident_key, *details;

@@ -149,6 +149,11 @@ char *tpd_resolution_note(const char *tag, const char *reason);
 /* "Access requested by user <name> (<email>) who is on call in service(s) <a,b>" */
 char *tpd_approval_reason(const char *user_name, const char *user_email, const char *const *services,
                           size_t n);
+/* The same with what qualified each service's on-call entry, when auto-approval is limited to
+ * escalation levels or schedules: "... service(s) Service 1 (level 1, schedule Primary)". A NULL
+ * or empty qualifier (or quals NULL) adds nothing, so without the options the text is upstream's. */
+char *tpd_approval_reason_q(const char *user_name, const char *user_email, const char *const *services,
+                            const char *const *quals, size_t n);
 
 /* Plugin data that records the request (user, roles, created, reason), upstream's encoding. */
 void tpd_plugin_data_from_request(tpd_plugin_data *pd, const tpd_access_request *r);

@@ -273,6 +273,76 @@ static void *field_ptr(const tpd_cfg_field *f, tpd_config *cfg, tpd_cfg_loader *
 	return (char *)((f->flags & TPD_CFG_F_LOADER) ? (void *)ld : (void *)cfg) + f->off;
 }
 
+#define LIST_MAX 64
+
+/* An array of strings (non-empty) or of integers in [min, max]; replaces what dst held. */
+static tpd_err read_list(tpd_cfg_loader *ld, const tpd_cfg_field *f, const tpd_node *v, void *dst,
+                         const char *fix)
+{
+	bool ints = f->kind == TPD_CFG_INTLIST;
+	size_t n = tpd_node_len(v);
+	char **sv = NULL;
+	int *iv = NULL;
+
+	if (tpd_node_type_of(v) != TPD_NODE_ARRAY)
+		return tpd_cfg_err(ld, TPD_ERR_CONFIG, tpd_node_line(v), tpd_node_col(v), fix,
+		                   "%s.%s must be an array, not %s", f->table, f->key,
+		                   tpd_cfg_type_name(tpd_node_type_of(v)));
+	if (n > LIST_MAX)
+		return tpd_cfg_err(ld, TPD_ERR_CONFIG, tpd_node_line(v), tpd_node_col(v), fix,
+		                   "%s.%s has %zu items, at most %d are allowed", f->table, f->key, n,
+		                   LIST_MAX);
+	if (ints)
+		iv = xcalloc(n ? n : 1, sizeof(int));
+	else
+		sv = xcalloc(n ? n : 1, sizeof(char *));
+	for (size_t i = 0; i < n; i++) {
+		const tpd_node *it = tpd_node_at(v, i);
+		tpd_node_type t = tpd_node_type_of(it);
+		int line = tpd_node_line(it), col = tpd_node_col(it);
+		tpd_err rc = TPD_ERR_OK;
+
+		if (ints && t != TPD_NODE_INT)
+			rc = tpd_cfg_err(ld, TPD_ERR_CONFIG, line, col, fix,
+			                 "%s.%s[%zu] must be an integer, not %s", f->table, f->key, i,
+			                 tpd_cfg_type_name(t));
+		else if (ints && (tpd_node_int(it) < f->min || tpd_node_int(it) > f->max))
+			rc = tpd_cfg_err(ld, TPD_ERR_CONFIG, line, col, fix,
+			                 "%s.%s[%zu] is %lld, out of range: it must be between %lld and %lld",
+			                 f->table, f->key, i, (long long)tpd_node_int(it), (long long)f->min,
+			                 (long long)f->max);
+		else if (!ints && (t != TPD_NODE_STRING || tpd_str_empty(tpd_node_str(it))))
+			rc = tpd_cfg_err(ld, TPD_ERR_CONFIG, line, col, fix,
+			                 "%s.%s[%zu] must be a non-empty string, not %s", f->table, f->key, i,
+			                 t == TPD_NODE_STRING ? "an empty one" : tpd_cfg_type_name(t));
+		if (rc) {
+			for (size_t k = 0; sv && k < i; k++)
+				free(sv[k]);
+			free(sv);
+			free(iv);
+			return rc;
+		}
+		if (ints)
+			iv[i] = (int)tpd_node_int(it);
+		else
+			sv[i] = xstrdup(tpd_node_str(it));
+	}
+	if (ints) {
+		tpd_cfg_intlist *l = dst;
+
+		free(l->v);
+		l->v = iv;
+		l->n = n;
+	} else {
+		tpd_cfg_strlist *l = dst;
+
+		tpd_cfg_strlist_clear(l);
+		l->v = sv;
+		l->n = n;
+	}
+	return TPD_ERR_OK;
+}
+
 static tpd_err read_field(tpd_cfg_loader *ld, const tpd_cfg_field *f, const tpd_node *v, tpd_config *cfg)
 {
 	void *dst = field_ptr(f, cfg, ld);
@@ -354,6 +424,9 @@ static tpd_err read_field(tpd_cfg_loader *ld, const tpd_cfg_field *f, const tpd_
 		*(int64_t *)dst = ms;
 		return TPD_ERR_OK;
 	}
+	case TPD_CFG_STRLIST:
+	case TPD_CFG_INTLIST:
+		return read_list(ld, f, v, dst, fix);
 	}
 	return TPD_ERR_INTERNAL;
 }

@@ -19,10 +19,12 @@
 #define TPD_CFG_DURATION_MAX ((int64_t)366 * 24 * 3600 * 1000) /* a year: anything longer is a typo */
 
 typedef enum {
-	TPD_CFG_STR,  /* string */
-	TPD_CFG_BOOL, /* boolean */
-	TPD_CFG_INT,  /* integer in [min, max] */
-	TPD_CFG_DUR,  /* Go duration string (or integer nanoseconds), milliseconds in [min, max] */
+	TPD_CFG_STR,     /* string */
+	TPD_CFG_BOOL,    /* boolean */
+	TPD_CFG_INT,     /* integer in [min, max] */
+	TPD_CFG_DUR,     /* Go duration string (or integer nanoseconds), milliseconds in [min, max] */
+	TPD_CFG_STRLIST, /* array of non-empty strings (tpd_cfg_strlist), at most max items */
+	TPD_CFG_INTLIST, /* array of integers in [min, max] (tpd_cfg_intlist), at most 64 items */
 } tpd_cfg_kind;
 
 enum {

@@ -18,6 +18,8 @@
 #define BOOL   TPD_CFG_BOOL
 #define INT    TPD_CFG_INT
 #define DUR    TPD_CFG_DUR
+#define STRS   TPD_CFG_STRLIST
+#define INTS   TPD_CFG_INTLIST
 #define SET    TPD_CFG_F_SET
 #define PLUGIN "/var/lib/teleport/plugins/pagerduty/"
 
@@ -82,6 +84,12 @@ const tpd_cfg_field tpd_cfg_fields[] = {
      NULL},
     {"pagerduty", "incident_priority_id", STR, CFG(pagerduty.incident_priority_id), 0, 0,
      "incident_priority_id = \"PX1Y2Z3\"", Q(""), NULL, "Id of a PagerDuty priority for new incidents", NULL},
+    {"pagerduty", "auto_approve_escalation_levels", INTS, CFG(pagerduty.auto_approve_escalation_levels), 1,
+     100, "auto_approve_escalation_levels = [1]", "[]", "[1]",
+     "Auto-approve only on-call users at these escalation levels ([] = any)", NULL},
+    {"pagerduty", "auto_approve_schedules", STRS, CFG(pagerduty.auto_approve_schedules), 0, 0,
+     "auto_approve_schedules = [\"Primary\"]", "[]", "[\"Primary\"]",
+     "...and only through these schedules, by name ([] = any)", NULL},
 
     {"log", "output", STR, SET | CFG(log.output), 0, 0, "output = \"stderr\"", Q("stderr"), NULL,
      "Where logs go: \"stdout\", \"stderr\" or a file such as \"/var/lib/teleport/pagerduty.log\"", NULL},
@@ -223,10 +231,22 @@ tpd_config *tpd_config_defaults(const char *name)
 		case TPD_CFG_DUR:
 			*(int64_t *)dst = tpd_cfg_default_ms(f->table, f->key);
 			break;
+		case TPD_CFG_STRLIST:
+		case TPD_CFG_INTLIST:
+			break; /* [] */
 		}
 	}
 	log_defaults(c);
 	return c;
+}
+
+void tpd_cfg_strlist_clear(tpd_cfg_strlist *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
 }
 
 static void free_secret(char *s)
@@ -247,8 +267,14 @@ void tpd_config_free(tpd_config *c)
 	for (size_t i = 0; i < tpd_cfg_nfields; i++) {
 		const tpd_cfg_field *f = &tpd_cfg_fields[i];
 
-		if (f->kind == TPD_CFG_STR && !(f->flags & (TPD_CFG_F_LOADER | TPD_CFG_F_SECRET)))
+		if (f->flags & TPD_CFG_F_LOADER)
+			continue;
+		if (f->kind == TPD_CFG_STR && !(f->flags & TPD_CFG_F_SECRET))
 			free(*(char **)((char *)c + f->off));
+		else if (f->kind == TPD_CFG_STRLIST)
+			tpd_cfg_strlist_clear((tpd_cfg_strlist *)((char *)c + f->off));
+		else if (f->kind == TPD_CFG_INTLIST)
+			free(((tpd_cfg_intlist *)((char *)c + f->off))->v);
 	}
 	free(c);
 }

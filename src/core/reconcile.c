@@ -512,13 +512,22 @@ char *tpd_resolution_note(const char *tag, const char *reason)
 char *tpd_approval_reason(const char *user_name, const char *user_email, const char *const *services,
                           size_t n)
 {
+	return tpd_approval_reason_q(user_name, user_email, services, NULL, n);
+}
+
+char *tpd_approval_reason_q(const char *user_name, const char *user_email, const char *const *services,
+                            const char *const *quals, size_t n)
+{
 	tpd_buf b;
 
 	tpd_buf_init(&b, 0);
 	tpd_buf_printf(&b, "Access requested by user %s (%s) who is on call in service(s) ",
 	               user_name ? user_name : "", user_email ? user_email : "");
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		tpd_buf_printf(&b, "%s%s", i ? "," : "", services[i]);
+		if (quals && !tpd_str_empty(quals[i]))
+			tpd_buf_printf(&b, " (%s)", quals[i]);
+	}
 	return tpd_buf_steal(&b);
 }
 

@@ -145,6 +145,31 @@ static void user_free(void *v)
 	free(v);
 }
 
+static void *sched_copy(const void *v)
+{
+	const tpd_pd_schedule *s = v;
+	tpd_pd_schedule *d = tpd_new(tpd_pd_schedule);
+
+	d->id = xstrdup(s->id);
+	d->name = xstrdup(s->name);
+	return d;
+}
+
+static void sched_free(void *v)
+{
+	tpd_pd_schedule_clear(v);
+	free(v);
+}
+
+void tpd_pd_schedule_clear(tpd_pd_schedule *s)
+{
+	if (!s)
+		return;
+	free(s->id);
+	free(s->name);
+	memset(s, 0, sizeof(*s));
+}
+
 static void *str_copy(const void *v)
 {
 	return xstrdup(v);
@@ -536,6 +561,7 @@ tpd_err tpd_pd_new(const tpd_pd_opts *o, tpd_pd **out, char *err)
 	pd->rl = tpd_ratelimit_new(o->rate_limit_per_minute);
 	pd->svc_cache = tpd_ttlcache_new(1024, svc_copy, svc_free);
 	pd->user_cache = tpd_ttlcache_new(4096, user_copy, user_free);
+	pd->sched_cache = tpd_ttlcache_new(256, sched_copy, sched_free);
 	pd->oncall_cache = tpd_ttlcache_new(4096, str_copy, free);
 	pd->doubt_cache = tpd_ttlcache_new(1024, str_copy, free);
 	pthread_mutex_init(&pd->mu, NULL);
@@ -642,6 +668,7 @@ void tpd_pd_free(tpd_pd *pd)
 	tpd_ratelimit_free(pd->rl);
 	tpd_ttlcache_free(pd->svc_cache);
 	tpd_ttlcache_free(pd->user_cache);
+	tpd_ttlcache_free(pd->sched_cache);
 	tpd_ttlcache_free(pd->oncall_cache);
 	tpd_ttlcache_free(pd->doubt_cache);
 	free(pd->endpoint);

@@ -73,6 +73,7 @@ typedef struct {
 	const char *want; /* lower-cased */
 	tpd_pd_service *svc;
 	tpd_pd_user *user;
+	tpd_pd_schedule *sched;
 	size_t seen;
 } find_ctx;
 
@@ -88,6 +89,19 @@ static bool match_service(void *ud, json_object *it)
 	c->svc->name = xstrdup(name);
 	const char *ep = pd_jid(pd_jobj(it, "escalation_policy", json_type_object));
 	c->svc->escalation_policy_id = xstrdup(ep ? ep : "");
+	return true;
+}
+
+static bool match_schedule(void *ud, json_object *it)
+{
+	find_ctx *c = ud;
+	const char *name = pd_jstr(it, "name"), *id = pd_jid(it);
+
+	c->seen++;
+	if (!name || !id || !tpd_strcaseeq(name, c->want))
+		return false;
+	c->sched->id = xstrdup(id);
+	c->sched->name = xstrdup(name);
 	return true;
 }
 
@@ -189,6 +203,20 @@ tpd_err tpd_pd_find_service(tpd_pd *pd, const char *name, tpd_pd_service *out, c
 	return cached_lookup(pd, &k, pd->svc_cache, name, out, sizeof(*out), &c, err);
 }
 
+static void schedule_clear(void *out)
+{
+	tpd_pd_schedule_clear(out);
+}
+
+tpd_err tpd_pd_find_schedule(tpd_pd *pd, const char *name, tpd_pd_schedule *out, char *err)
+{
+	static const lookup_kind k = {"schedule",  "name",         "find_schedule", "/schedules",
+	                              "schedules", match_schedule, schedule_clear};
+	find_ctx c = {.sched = out};
+
+	return cached_lookup(pd, &k, pd->sched_cache, name, out, sizeof(*out), &c, err);
+}
+
 tpd_err tpd_pd_find_user(tpd_pd *pd, const char *email, tpd_pd_user *out, char *err)
 {
 	static const lookup_kind k = {"user",  "e-mail",   "find_user", "/users",
@@ -202,11 +230,55 @@ typedef struct {
 	const char *user_id;
 	const char *const *ids;
 	size_t n;
-	bool *on;    /* per index into ids */
-	bool *ask;   /* which indices were asked */
-	size_t left; /* asked and not yet matched */
+	const tpd_pd_oncall_filter *f; /* NULL: every entry counts */
+	bool *on;                      /* per index into ids */
+	char **why;                    /* per index: what qualified the entry (filtered calls only) */
+	bool *ask;                     /* which indices were asked */
+	size_t left;                   /* asked and not yet matched */
 	size_t seen, matched;
 } oncall_ctx;
+
+static bool int_in(int v, const int *set, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (set[i] == v)
+			return true;
+	return false;
+}
+
+static bool str_in(const char *v, const char *const *set, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		if (set[i] && strcmp(set[i], v) == 0)
+			return true;
+	return false;
+}
+
+/* Whether an on-call entry passes the filter; *why gets the qualifier text ("level 1, schedule
+ * Primary": only the parts the filter asks about). */
+static bool oncall_qualifies(const tpd_pd_oncall_filter *f, json_object *it, char **why)
+{
+	json_object *sched = pd_jobj(it, "schedule", json_type_object), *lv = NULL;
+	const char *sid = pd_jid(sched), *sname = pd_jstr(sched, "summary");
+	int level = 0;
+
+	*why = NULL;
+	if (!f)
+		return true;
+	if (json_object_object_get_ex(it, "escalation_level", &lv) && json_object_is_type(lv, json_type_int))
+		level = json_object_get_int(lv);
+	if (f->n_levels && !int_in(level, f->levels, f->n_levels))
+		return false;
+	if (f->schedules && !str_in(sid, f->schedule_ids, f->n_schedule_ids))
+		return false;
+	if (f->n_levels && f->schedules)
+		*why = xasprintf("level %d, schedule %s", level, sname ? sname : sid);
+	else if (f->n_levels)
+		*why = xasprintf("level %d", level);
+	else if (f->schedules)
+		*why = xasprintf("schedule %s", sname ? sname : sid);
+	return true;
+}
 
 static bool match_oncall(void *ud, json_object *it)
 {
@@ -214,32 +286,64 @@ static bool match_oncall(void *ud, json_object *it)
 	json_object *user = pd_jobj(it, "user", json_type_object);
 	const char *uid = pd_jid(user), *utype = pd_jstr(user, "type");
 	const char *ep = pd_jid(pd_jobj(it, "escalation_policy", json_type_object));
+	char *why = NULL;
 
 	c->seen++;
 	if (!uid || !ep || strcmp(uid, c->user_id) != 0)
 		return false;
 	if (utype && strcmp(utype, "user_reference") != 0 && strcmp(utype, "user") != 0)
 		return false;
+	if (!oncall_qualifies(c->f, it, &why))
+		return false;
 	for (size_t i = 0; i < c->n; i++) {
 		if (c->ask[i] && !c->on[i] && strcmp(c->ids[i], ep) == 0) {
 			c->on[i] = true;
+			if (c->why)
+				c->why[i] = why ? xstrdup(why) : NULL;
 			c->left--;
 			c->matched++;
 		}
 	}
+	free(why);
 	return c->left == 0; /* every asked policy matched: stop paging */
+}
+
+/* The cache key of one answer: user, policy and the filter (the schedules' ids may change). */
+static char *oncall_key(const char *user_id, const char *policy, const tpd_pd_oncall_filter *f)
+{
+	tpd_buf b;
+
+	tpd_buf_init(&b, 0);
+	tpd_buf_printf(&b, "%s\x1f%s", user_id, policy);
+	if (f) {
+		tpd_buf_puts(&b, "\x1fL");
+		for (size_t i = 0; i < f->n_levels; i++)
+			tpd_buf_printf(&b, "%d,", f->levels[i]);
+		tpd_buf_printf(&b, "\x1fS%d", f->schedules ? 1 : 0);
+		for (size_t i = 0; i < f->n_schedule_ids; i++)
+			tpd_buf_printf(&b, "%s,", f->schedule_ids[i] ? f->schedule_ids[i] : "");
+	}
+	return tpd_buf_steal(&b);
 }
 
 tpd_err tpd_pd_oncall(tpd_pd *pd, const char *user_id, const char *const *policy_ids, size_t n, bool *on_call,
                       char *err)
 {
-	oncall_ctx c = {.user_id = user_id, .ids = policy_ids, .n = n, .on = on_call};
+	return tpd_pd_oncall_filtered(pd, user_id, policy_ids, n, NULL, on_call, NULL, err);
+}
+
+tpd_err tpd_pd_oncall_filtered(tpd_pd *pd, const char *user_id, const char *const *policy_ids, size_t n,
+                               const tpd_pd_oncall_filter *f, bool *on_call, char **why, char *err)
+{
+	oncall_ctx c = {.user_id = user_id, .ids = policy_ids, .n = n, .f = f, .on = on_call, .why = why};
 	tpd_err rc = TPD_ERR_OK;
 	tpd_buf extra;
 	char *enc = NULL;
 
 	tpd_buf_init(&extra, 0);
 	c.ask = xcalloc(n ? n : 1, sizeof(bool));
+	for (size_t i = 0; why && i < n; i++)
+		why[i] = NULL;
 	if (tpd_str_empty(user_id)) {
 		rc = tpd_seterr(err, TPD_ERR_INVAL, "PagerDuty on-call check: empty user id");
 		goto out;
@@ -252,10 +356,13 @@ tpd_err tpd_pd_oncall(tpd_pd *pd, const char *user_id, const char *const *policy
 			continue;
 		for (size_t j = 0; j < i && !dup; j++)
 			dup = c.ask[j] && strcmp(policy_ids[j], policy_ids[i]) == 0;
-		key = xasprintf("%s\x1f%s", user_id, policy_ids[i]);
+		key = oncall_key(user_id, policy_ids[i], f);
 		if (tpd_ttlcache_get(pd->oncall_cache, key, pd_now_ms(pd), (void **)&hit) == TPD_CACHE_HIT) {
+			/* "0", or "1" followed by the qualifier text */
 			tpd_metric_inc(pd->m_hit, "oncall");
 			on_call[i] = hit[0] == '1';
+			if (why && on_call[i] && hit[1])
+				why[i] = xstrdup(hit + 1);
 		} else if (!dup) {
 			tpd_metric_inc(pd->m_miss, "oncall");
 			c.ask[i] = true;
@@ -274,7 +381,7 @@ tpd_err tpd_pd_oncall(tpd_pd *pd, const char *user_id, const char *const *policy
 		rc = list_pages(pd, "oncall", "/oncalls", extra.data, "oncalls", match_oncall, &c, NULL, err);
 		if (rc != TPD_ERR_OK)
 			goto out;
-		if (c.seen && !c.matched)
+		if (c.seen && !c.matched && !f)
 			tpd_log(pd->log, TPD_LOG_WARN,
 			        "PagerDuty returned some oncalls array but none of them matched "
 			        "the query",
@@ -282,23 +389,36 @@ tpd_err tpd_pd_oncall(tpd_pd *pd, const char *user_id, const char *const *policy
 		for (size_t i = 0; i < n; i++) {
 			if (!c.ask[i])
 				continue;
-			char *key = xasprintf("%s\x1f%s", user_id, policy_ids[i]);
-			tpd_ttlcache_put(pd->oncall_cache, key, on_call[i] ? "1" : "0", pd_now_ms(pd),
-			                 pd->oncall_ttl);
+			char *key = oncall_key(user_id, policy_ids[i], f);
+			char *val = xasprintf("%c%s", on_call[i] ? '1' : '0',
+			                      why && on_call[i] && why[i] ? why[i] : "");
+			tpd_ttlcache_put(pd->oncall_cache, key, val, pd_now_ms(pd), pd->oncall_ttl);
+			free(val);
 			free(key);
 		}
 	}
 	/* Duplicated ids take the answer of their first occurrence. */
 	for (size_t i = 0; i < n; i++)
 		for (size_t j = 0; j < i; j++)
-			if (!tpd_str_empty(policy_ids[i]) && strcmp(policy_ids[j], policy_ids[i]) == 0)
+			if (!tpd_str_empty(policy_ids[i]) && strcmp(policy_ids[j], policy_ids[i]) == 0) {
 				on_call[i] = on_call[j];
+				if (why) {
+					free(why[i]);
+					why[i] = why[j] ? xstrdup(why[j]) : NULL;
+				}
+				break;
+			}
 out:
 	free(enc);
 	free(c.ask);
 	tpd_buf_free(&extra);
-	if (rc)
+	if (rc) {
+		for (size_t i = 0; why && i < n; i++) {
+			free(why[i]);
+			why[i] = NULL;
+		}
 		pd_scrub(pd, err);
+	}
 	return rc;
 }
 

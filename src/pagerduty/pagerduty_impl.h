@@ -46,7 +46,7 @@ struct tpd_pd {
 	tpd_logger *log;
 	tpd_metric *m_req, *m_dur, *m_rl, *m_hit, *m_miss, *m_wait, *m_wait_s;
 	tpd_ratelimit *rl;
-	tpd_ttlcache *svc_cache, *user_cache, *oncall_cache;
+	tpd_ttlcache *svc_cache, *user_cache, *oncall_cache, *sched_cache;
 	/* incident id → the time (ms, as text) until which a note write to it that timed out may
 	 * still land: PagerDuty can finish a request after the client gave up on it, and notes have
 	 * no idempotency key, so a check for the note waits for that straggler first. */

@@ -156,6 +156,29 @@ static bool check_loops(void *ud, char *reason, size_t len)
 	return false;
 }
 
+/* A configured auto-approval schedule PagerDuty does not know is a warning at start (and a log
+ * line at every decision, executor.c): never fatal, never an approval through it. */
+static void warn_unknown_schedules(tpd_controller *c)
+{
+	const tpd_cfg_strlist *names = &c->cfg->pagerduty.auto_approve_schedules;
+
+	for (size_t i = 0; i < names->n; i++) {
+		tpd_pd_schedule s = {0};
+		char e[TPD_ERRLEN];
+		tpd_err rc = tpd_pd_find_schedule(c->pd, names->v[i], &s, e);
+
+		if (rc == TPD_ERR_NOT_FOUND)
+			tpd_log(
+			    c->lg, TPD_LOG_WARN,
+			    "Auto-approval schedule not found in PagerDuty: nobody is approved through it",
+			    "pd_schedule_name", names->v[i], NULL);
+		else if (rc)
+			tpd_log(c->lg, TPD_LOG_WARN, "Could not look up an auto-approval schedule",
+			        "pd_schedule_name", names->v[i], "error", e, NULL);
+		tpd_pd_schedule_clear(&s);
+	}
+}
+
 /* Always passes: shows "[+]dry-run ok" in /readyz?verbose, so a dry-run replica says what it is. */
 static bool check_dry_run(void *ud, char *reason, size_t len)
 {
@@ -352,6 +375,7 @@ tpd_err tpd_controller_start(tpd_controller *c, char *err)
 		        NULL);
 	} else {
 		tpd_log(c->lg, TPD_LOG_DEBUG, "PagerDuty API health check finished ok", NULL);
+		warn_unknown_schedules(c);
 	}
 	atomic_store(&c->pd_healthy, rc == TPD_ERR_OK);
 

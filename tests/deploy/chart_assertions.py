@@ -35,7 +35,8 @@ CONFIG_KEYS = {
     "teleport": {"addr", "identity", "refresh_identity"},
     "pagerduty": {"api_key", "user_email", "api_endpoint", "notify_service", "services",
                   "rate_limit_per_minute", "cache_ttl", "connect_timeout", "request_timeout",
-                  "incident_urgency", "incident_priority_id"},
+                  "incident_urgency", "incident_priority_id", "auto_approve_escalation_levels",
+                  "auto_approve_schedules"},
     "log": {"output", "severity", "format"},
     "status": {"listen_addr"},
     "reconcile": {"workers", "resync_interval", "shutdown_timeout", "dry_run"},
@@ -285,6 +286,13 @@ def t_config_keys_and_upstream_mapping():
     assert cfg["pagerduty"]["incident_urgency"] == "low"
     assert cfg["log"]["format"] == "json" and cfg["reconcile"]["workers"] == 8
     assert cfg["teleport"]["identity"].endswith("/identity")
+
+
+def t_auto_approve_filters():
+    assert "auto_approve_schedules" not in config(render()[0])["pagerduty"]
+    pd = config(render("--set", "pagerduty.autoApproveEscalationLevels={1,2}",
+                       "--set", "pagerduty.autoApproveSchedules={Primary}")[0])["pagerduty"]
+    assert pd["auto_approve_escalation_levels"] == [1, 2] and pd["auto_approve_schedules"] == ["Primary"]
 
 
 def t_dry_run():

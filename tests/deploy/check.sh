@@ -113,7 +113,8 @@ yamllint)
 	yamllint --strict -f parsable -c "$here/yamllint.yaml" \
 		deploy/helm/teleport-plugin-pagerduty/Chart.yaml deploy/helm/teleport-plugin-pagerduty/values.yaml \
 		tests/deploy/values deploy/manifests "$out"/render-*.yaml || fail "yamllint"
-	# The config file inside each ConfigMap is YAML too.
+	# The config file inside each ConfigMap is YAML too (helm's toYaml writes a block sequence
+	# flush with its key, hence indent-sequences: whatever).
 	/usr/bin/python3 - "$out" <<'PY' || fail "yamllint of the rendered config files"
 import glob, os, subprocess, sys, yaml
 out = sys.argv[1]
@@ -123,7 +124,8 @@ for f in sorted(glob.glob(os.path.join(out, "render-*.yaml"))):
             p = f[:-5] + ".config.yaml"
             open(p, "w").write(d["data"]["teleport-pagerduty.yaml"])
             r = subprocess.run(["yamllint", "--strict", "-f", "parsable", "-d",
-                                "{extends: default, rules: {document-start: disable}}", p])
+                                "{extends: default, rules: {document-start: disable, "
+                                "indentation: {spaces: 2, indent-sequences: whatever}}}", p])
             if r.returncode:
                 sys.exit(1)
 PY

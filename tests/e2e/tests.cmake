@@ -47,3 +47,11 @@ add_test(NAME e2e/dry_run
   WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}/tests/e2e)
 set_tests_properties(e2e/dry_run PROPERTIES
   TIMEOUT 300 LABELS e2e ENVIRONMENT "${TPD_E2E_ENV}")
+
+# Auto-approval limited to escalation levels and schedules ([pagerduty]
+# auto_approve_escalation_levels / auto_approve_schedules).
+add_test(NAME e2e/oncall_filter
+  COMMAND /usr/bin/python3 -m pytest -q -p no:cacheprovider ${CMAKE_SOURCE_DIR}/tests/e2e/test_oncall_filter.py
+  WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}/tests/e2e)
+set_tests_properties(e2e/oncall_filter PROPERTIES
+  TIMEOUT 300 LABELS e2e ENVIRONMENT "${TPD_E2E_ENV}")

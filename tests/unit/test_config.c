@@ -240,6 +240,14 @@ static void test_example_uncommented(void **state)
 					         (long long)*(const int64_t *)a,
 					         (long long)*(const int64_t *)e);
 				break;
+			case TPD_CFG_STRLIST:
+				assert_int_equal(((const tpd_cfg_strlist *)a)->n,
+				                 ((const tpd_cfg_strlist *)e)->n);
+				break;
+			case TPD_CFG_INTLIST:
+				assert_int_equal(((const tpd_cfg_intlist *)a)->n,
+				                 ((const tpd_cfg_intlist *)e)->n);
+				break;
 			}
 		}
 		assert_true(compared >= 20);

@@ -323,6 +323,71 @@ static void test_oncall_paged_and_short_cache(void **state)
 	tpd_pd_free(pd);
 }
 
+/* auto_approve_escalation_levels / auto_approve_schedules: which entries count, what qualified
+ * them, and the answer cached per filter. */
+static void test_oncall_filtered(void **state)
+{
+	static const char answer[] =
+	    "{\"oncalls\":["
+	    "{\"user\":{\"id\":\"U1\",\"type\":\"user_reference\"},\"escalation_policy\":{\"id\":\"E1\"},"
+	    "\"escalation_level\":2,\"schedule\":{\"id\":\"S2\",\"summary\":\"Secondary\"}},"
+	    "{\"user\":{\"id\":\"U1\",\"type\":\"user_reference\"},\"escalation_policy\":{\"id\":\"E2\"},"
+	    "\"escalation_level\":1,\"schedule\":{\"id\":\"S1\",\"summary\":\"Primary\"}},"
+	    "{\"user\":{\"id\":\"U1\",\"type\":\"user_reference\"},\"escalation_policy\":{\"id\":\"E3\"},"
+	    "\"escalation_level\":1}"
+	    "],\"more\":false}";
+	static const int l1[] = {1}, l2[] = {2};
+	static const char *const s1[] = {"S1"};
+	static const struct {
+		tpd_pd_oncall_filter f;
+		bool on[3];
+		const char *why[3];
+	} rows[] = {
+	    {{.levels = l1, .n_levels = 1}, {false, true, true}, {NULL, "level 1", "level 1"}},
+	    {{.levels = l2, .n_levels = 1}, {true, false, false}, {"level 2", NULL, NULL}},
+	    {{.schedules = true, .schedule_ids = s1, .n_schedule_ids = 1},
+	     {false, true, false},
+	     {NULL, "schedule Primary", NULL}},
+	    {{.levels = l1, .n_levels = 1, .schedules = true, .schedule_ids = s1, .n_schedule_ids = 1},
+	     {false, true, false},
+	     {NULL, "level 1, schedule Primary", NULL}},
+	    /* schedules configured, none known: nobody */
+	    {{.levels = l1, .n_levels = 1, .schedules = true}, {false, false, false}, {NULL, NULL, NULL}},
+	};
+	fixture *f = *state;
+	tpd_pd *pd = mk(f, NULL);
+	const char *ids[] = {"E1", "E2", "E3"};
+	char err[TPD_ERRLEN];
+
+	for (size_t r = 0; r < sizeof(rows) / sizeof(rows[0]); r++) {
+		bool on[3];
+		char *why[3];
+
+		push(f, 200, answer);
+		assert_int_equal(tpd_pd_oncall_filtered(pd, "U1", ids, 3, &rows[r].f, on, why, err),
+		                 TPD_ERR_OK);
+		for (size_t i = 0; i < 3; i++) {
+			assert_int_equal(on[i], rows[r].on[i]);
+			if (rows[r].why[i])
+				assert_string_equal(why[i], rows[r].why[i]);
+			else
+				assert_null(why[i]);
+			free(why[i]);
+		}
+		/* The same filter again within 10 s: from the cache, with the same qualifiers. */
+		assert_int_equal(tpd_pd_oncall_filtered(pd, "U1", ids, 3, &rows[r].f, on, why, err),
+		                 TPD_ERR_OK);
+		assert_int_equal(f->nreq, r + 1);
+		for (size_t i = 0; i < 3; i++) {
+			assert_int_equal(on[i], rows[r].on[i]);
+			if (rows[r].why[i])
+				assert_string_equal(why[i], rows[r].why[i]);
+			free(why[i]);
+		}
+	}
+	tpd_pd_free(pd);
+}
+
 static void test_create_incident_exact(void **state)
 {
 	fixture *f = *state;
@@ -832,6 +897,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_find_service_paged_cached, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_find_service_not_found_negative_cache, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_find_user_exact_email, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_oncall_filtered, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_oncall_paged_and_short_cache, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_create_incident_exact, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_create_duplicate_key_adopts, setup, teardown),

@@ -694,6 +694,41 @@ static void test_texts(void **state)
 	tpd_access_request_free(r);
 }
 
+/* The approval reason with the escalation-level / schedule qualifiers (issue 20, part 1). */
+static void test_approval_reason_qualified(void **state)
+{
+	static const struct {
+		size_t n;
+		const char *svc[2], *q[2];
+		const char *want;
+	} qrows[] = {
+	    {1, {"Service 1"}, {"level 1, schedule Primary"}, "Service 1 (level 1, schedule Primary)"},
+	    {1, {"Service 1"}, {"level 2"}, "Service 1 (level 2)"},
+	    {1, {"Service 1"}, {"schedule Primary"}, "Service 1 (schedule Primary)"},
+	    {2, {"A", "B"}, {"level 1", "level 1"}, "A (level 1),B (level 1)"},
+	    {2, {"A", "B"}, {NULL, ""}, "A,B"}, /* no qualifier: upstream's text */
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(qrows) / sizeof(qrows[0]); i++) {
+		char *s = tpd_approval_reason_q("U", "u@x", qrows[i].svc, qrows[i].q, qrows[i].n);
+		char want[256];
+
+		snprintf(want, sizeof(want),
+		         "Access requested by user U (u@x) who is on call in service(s) %s", qrows[i].want);
+		assert_string_equal(s, want);
+		free(s);
+	}
+	{
+		const char *svc[] = {"Service 1"};
+		char *a = tpd_approval_reason("U", "u@x", svc, 1),
+		     *b = tpd_approval_reason_q("U", "u@x", svc, NULL, 1);
+
+		assert_string_equal(a, b);
+		free(a);
+		free(b);
+	}
+}
+
 static void test_links_and_keys(void **state)
 {
 	char *s;
@@ -769,6 +804,7 @@ int main(void)
 	    cmocka_unit_test(test_fast_lifecycles),
 	    cmocka_unit_test(test_lifecycle_converges),
 	    cmocka_unit_test(test_texts),
+	    cmocka_unit_test(test_approval_reason_qualified),
 	    cmocka_unit_test(test_links_and_keys),
 	    cmocka_unit_test(test_plugin_data_encoding),
 	    cmocka_unit_test(test_emails),

@@ -163,6 +163,7 @@ class FakePagerDuty:
         self._seq = {}
         self.services, self.users, self.policies = {}, {}, {}
         self.oncalls, self.incident_list, self._notes = [], [], {}
+        self.schedules = {}
         # Indexes over incident_list, so that lookups stay O(1) with 100,000 incidents.
         self.incident_by_id, self.incidents_by_key = {}, {}
         self.requests = []
@@ -270,6 +271,18 @@ class FakePagerDuty:
             uid = id or self._id("US")
             self.users[uid] = {"id": uid, "name": name, "email": email, "role": role}
             return uid
+
+    def add_schedule(self, name, id=None):
+        with self.lock:
+            sid = id or self._id("SC")
+            self.schedules[sid] = {"id": sid, "name": name}
+            return sid
+
+    def delete_schedule(self, sid):
+        """Like deleting a schedule in PagerDuty: it and the on-call entries it made are gone."""
+        with self.lock:
+            self.schedules.pop(sid, None)
+            self.oncalls = [o for o in self.oncalls if o.get("schedule_id") != sid]
 
     def add_oncall(self, user_id, escalation_policy_id, level=1, schedule_id=None):
         with self.lock:
@@ -404,8 +417,15 @@ class FakePagerDuty:
              "escalation_level": o["level"],
              "start": "2026-01-01T00:00:00Z", "end": "2099-01-01T00:00:00Z"}
         if o.get("schedule_id"):
-            r["schedule"] = self._ref("schedule", o["schedule_id"], o["schedule_id"])
+            s = self.schedules.get(o["schedule_id"], {"name": o["schedule_id"]})
+            r["schedule"] = self._ref("schedule", o["schedule_id"], s["name"])
         return r
+
+    def _schedule_repr(self, s):
+        return {"id": s["id"], "type": "schedule", "summary": s["name"], "name": s["name"],
+                "self": "%s/schedules/%s" % (PUBLIC_BASE, s["id"]),
+                "html_url": "%s/schedules/%s" % (WEB_BASE, s["id"]),
+                "time_zone": "Etc/UTC", "description": "", "escalation_policies": [], "users": [], "teams": []}
 
     def _incident_repr(self, i):
         s = self.services[i["service_id"]]
@@ -572,6 +592,11 @@ class FakePagerDuty:
                 if not p:
                     raise _not_found()
                 return 200, {"escalation_policy": self._policy_repr(p)}
+            if method == "GET" and parts == ["schedules"]:
+                q = query.get("query", [""])[0].lower()
+                items = sorted((s for s in self.schedules.values() if q in s["name"].lower()),
+                               key=lambda s: s["name"].lower())
+                return 200, self._page(query, [self._schedule_repr(s) for s in items], "schedules")
             if method == "GET" and parts == ["oncalls"]:
                 uids = set(query.get("user_ids[]", []))
                 eps = set(query.get("escalation_policy_ids[]", []))
