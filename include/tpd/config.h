@@ -69,6 +69,7 @@ typedef struct tpd_config {
 		char *incident_priority_id;      /* "" or a priority id */
 		/* Auto-approval only through on-call entries at one of these escalation levels, and
 		 * (when set) from one of these schedules, by name, case-insensitive. Empty: any. */
+		bool notify_all_services; /* one incident per notify service (default: the first only) */
 		tpd_cfg_intlist auto_approve_escalation_levels;
 		tpd_cfg_strlist auto_approve_schedules;
 	} pagerduty;

@@ -43,6 +43,10 @@ typedef enum {
 	TPD_ACT_ADOPT_BY_KEY,
 	/* Ask PagerDuty whether the requester is on call for one of `services`; if so, approve. */
 	TPD_ACT_AUTO_APPROVE,
+	/* notify_all_services: open the incidents of the further notify services in `services`
+	 * (idempotent by their keys, tpd/extras.h), post the notes of the reviews noted so far on
+	 * each, then record them in extra_incidents. */
+	TPD_ACT_CREATE_EXTRAS,
 } tpd_action_kind;
 
 /* Why the planner answered NONE, with upstream's log text and how loudly the executor says it:
@@ -83,7 +87,8 @@ typedef struct {
 	const char *tag;
 	const char *reason; /* points into the request or plugin data; "" when none */
 	bool recover;
-	/* AUTO_APPROVE: sorted, de-duplicated service names (owned; free with tpd_action_clear). */
+	/* AUTO_APPROVE: sorted, de-duplicated service names; CREATE_EXTRAS: the notify services
+	 * still without an incident, in annotation order (owned; free with tpd_action_clear). */
 	char **services;
 	size_t n_services;
 } tpd_action;
@@ -91,6 +96,7 @@ typedef struct {
 typedef struct {
 	const char *notify_annotation;   /* default pagerduty_notify_service */
 	const char *services_annotation; /* default pagerduty_services */
+	bool notify_all;                 /* [pagerduty] notify_all_services: one incident per service */
 } tpd_reconcile_opts;
 
 typedef struct {

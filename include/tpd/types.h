@@ -90,10 +90,13 @@ typedef struct {
 	char *resolution;    /* "", approved, denied, expired, promoted */
 	char *resolve_reason;
 	char *pd_resolved; /* ours: "true" once the incident is resolved in PagerDuty */
+	/* ours, with [pagerduty] notify_all_services: the incidents on the further notify services,
+	 * "<service>=<incident id>,..." (names percent-encoded; an empty id: service not found) */
+	char *extra_incidents;
 } tpd_plugin_data;
 
-#define TPD_PLUGIN_DATA_NKEYS 10
-/* The keys, in a fixed order: upstream's 9, then pd_resolved. */
+#define TPD_PLUGIN_DATA_NKEYS 11
+/* The keys, in a fixed order: upstream's 9, then pd_resolved and extra_incidents. */
 extern const char *const tpd_plugin_data_keys[TPD_PLUGIN_DATA_NKEYS];
 
 void tpd_plugin_data_init(tpd_plugin_data *pd);  /* all "" */

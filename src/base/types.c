@@ -134,15 +134,16 @@ const tpd_annotation *tpd_access_request_annotation(const tpd_access_request *r,
 /* --- plugin data ------------------------------------------------------------------------------ */
 
 const char *const tpd_plugin_data_keys[TPD_PLUGIN_DATA_NKEYS] = {
-    "incident_id",    "service_id",    "user",       "roles",          "created",
-    "request_reason", "reviews_count", "resolution", "resolve_reason", "pd_resolved",
+    "incident_id",   "service_id", "user",           "roles",       "created",         "request_reason",
+    "reviews_count", "resolution", "resolve_reason", "pd_resolved", "extra_incidents",
 };
 
 static char **field_at(tpd_plugin_data *pd, size_t i)
 {
 	char **fields[TPD_PLUGIN_DATA_NKEYS] = {
-	    &pd->incident_id,    &pd->service_id,    &pd->user,       &pd->roles,          &pd->created,
-	    &pd->request_reason, &pd->reviews_count, &pd->resolution, &pd->resolve_reason, &pd->pd_resolved,
+	    &pd->incident_id,     &pd->service_id,    &pd->user,       &pd->roles,          &pd->created,
+	    &pd->request_reason,  &pd->reviews_count, &pd->resolution, &pd->resolve_reason, &pd->pd_resolved,
+	    &pd->extra_incidents,
 	};
 	return fields[i];
 }

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "tpd/reconcile.h"
+#include "tpd/extras.h"
 #include "tpd/util.h"
 
 const char *tpd_action_name(tpd_action_kind k)
@@ -29,6 +30,8 @@ const char *tpd_action_name(tpd_action_kind k)
 		return "resolve_incident";
 	case TPD_ACT_ADOPT_BY_KEY:
 		return "adopt_incident_by_key";
+	case TPD_ACT_CREATE_EXTRAS:
+		return "create_extra_incidents";
 	case TPD_ACT_AUTO_APPROVE:
 		return "auto_approve";
 	}
@@ -152,6 +155,37 @@ static bool has_resolution(const tpd_plugin_data *pd)
 	return pd && !tpd_str_empty(pd->resolution);
 }
 
+/* notify_all_services: the further notify services without a recorded incident, as a
+ * CREATE_EXTRAS step (only while the first incident is open in our records). */
+static bool plan_extras(const tpd_reconcile_opts *o, const tpd_access_request *r, const tpd_plugin_data *pd,
+                        tpd_action *out)
+{
+	char **v = NULL;
+	size_t n, k = 0;
+
+	if (!o->notify_all || !r || !pd || tpd_str_empty(pd->incident_id) ||
+	    tpd_streq(pd->pd_resolved, "true"))
+		return false;
+	n = tpd_notify_services(r, o->notify_annotation, &v);
+	if (n)
+		free(v[0]); /* the first service's incident is upstream's */
+	for (size_t i = 1; i < n; i++) {
+		if (tpd_extras_get(pd->extra_incidents, v[i], NULL)) {
+			free(v[i]);
+			continue;
+		}
+		v[k++] = v[i];
+	}
+	if (!k) {
+		free(v);
+		return false;
+	}
+	out->kind = TPD_ACT_CREATE_EXTRAS;
+	out->services = v;
+	out->n_services = k;
+	return true;
+}
+
 /* Steps once the incident exists and the stored resolution is known: recover or done. */
 static bool resolution_recovery(const tpd_reconcile_input *in, tpd_action *out)
 {
@@ -258,6 +292,8 @@ static void plan_pending(const tpd_reconcile_opts *o, const tpd_reconcile_input 
 		return;
 	}
 	if (has_incident(pd)) {
+		if (!has_resolution(pd) && plan_extras(o, r, pd, out))
+			return;
 		if (resolution_recovery(in, out))
 			return;
 		if (tpd_plugin_data_reviews_count(pd) < r->n_reviews) {
@@ -318,6 +354,8 @@ static void plan_resolved(const tpd_reconcile_opts *o, const tpd_reconcile_input
 			out->service_name = seen_service(o, in, &why);
 		return;
 	}
+	if (plan_extras(o, r, pd, out))
+		return;
 	if (tpd_plugin_data_reviews_count(pd) < r->n_reviews) {
 		out->kind = TPD_ACT_POST_REVIEW_NOTES;
 		out->from = tpd_plugin_data_reviews_count(pd);

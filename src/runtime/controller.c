@@ -216,6 +216,7 @@ tpd_err tpd_controller_new(const tpd_config *cfg, tpd_logger *lg, tpd_controller
 	c->metrics = tpd_metrics_new();
 	c->ropts.notify_annotation = cfg->pagerduty.notify_service_annotation;
 	c->ropts.services_annotation = cfg->pagerduty.services_annotation;
+	c->ropts.notify_all = cfg->pagerduty.notify_all_services;
 	c->q = tpd_workqueue_new(50, 5 * 60 * 1000, c->metrics);
 	c->cache = tpd_strmap_new();
 	c->orphans = tpd_strmap_new();
@@ -261,6 +262,8 @@ tpd_err tpd_controller_new(const tpd_config *cfg, tpd_logger *lg, tpd_controller
 	c->m_seen_forgotten = tpd_metrics_counter(
 	    c->metrics, "teleport_pagerduty_seen_pending_forgotten_total",
 	    "Seen-pending entries forgotten, by reason (handled, expired, evicted).", "reason");
+	c->m_by_service = tpd_metrics_counter(c->metrics, "teleport_pagerduty_incidents_by_service_total",
+	                                      "PagerDuty incidents created, by service.", "service");
 	c->m_dry = tpd_metrics_counter(c->metrics, "teleport_pagerduty_dry_run_actions_total",
 	                               "Writes a dry run did not make, by action.", "action");
 	tpd_metrics_add_standard(c->metrics, TPD_VERSION, TPD_GIT_COMMIT);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "tpd/controller.h"
+#include "tpd/extras.h"
 #include "tpd/identity.h"
 #include "tpd/idwatch.h"
 #include "tpd/leader.h"
@@ -119,7 +120,7 @@ struct tpd_controller {
 	/* Metrics. */
 	tpd_metric *m_reconcile, *m_reconcile_err, *m_created, *m_resolved, *m_notes, *m_approvals;
 	tpd_metric *m_reconnects, *m_watch_connected, *m_id_expiry, *m_id_reloads;
-	tpd_metric *m_seen, *m_seen_forgotten, *m_dry;
+	tpd_metric *m_seen, *m_seen_forgotten, *m_dry, *m_by_service;
 };
 
 /* controller.c: small helpers */

@@ -6,7 +6,7 @@
  * create" on every event and resync:
  *   - plugin data: the shadow (c->dry_pd) is what reads return while it holds the request; a
  *     write to a request the cache no longer has fails NOT_FOUND, as Teleport would answer;
- *   - incidents: a created one gets the id "dry-run-<request id>" and is found by its key
+ *   - incidents: a created one gets the id "dry-run-<key without its prefix>", found by its key
  *     (c->dry_incidents: key → status) until resolved.
  * Reads (services, users, on-call, incidents by key, plugin data without a shadow) still go to
  * both sides, so look-ups and permissions are exercised. Both shadows are bounded (DRY_CAP
@@ -113,6 +113,15 @@ tpd_err ctl_r_plugin_data(tpd_controller *c, const char *id, tpd_plugin_data *ou
 
 /* --- PagerDuty ----------------------------------------------------------------------------- */
 
+/* The id a dry run gives the incident of `key`: "dry-run-" + the key without its prefix
+ * (dry-run-<request id>, or dry-run-<request id>/<service id> for a further notify service). */
+static char *dry_id(const char *key)
+{
+	size_t n = strlen(TPD_INCIDENT_KEY_PREFIX);
+
+	return xasprintf(DRY_INCIDENT_PREFIX "%s", strncmp(key, TPD_INCIDENT_KEY_PREFIX, n) ? key : key + n);
+}
+
 static void dry_set_incident(tpd_controller *c, const char *key, const char *status)
 {
 	pthread_mutex_lock(&c->cache_mu);
@@ -144,7 +153,7 @@ tpd_err ctl_w_create_incident(tpd_controller *c, const char *id, const char *ser
 	if (rc && rc != TPD_ERR_NOT_FOUND)
 		return rc;
 	err[0] = '\0';
-	*incident = xasprintf(DRY_INCIDENT_PREFIX "%s", id);
+	*incident = dry_id(s->incident_key);
 	dry_set_incident(c, s->incident_key, "triggered");
 	dry_count(c, "create_incident");
 	tpd_log(c->lg, TPD_LOG_INFO, "Dry run: would create an incident", "request_id", id, "pd_service_name",
@@ -163,12 +172,7 @@ tpd_err ctl_r_incident_by_key(tpd_controller *c, const char *key, char **inciden
 		pthread_mutex_lock(&c->cache_mu);
 		st = tpd_strmap_get(c->dry_incidents, key);
 		if (st) {
-			const char *rid =
-			    strncmp(key, TPD_INCIDENT_KEY_PREFIX, strlen(TPD_INCIDENT_KEY_PREFIX))
-			        ? key
-			        : key + strlen(TPD_INCIDENT_KEY_PREFIX);
-
-			*incident = xasprintf(DRY_INCIDENT_PREFIX "%s", rid);
+			*incident = dry_id(key);
 			*status = xstrdup(st);
 		}
 		pthread_mutex_unlock(&c->cache_mu);
@@ -200,9 +204,12 @@ tpd_err ctl_w_resolve_incident(tpd_controller *c, const char *id, const char *in
 
 	if (!c->dry_run)
 		return tpd_pd_resolve_incident(c->pd, incident, err);
-	key = tpd_incident_key(id);
-	dry_set_incident(c, key, "resolved");
-	free(key);
+	/* One this run "created": its key is in its id. (A real incident stays as PagerDuty has it.) */
+	if (!strncmp(incident, DRY_INCIDENT_PREFIX, strlen(DRY_INCIDENT_PREFIX))) {
+		key = xasprintf(TPD_INCIDENT_KEY_PREFIX "%s", incident + strlen(DRY_INCIDENT_PREFIX));
+		dry_set_incident(c, key, "resolved");
+		free(key);
+	}
 	dry_count(c, "resolve_incident");
 	tpd_log(c->lg, TPD_LOG_INFO, "Dry run: would resolve the incident", "request_id", id,
 	        "pd_incident_id", incident, NULL);

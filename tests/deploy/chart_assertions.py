@@ -35,7 +35,7 @@ CONFIG_KEYS = {
     "teleport": {"addr", "identity", "refresh_identity"},
     "pagerduty": {"api_key", "user_email", "api_endpoint", "notify_service", "services",
                   "rate_limit_per_minute", "cache_ttl", "connect_timeout", "request_timeout",
-                  "incident_urgency", "incident_priority_id", "auto_approve_escalation_levels",
+                  "incident_urgency", "incident_priority_id", "notify_all_services", "auto_approve_escalation_levels",
                   "auto_approve_schedules"},
     "log": {"output", "severity", "format"},
     "status": {"listen_addr"},
@@ -293,6 +293,9 @@ def t_auto_approve_filters():
     pd = config(render("--set", "pagerduty.autoApproveEscalationLevels={1,2}",
                        "--set", "pagerduty.autoApproveSchedules={Primary}")[0])["pagerduty"]
     assert pd["auto_approve_escalation_levels"] == [1, 2] and pd["auto_approve_schedules"] == ["Primary"]
+    assert "notify_all_services" not in pd
+    pd = config(render("--set", "pagerduty.notifyAllServices=true")[0])["pagerduty"]
+    assert pd["notify_all_services"] is True
 
 
 def t_dry_run():

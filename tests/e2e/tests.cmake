@@ -55,3 +55,10 @@ add_test(NAME e2e/oncall_filter
   WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}/tests/e2e)
 set_tests_properties(e2e/oncall_filter PROPERTIES
   TIMEOUT 300 LABELS e2e ENVIRONMENT "${TPD_E2E_ENV}")
+
+# One incident per notify service ([pagerduty] notify_all_services).
+add_test(NAME e2e/notify_all
+  COMMAND /usr/bin/python3 -m pytest -q -p no:cacheprovider ${CMAKE_SOURCE_DIR}/tests/e2e/test_notify_all.py
+  WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}/tests/e2e)
+set_tests_properties(e2e/notify_all PROPERTIES
+  TIMEOUT 300 LABELS e2e ENVIRONMENT "${TPD_E2E_ENV}")

@@ -17,6 +17,7 @@ The API key is never written here: pagerduty.api_key is the PATH of the mounted 
     "request_timeout" .Values.pagerduty.requestTimeout
     "incident_urgency" .Values.pagerduty.incidentUrgency
     "incident_priority_id" .Values.pagerduty.incidentPriorityId -}}
+{{- if .Values.pagerduty.notifyAllServices }}{{ $_ := set $pd "notify_all_services" true }}{{ end -}}
 {{- with .Values.pagerduty.autoApproveEscalationLevels }}{{ $_ := set $pd "auto_approve_escalation_levels" . }}{{ end -}}
 {{- with .Values.pagerduty.autoApproveSchedules }}{{ $_ := set $pd "auto_approve_schedules" . }}{{ end -}}
 {{- $log := dict "output" .Values.log.output "severity" .Values.log.severity "format" .Values.log.format -}}
