@@ -1,32 +1,20 @@
-/* executor.c - the controller's workers: a job per key, the act_* steps that carry out what the
- * pure core (reconcile.c) decides, per-key reconcile, and leadership changes. Plugin data reads,
- * writes and memories are in pdstate.c. See controller.c. */
-#include "controller_impl.h"
+/* executor.c - the controller's workers: a job per key, the incident steps (create, notes,
+ * resolve, adopt) that carry out what the pure core (reconcile.c) decides, per-key reconcile, and
+ * leadership changes. The auto-approval step is in approval.c, the further notify services'
+ * incidents in notifyall.c; plugin data reads, writes and memories in pdstate.c, every write's
+ * dry-run switch in dryrun.c. See controller.c. */
+#include "executor_impl.h"
 
 /* ---------------------------------------------------------------------------------------------- */
 /* actions                                                                                        */
 
-struct job {
-	tpd_controller *c;
-	const char *id;
-	tpd_access_request *req;  /* NULL: deleted */
-	tpd_access_request *snap; /* as last seen PENDING, when it left that state; or NULL */
-	uint64_t snap_gen;
-	tpd_plugin_data pd;
-	bool have_pd;
-	bool try_approval;
-	bool local; /* pd holds a change Teleport did not store (local_set): not to be kept */
-	char err[TPD_ERRLEN];
-	const char *reason; /* metric label of the failure */
-};
-
-static const char *state_name(const struct job *j)
+const char *job_state_name(const struct job *j)
 {
 	return j->req ? tpd_request_state_name(j->req->state) : "DELETED";
 }
 
 /* What the incident's texts are made from: the request, or for a deleted one its snapshot. */
-static const tpd_access_request *job_subject(const struct job *j)
+const tpd_access_request *job_subject(const struct job *j)
 {
 	return j->req ? j->req : j->snap;
 }
@@ -46,7 +34,7 @@ static void local_set(struct job *j, const char *k1, const char *v1, const char 
 
 /* Writes fields (CAS); a request deleted meanwhile (NOT_FOUND) gets them in the local copy only,
  * so the planner goes on (its incident is then resolved as expired, nothing left open). */
-static tpd_err set_or_local(struct job *j, const char *k1, const char *v1, const char *k2, const char *v2)
+tpd_err job_set_or_local(struct job *j, const char *k1, const char *v1, const char *k2, const char *v2)
 {
 	tpd_err rc = ctl_pd_set_field(j->c, j->id, &j->pd, &j->have_pd, k1, v1, k2, v2, j->err);
 
@@ -99,7 +87,7 @@ static tpd_err act_create_incident(struct job *j, const tpd_action *a)
 		j->reason = "pagerduty";
 		goto out;
 	}
-	rc = set_or_local(j, "incident_id", incident, "service_id", svc.id);
+	rc = job_set_or_local(j, "incident_id", incident, "service_id", svc.id);
 	if (rc) {
 		j->reason = "teleport";
 		goto out;
@@ -114,7 +102,7 @@ static tpd_err act_create_incident(struct job *j, const tpd_action *a)
 		        adopted ? "Adopted existing PagerDuty incident"
 		                : "Successfully created PagerDuty incident",
 		        "pd_incident_id", incident, "pd_service_name", a->service_name, "request_id", j->id,
-		        "request_state", state_name(j), NULL);
+		        "request_state", job_state_name(j), NULL);
 out:
 	tpd_pd_service_clear(&svc);
 	free(key);
@@ -122,114 +110,6 @@ out:
 	free(details);
 	free(link);
 	free(incident);
-	return rc;
-}
-
-/* Posts a note, at most once, on every incident of the further notify services. */
-static tpd_err extras_add_note(struct job *j, const char *note)
-{
-	char **ids = NULL;
-	size_t n = j->have_pd ? tpd_extras_ids(j->pd.extra_incidents, &ids) : 0;
-	tpd_err rc = TPD_ERR_OK;
-
-	for (size_t i = 0; i < n && !rc; i++)
-		rc = ctl_w_add_note(j->c, j->id, ids[i], note, true, NULL, j->err);
-	tpd_strv_free(ids, n);
-	return rc;
-}
-
-/* Resolves the incidents of the further notify services (the note at most once, then resolve;
- * resolving a resolved incident again is harmless). */
-static tpd_err extras_resolve(struct job *j, const char *note)
-{
-	char **ids = NULL;
-	size_t n = j->have_pd ? tpd_extras_ids(j->pd.extra_incidents, &ids) : 0;
-	tpd_err rc = TPD_ERR_OK;
-
-	for (size_t i = 0; i < n && !rc; i++) {
-		rc = ctl_w_add_note(j->c, j->id, ids[i], note, true, NULL, j->err);
-		if (!rc)
-			rc = ctl_w_resolve_incident(j->c, j->id, ids[i], j->err);
-	}
-	tpd_strv_free(ids, n);
-	return rc;
-}
-
-/* notify_all_services: opens the further services' incidents, catches them up with the notes
- * posted so far, and records them (one plugin data write for all). */
-static tpd_err act_create_extras(struct job *j, const tpd_action *a)
-{
-	tpd_controller *c = j->c;
-	const tpd_access_request *r = job_subject(j);
-	char *extras = xstrdup(j->pd.extra_incidents ? j->pd.extra_incidents : "");
-	char *title = tpd_incident_title(r), *link = tpd_request_link(c->proxy_addr, j->id);
-	char *details = tpd_incident_details(r, link);
-	size_t noted = tpd_plugin_data_reviews_count(&j->pd);
-	tpd_err rc = TPD_ERR_OK;
-
-	for (size_t i = 0; i < a->n_services && !rc; i++) {
-		tpd_pd_service svc = {0};
-		tpd_pd_incident_spec spec;
-		char *key = NULL, *incident = NULL, *next;
-		bool adopted = false;
-
-		rc = tpd_pd_find_service(c->pd, a->services[i], &svc, j->err);
-		if (rc == TPD_ERR_NOT_FOUND) {
-			tpd_log(c->lg, TPD_LOG_WARN,
-			        "Notify service not found in PagerDuty, no incident there", "pd_service_name",
-			        a->services[i], "request_id", j->id, NULL);
-			next = tpd_extras_add(extras, a->services[i], "");
-			free(extras);
-			extras = next;
-			j->err[0] = '\0';
-			rc = TPD_ERR_OK;
-			continue;
-		}
-		if (rc) {
-			j->reason = "pagerduty";
-			break;
-		}
-		key = tpd_extra_incident_key(j->id, svc.id);
-		spec = (tpd_pd_incident_spec){
-		    .title = title, .service_id = svc.id, .incident_key = key, .details = details};
-		rc = ctl_w_create_incident(c, j->id, a->services[i], &spec, &incident, &adopted, j->err);
-		for (size_t k = 0; !rc && r && k < noted && k < r->n_reviews; k++) {
-			char *note = tpd_review_note(&r->reviews[k]);
-
-			rc = ctl_w_add_note(c, j->id, incident, note, true, NULL, j->err);
-			free(note);
-		}
-		if (rc) {
-			j->reason = "pagerduty";
-		} else {
-			if (!adopted) {
-				tpd_metric_inc(c->m_created);
-				tpd_metric_inc(c->m_by_service, a->services[i]);
-			}
-			if (adopted || !c->dry_run)
-				tpd_log(c->lg, TPD_LOG_INFO,
-				        adopted ? "Adopted existing PagerDuty incident"
-				                : "Successfully created PagerDuty incident",
-				        "pd_incident_id", incident, "pd_service_name", a->services[i],
-				        "request_id", j->id, "request_state", state_name(j), "incident_key",
-				        key, NULL);
-			next = tpd_extras_add(extras, a->services[i], incident);
-			free(extras);
-			extras = next;
-		}
-		tpd_pd_service_clear(&svc);
-		free(key);
-		free(incident);
-	}
-	if (!rc) {
-		rc = set_or_local(j, "extra_incidents", extras, NULL, NULL);
-		if (rc)
-			j->reason = "teleport";
-	}
-	free(extras);
-	free(title);
-	free(details);
-	free(link);
 	return rc;
 }
 
@@ -337,7 +217,7 @@ static tpd_err act_resolve(struct job *j, const tpd_action *a)
 	tpd_metric_inc(c->m_resolved, tag);
 	if (!c->dry_run)
 		tpd_log(c->lg, TPD_LOG_INFO, "Successfully resolved the incident", "pd_incident_id", incident,
-		        "request_id", j->id, "request_state", state_name(j), "pd_resolution", tag, NULL);
+		        "request_id", j->id, "request_state", job_state_name(j), "pd_resolution", tag, NULL);
 mark:
 	rc = TPD_ERR_OK;
 	if (pd_writable) {
@@ -388,9 +268,9 @@ static tpd_err act_adopt(struct job *j, const tpd_action *a)
 		 * is retried. */
 		char *tag = xstrdup(a->tag ? a->tag : ""), *reason = xstrdup(a->reason ? a->reason : "");
 
-		rc = set_or_local(j, "resolution", tag, "resolve_reason", reason);
+		rc = job_set_or_local(j, "resolution", tag, "resolve_reason", reason);
 		if (!rc)
-			rc = set_or_local(j, "pd_resolved", "true", NULL, NULL);
+			rc = job_set_or_local(j, "pd_resolved", "true", NULL, NULL);
 		free(tag);
 		free(reason);
 		if (rc)
@@ -410,194 +290,13 @@ static tpd_err act_adopt(struct job *j, const tpd_action *a)
 	}
 	tpd_log(c->lg, TPD_LOG_INFO, "Found the incident of an interrupted run", "pd_incident_id", incident,
 	        "request_id", j->id, NULL);
-	rc = set_or_local(j, "incident_id", incident, NULL, NULL);
+	rc = job_set_or_local(j, "incident_id", incident, NULL, NULL);
 	if (rc)
 		j->reason = "teleport";
 out:
 	free(key);
 	free(incident);
 	free(status);
-	return rc;
-}
-
-/* The on-call filter of [pagerduty] auto_approve_escalation_levels / auto_approve_schedules, with
- * the schedules' names resolved to ids (cached by the client). A schedule PagerDuty does not know
- * is logged and left out; with schedules configured and none known, nobody qualifies. *f holds
- * ids in scheds, which the caller clears. Returns a PagerDuty error (j->err filled), else OK. */
-static tpd_err make_filter(struct job *j, tpd_pd_oncall_filter *f, tpd_pd_schedule *scheds)
-{
-	const tpd_config *cfg = j->c->cfg;
-	const tpd_cfg_strlist *names = &cfg->pagerduty.auto_approve_schedules;
-	const char **ids = (const char **)f->schedule_ids;
-
-	f->levels = cfg->pagerduty.auto_approve_escalation_levels.v;
-	f->n_levels = cfg->pagerduty.auto_approve_escalation_levels.n;
-	f->schedules = names->n > 0;
-	f->n_schedule_ids = 0;
-	for (size_t i = 0; i < names->n; i++) {
-		tpd_err rc = tpd_pd_find_schedule(j->c->pd, names->v[i], &scheds[f->n_schedule_ids], j->err);
-
-		if (rc == TPD_ERR_NOT_FOUND) {
-			tpd_log(
-			    j->c->lg, TPD_LOG_WARN,
-			    "Auto-approval schedule not found in PagerDuty: nobody is approved through it",
-			    "pd_schedule_name", names->v[i], "request_id", j->id, NULL);
-			j->err[0] = '\0';
-			continue;
-		}
-		if (rc)
-			return rc;
-		ids[f->n_schedule_ids] = scheds[f->n_schedule_ids].id;
-		f->n_schedule_ids++;
-	}
-	return TPD_ERR_OK;
-}
-
-static tpd_err act_auto_approve(struct job *j, const tpd_action *a)
-{
-	tpd_controller *c = j->c;
-	const char *email = j->req->user;
-	tpd_pd_user user = {0};
-	tpd_pd_service *svcs = xcalloc(a->n_services ? a->n_services : 1, sizeof(*svcs));
-	const char **policies = xcalloc(a->n_services ? a->n_services : 1, sizeof(char *));
-	bool *on_call = xcalloc(a->n_services ? a->n_services : 1, sizeof(bool));
-	const char **names = xcalloc(a->n_services ? a->n_services : 1, sizeof(char *));
-	const char **svc_names = xcalloc(a->n_services ? a->n_services : 1, sizeof(char *));
-	const char **svc_policies = xcalloc(a->n_services ? a->n_services : 1, sizeof(char *));
-	char **why = xcalloc(a->n_services ? a->n_services : 1, sizeof(char *));
-	const char **quals = xcalloc(a->n_services ? a->n_services : 1, sizeof(char *));
-	const tpd_cfg_strlist *sched_names = &c->cfg->pagerduty.auto_approve_schedules;
-	tpd_pd_schedule *scheds = xcalloc(sched_names->n ? sched_names->n : 1, sizeof(*scheds));
-	tpd_pd_oncall_filter filter = {.schedule_ids =
-	                                   xcalloc(sched_names->n ? sched_names->n : 1, sizeof(char *))};
-	bool filtered = sched_names->n || c->cfg->pagerduty.auto_approve_escalation_levels.n;
-	size_t n_found = 0, n_pol = 0, n_names = 0;
-	char *reason = NULL;
-	tpd_err rc = TPD_ERR_OK;
-
-	if (!tpd_is_bare_email(email)) {
-		char msg[300];
-
-		snprintf(msg, sizeof(msg), "Skipping the approval: \"%s\" does not look like a valid email",
-		         email);
-		tpd_log(c->lg, TPD_LOG_WARN, msg, "request_id", j->id, NULL);
-		tpd_metric_inc(c->m_approvals, "invalid_email");
-		goto out;
-	}
-	rc = tpd_pd_find_user(c->pd, email, &user, j->err);
-	if (rc == TPD_ERR_NOT_FOUND) {
-		tpd_log(c->lg, TPD_LOG_DEBUG, "Skipping the approval: email is not found", "pd_user_email",
-		        email, "request_id", j->id, NULL);
-		tpd_metric_inc(c->m_approvals, "unknown_user");
-		rc = TPD_ERR_OK;
-		goto out;
-	}
-	if (rc) {
-		j->reason = "pagerduty";
-		goto out;
-	}
-	for (size_t i = 0; i < a->n_services; i++) {
-		rc = tpd_pd_find_service(c->pd, a->services[i], &svcs[n_found], j->err);
-		if (rc == TPD_ERR_NOT_FOUND) {
-			rc = TPD_ERR_OK;
-			continue;
-		}
-		if (rc) {
-			j->reason = "pagerduty";
-			goto out;
-		}
-		n_found++;
-	}
-	if (!n_found) {
-		tpd_log(c->lg, TPD_LOG_WARN, "Failed to find any service", "request_id", j->id, NULL);
-		tpd_metric_inc(c->m_approvals, "unknown_service");
-		goto out;
-	}
-	for (size_t i = 0; i < n_found; i++) {
-		svc_names[i] = svcs[i].name;
-		svc_policies[i] = svcs[i].escalation_policy_id;
-	}
-	n_pol = tpd_oncall_policies(svc_policies, n_found, policies);
-	if (filtered && (rc = make_filter(j, &filter, scheds)) != TPD_ERR_OK) {
-		j->reason = "pagerduty";
-		goto out;
-	}
-	if (filter.schedules && !filter.n_schedule_ids) {
-		tpd_log(c->lg, TPD_LOG_WARN,
-		        "Skipping the approval: none of the auto-approval schedules exists in PagerDuty",
-		        "request_id", j->id, NULL);
-		tpd_metric_inc(c->m_approvals, "unknown_schedule");
-		goto out;
-	}
-	if (n_pol) {
-		rc = tpd_pd_oncall_filtered(c->pd, user.id, policies, n_pol, filtered ? &filter : NULL,
-		                            on_call, why, j->err);
-		if (rc) {
-			j->reason = "pagerduty";
-			goto out;
-		}
-	}
-	n_names = tpd_oncall_services(svc_names, svc_policies, n_found, policies, on_call, n_pol, names);
-	/* What qualified each approving service (only with the options; else upstream's text). */
-	for (size_t k = 0; filtered && k < n_names; k++)
-		for (size_t s = 0; s < n_found && !quals[k]; s++)
-			if (!strcmp(svc_names[s], names[k]))
-				for (size_t p = 0; p < n_pol && !quals[k]; p++)
-					if (!strcmp(policies[p], svc_policies[s]) && on_call[p])
-						quals[k] = why[p];
-	if (!n_names) {
-		tpd_log(c->lg, TPD_LOG_DEBUG, "Skipping the approval: user is not on call", "pd_user_email",
-		        email, "pd_user_name", user.name, "request_id", j->id, NULL);
-		tpd_metric_inc(c->m_approvals, "not_on_call");
-		goto out;
-	}
-	reason = tpd_approval_reason_q(user.name, user.email ? user.email : email, names, quals, n_names);
-	rc = ctl_w_submit_review(c, j->id, reason, j->err);
-	if (rc == TPD_ERR_ALREADY_REVIEWED) {
-		tpd_log(c->lg, TPD_LOG_DEBUG, "Already reviewed the request", "request_id", j->id, NULL);
-		tpd_metric_inc(c->m_approvals, "already_reviewed");
-		rc = TPD_ERR_OK;
-		goto out;
-	}
-	if (rc == TPD_ERR_NOT_FOUND) {
-		/* Deleted meanwhile: nothing left to approve. */
-		rc = TPD_ERR_OK;
-		goto out;
-	}
-	if (rc) {
-		char inner[TPD_ERRLEN];
-
-		snprintf(inner, sizeof(inner), "%s", j->err);
-		tpd_seterr(j->err, rc, "submitting access request approval: %s", inner);
-		j->reason = "teleport";
-		goto out;
-	}
-	tpd_metric_inc(c->m_approvals, "approved");
-	if (!c->dry_run)
-		tpd_log(c->lg, TPD_LOG_INFO, "Successfully submitted a request approval", "pd_user_email",
-		        email, "pd_user_name", user.name, "request_id", j->id, NULL);
-out:
-	for (size_t i = 0; i < n_found; i++)
-		tpd_pd_service_clear(&svcs[i]);
-	free(svcs);
-	free(policies);
-	free(on_call);
-	free(names);
-	free(svc_names);
-	free(svc_policies);
-	for (size_t i = 0; i < n_pol; i++)
-		free(why[i]);
-	free(why);
-	free(quals);
-	for (size_t i = 0; i < filter.n_schedule_ids; i++)
-		tpd_pd_schedule_clear(&scheds[i]);
-	free(scheds);
-	free((void *)filter.schedule_ids);
-	free(reason);
-	tpd_pd_user_clear(&user);
-	/* A final answer (approved, not on call, unknown user...) ends the attempt; an error retries it. */
-	if (!rc)
-		j->try_approval = false;
 	return rc;
 }
 
@@ -677,7 +376,7 @@ tpd_err ctl_reconcile_key(tpd_controller *c, const char *id, unsigned flags, boo
 				tpd_log(c->lg, TPD_LOG_WARN, tpd_idle_text(a.why), "request_id", id, NULL);
 			else if (lvl == TPD_IDLE_LEVEL_DEBUG)
 				tpd_log(c->lg, TPD_LOG_DEBUG, tpd_idle_text(a.why), "request_id", id,
-				        "request_state", state_name(&j), NULL);
+				        "request_state", job_state_name(&j), NULL);
 			tpd_action_clear(&a);
 			break;
 		}

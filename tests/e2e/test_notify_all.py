@@ -65,6 +65,18 @@ def test_one_incident_per_service(env):
     p2.stop()
 
 
+def test_deleted_request_resolves_every_incident(env):
+    # A deleted request's plugin data goes with it: the further incidents are found by their keys.
+    env.plugin(pd_extra="notify_all_services = true").start()
+    rid = request(env)
+    env.wait_plugin_data(rid, lambda d: d.get("extra_incidents"))
+    env.tp.delete_request(rid)
+    for k in list(incidents(env, rid)):
+        eventually(lambda: incidents(env, rid)[k]["status"] == "resolved", 30, what=k + " resolved")
+    for inc in incidents(env, rid).values():
+        assert env.note_texts(inc["id"]) == ["Access request has been expired\n"]
+
+
 def test_late_services_catch_up_with_the_notes(env):
     # The option turned on for a request that already has its first incident and a review note:
     # the others are opened and get that note too, once.

@@ -1,0 +1,157 @@
+/* notifyall.c - one incident per notify service ([pagerduty] notify_all_services), the executor's
+ * side: open the further services' incidents, and give them the notes and the resolution the
+ * first one gets. The decisions are in src/core (tpd/extras.h, the planner's CREATE_EXTRAS). */
+#include "executor_impl.h"
+
+/* Posts a note, at most once, on every incident of the further notify services. */
+tpd_err extras_add_note(struct job *j, const char *note)
+{
+	char **ids = NULL;
+	size_t n = j->have_pd ? tpd_extras_ids(j->pd.extra_incidents, &ids) : 0;
+	tpd_err rc = TPD_ERR_OK;
+
+	for (size_t i = 0; i < n && !rc; i++)
+		rc = ctl_w_add_note(j->c, j->id, ids[i], note, true, NULL, j->err);
+	tpd_strv_free(ids, n);
+	return rc;
+}
+
+/* Resolves the incidents of the further notify services (the note at most once, then resolve;
+ * resolving a resolved incident again is harmless). */
+static tpd_err resolve_recorded(struct job *j, const char *note)
+{
+	char **ids = NULL;
+	size_t n = j->have_pd ? tpd_extras_ids(j->pd.extra_incidents, &ids) : 0;
+	tpd_err rc = TPD_ERR_OK;
+
+	for (size_t i = 0; i < n && !rc; i++) {
+		rc = ctl_w_add_note(j->c, j->id, ids[i], note, true, NULL, j->err);
+		if (!rc)
+			rc = ctl_w_resolve_incident(j->c, j->id, ids[i], j->err);
+	}
+	tpd_strv_free(ids, n);
+	return rc;
+}
+
+/* The same for a deleted request, whose plugin data (and so extra_incidents) went with it: the
+ * further services come from its snapshot as last seen PENDING, their incidents from their keys. */
+static tpd_err resolve_by_key(struct job *j, const char *note)
+{
+	tpd_controller *c = j->c;
+	char **names = NULL;
+	size_t n = c->ropts.notify_all ? tpd_notify_services(j->snap, c->ropts.notify_annotation, &names) : 0;
+	tpd_err rc = TPD_ERR_OK;
+
+	for (size_t i = 1; i < n && !rc; i++) {
+		tpd_pd_service svc = {0};
+		char *key, *incident = NULL, *status = NULL;
+
+		rc = tpd_pd_find_service(c->pd, names[i], &svc, j->err);
+		if (rc == TPD_ERR_NOT_FOUND) {
+			rc = TPD_ERR_OK;
+			continue;
+		}
+		if (rc)
+			break;
+		key = tpd_extra_incident_key(j->id, svc.id);
+		rc = ctl_r_incident_by_key(c, key, &incident, &status, j->err);
+		if (rc == TPD_ERR_NOT_FOUND) {
+			rc = TPD_ERR_OK;
+		} else if (!rc && !tpd_streq(status, "resolved")) {
+			rc = ctl_w_add_note(c, j->id, incident, note, true, NULL, j->err);
+			if (!rc)
+				rc = ctl_w_resolve_incident(c, j->id, incident, j->err);
+		}
+		free(key);
+		free(incident);
+		free(status);
+		tpd_pd_service_clear(&svc);
+	}
+	if (!rc)
+		j->err[0] = '\0';
+	tpd_strv_free(names, n);
+	return rc;
+}
+
+/* notify_all_services: opens the further services' incidents, catches them up with the notes
+ * posted so far, and records them (one plugin data write for all). */
+tpd_err act_create_extras(struct job *j, const tpd_action *a)
+{
+	tpd_controller *c = j->c;
+	const tpd_access_request *r = job_subject(j);
+	char *extras = xstrdup(j->pd.extra_incidents ? j->pd.extra_incidents : "");
+	char *title = tpd_incident_title(r), *link = tpd_request_link(c->proxy_addr, j->id);
+	char *details = tpd_incident_details(r, link);
+	size_t noted = tpd_plugin_data_reviews_count(&j->pd);
+	tpd_err rc = TPD_ERR_OK;
+
+	for (size_t i = 0; i < a->n_services && !rc; i++) {
+		tpd_pd_service svc = {0};
+		tpd_pd_incident_spec spec;
+		char *key = NULL, *incident = NULL, *next;
+		bool adopted = false;
+
+		rc = tpd_pd_find_service(c->pd, a->services[i], &svc, j->err);
+		if (rc == TPD_ERR_NOT_FOUND) {
+			tpd_log(c->lg, TPD_LOG_WARN,
+			        "Notify service not found in PagerDuty, no incident there", "pd_service_name",
+			        a->services[i], "request_id", j->id, NULL);
+			next = tpd_extras_add(extras, a->services[i], "");
+			free(extras);
+			extras = next;
+			j->err[0] = '\0';
+			rc = TPD_ERR_OK;
+			continue;
+		}
+		if (rc) {
+			j->reason = "pagerduty";
+			break;
+		}
+		key = tpd_extra_incident_key(j->id, svc.id);
+		spec = (tpd_pd_incident_spec){
+		    .title = title, .service_id = svc.id, .incident_key = key, .details = details};
+		rc = ctl_w_create_incident(c, j->id, a->services[i], &spec, &incident, &adopted, j->err);
+		for (size_t k = 0; !rc && r && k < noted && k < r->n_reviews; k++) {
+			char *note = tpd_review_note(&r->reviews[k]);
+
+			rc = ctl_w_add_note(c, j->id, incident, note, true, NULL, j->err);
+			free(note);
+		}
+		if (rc) {
+			j->reason = "pagerduty";
+		} else {
+			if (!adopted) {
+				tpd_metric_inc(c->m_created);
+				tpd_metric_inc(c->m_by_service, a->services[i]);
+			}
+			if (adopted || !c->dry_run)
+				tpd_log(c->lg, TPD_LOG_INFO,
+				        adopted ? "Adopted existing PagerDuty incident"
+				                : "Successfully created PagerDuty incident",
+				        "pd_incident_id", incident, "pd_service_name", a->services[i],
+				        "request_id", j->id, "request_state", job_state_name(j),
+				        "incident_key", key, NULL);
+			next = tpd_extras_add(extras, a->services[i], incident);
+			free(extras);
+			extras = next;
+		}
+		tpd_pd_service_clear(&svc);
+		free(key);
+		free(incident);
+	}
+	if (!rc) {
+		rc = job_set_or_local(j, "extra_incidents", extras, NULL, NULL);
+		if (rc)
+			j->reason = "teleport";
+	}
+	free(extras);
+	free(title);
+	free(details);
+	free(link);
+	return rc;
+}
+
+tpd_err extras_resolve(struct job *j, const char *note)
+{
+	return j->req ? resolve_recorded(j, note) : resolve_by_key(j, note);
+}
