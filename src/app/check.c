@@ -119,6 +119,29 @@ static void check_pagerduty(struct report *r, const tpd_config *cfg)
 		     err);
 	else
 		line(r, true, "pagerduty: acting as %s (%s)", user.name, cfg->pagerduty.user_email);
+	/* An unknown auto-approval schedule is a warning (nobody is approved through it), not a
+	 * failure: `start` runs with it too. */
+	for (size_t i = 0; i < cfg->pagerduty.auto_approve_schedules.n; i++) {
+		const char *name = cfg->pagerduty.auto_approve_schedules.v[i];
+		tpd_pd_schedule s = {0};
+		char msg[TPD_ERRLEN + 200];
+
+		rc = tpd_pd_find_schedule(pd, name, &s, err);
+		if (rc == TPD_ERR_NOT_FOUND) {
+			snprintf(msg, sizeof(msg),
+			         "pagerduty: auto-approval schedule \"%s\" not found: nobody is approved "
+			         "through it "
+			         "(check auto_approve_schedules)",
+			         name);
+			warn_cb(r, msg);
+		} else if (rc) {
+			line(r, false, "pagerduty: looking up auto-approval schedule %s failed: %s", name,
+			     err);
+		} else {
+			line(r, true, "pagerduty: auto-approval schedule %s is %s", name, s.id);
+		}
+		tpd_pd_schedule_clear(&s);
+	}
 out:
 	tpd_pd_user_clear(&user);
 	tpd_pd_free(pd);

@@ -3,6 +3,7 @@ auto_approve_escalation_levels / auto_approve_schedules), end to end against the
 approved, who is not, the reason text, and a schedule that disappears while the plugin runs."""
 
 import os
+import subprocess
 import sys
 
 import pytest
@@ -89,3 +90,14 @@ def test_without_the_options_any_level_counts_and_the_text_is_upstreams(env):
     env.plugin().start()
     rid = env.request(notify=None)
     assert approved(env, rid) == REASON + "Service 1"
+
+
+def test_check_names_the_unknown_schedule(env):
+    p = env.plugin(pd_extra='auto_approve_schedules = ["primary", "Nights"]')
+    p.write_config()
+    r = subprocess.run([p.binary, "check", "-c", p.config], capture_output=True, text=True,
+                       env=dict(os.environ, SSL_CERT_FILE=env.pd.ca_file), timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr  # a warning, not a failure
+    assert "[ok] pagerduty: auto-approval schedule primary is %s" % env.primary in r.stdout
+    assert ('[warn] pagerduty: auto-approval schedule "Nights" not found: nobody is approved through it'
+            in r.stdout), r.stdout
