@@ -10,7 +10,7 @@ wait polls a condition with a deadline.
   test_install           helm upgrade --install; Ready through its own probes; kubectl logs
                          deploy/...; a request gets its incident
   test_upgrade           a config change rolls a new ReplicaSet whose pod has the new config; an
-                         unrelated change (the Service's annotations) and a repeated upgrade don't
+                         unrelated change (a label on the Service) and a repeated upgrade don't
   test_identity_rotation the identity Secret replaced (as tbot does): the running pod reloads it
                          through the kubelet's symlink swap, no restart, work goes on
   test_two_replicas      one leader through the Lease, a ready standby; deleting the leader hands
@@ -192,11 +192,11 @@ def test_upgrade(rel):
     assert rel.replicasets().keys() == rs1.keys()
     assert rel.kj("get", DEPLOY)["metadata"]["generation"] == gen1
     assert rel.pods()[0]["metadata"]["uid"] == first["metadata"]["uid"]
-    # An unrelated change (the metrics Service's annotations): the Service changes, the pods don't.
-    rel.values["metrics"] = {"service": {"annotations": {"tpd.test/unrelated": "1"}}}
+    # An unrelated change (a label on the metrics Service): the Service changes, the pods don't.
+    rel.values["metrics"] = {"service": {"labels": {"tpd.test/unrelated": "1"}}}
     rel.install()
     svc = rel.kj("get", "service", "-l", "app.kubernetes.io/instance=" + RELEASE)["items"][0]
-    assert svc["metadata"]["annotations"].get("tpd.test/unrelated") == "1"
+    assert svc["metadata"]["labels"].get("tpd.test/unrelated") == "1"
     assert rel.replicasets().keys() == rs1.keys(), "an unrelated change rolled the pods"
     assert rel.pods()[0]["metadata"]["uid"] == first["metadata"]["uid"]
     # A config change: a new ReplicaSet, and its pod runs with the new config.
