@@ -140,7 +140,8 @@ const char *tpd_resolution_tag(tpd_request_state s);
 
 /* "teleport-access-request/<id>". */
 char *tpd_incident_key(const char *request_id);
-/* Request id from an incident key, or NULL if the key is not ours. */
+/* Request id from an incident key (a further notify service's key, "<id>/<service id>", gives
+ * <id>), or NULL if the key is not ours. */
 char *tpd_incident_key_request_id(const char *incident_key);
 /* "Access request from <user>". */
 char *tpd_incident_title(const tpd_access_request *r);

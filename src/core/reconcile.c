@@ -439,10 +439,14 @@ char *tpd_incident_key(const char *request_id)
 
 char *tpd_incident_key_request_id(const char *incident_key)
 {
+	size_t n;
+
 	if (!tpd_str_startswith(incident_key, TPD_INCIDENT_KEY_PREFIX))
 		return NULL;
 	incident_key += strlen(TPD_INCIDENT_KEY_PREFIX);
-	return *incident_key ? xstrdup(incident_key) : NULL;
+	/* A further notify service's incident: <request id>/<service id> (tpd/extras.h). */
+	n = strcspn(incident_key, "/");
+	return n ? xstrndup(incident_key, n) : NULL;
 }
 
 char *tpd_incident_title(const tpd_access_request *r)

@@ -98,6 +98,25 @@ def test_late_services_catch_up_with_the_notes(env):
     p2.stop()
 
 
+def test_orphan_scan_leaves_live_further_incidents_alone(env):
+    # The start-time orphan scan looks at open incidents on the services this cluster uses; a
+    # further incident's key (.../<request id>/<service id>) names a live request.
+    p = env.plugin(pd_extra="notify_all_services = true").start()
+    rid = request(env)
+    other = request(env, ["Service 1"])  # so that Service 1 is scanned
+    env.wait_plugin_data(rid, lambda d: d.get("extra_incidents"))
+    env.wait_incident(other)
+    p.stop()
+    p2 = env.plugin(pd_extra="notify_all_services = true", name="plugin2").start()
+    p2.wait_log("Scanned PagerDuty for orphaned incidents", timeout=30)
+    rid3 = request(env, ["Service 3"])  # one more pass through the workers after the scan
+    env.wait_incident(rid3)
+    got = incidents(env, rid)
+    assert len(got) == 3 and all(i["status"] == "triggered" for i in got.values()), \
+        {k: i["status"] for k, i in got.items()}
+    p2.stop()
+
+
 def test_off_by_default(env):
     env.plugin().start()
     rid = request(env)

@@ -752,6 +752,11 @@ static void test_links_and_keys(void **state)
 	free(s);
 	assert_null(tpd_incident_key_request_id("other/abc"));
 	assert_null(tpd_incident_key_request_id("teleport-access-request/"));
+	/* A further notify service's incident names its request before the '/'. */
+	s = tpd_incident_key_request_id("teleport-access-request/abc/PSVC2");
+	assert_string_equal(s, "abc");
+	free(s);
+	assert_null(tpd_incident_key_request_id("teleport-access-request//PSVC2"));
 }
 
 static void test_plugin_data_encoding(void **state)
