@@ -34,7 +34,8 @@ static tpd_err resolve_recorded(struct job *j, const char *note)
 }
 
 /* The same for a deleted request, whose plugin data (and so extra_incidents) went with it: the
- * further services come from its snapshot as last seen PENDING, their incidents from their keys. */
+ * further services come from its snapshot as last seen PENDING, their incidents from their keys
+ * (opened first when missing). */
 static tpd_err resolve_by_key(struct job *j, const char *note)
 {
 	tpd_controller *c = j->c;
@@ -56,8 +57,26 @@ static tpd_err resolve_by_key(struct job *j, const char *note)
 		key = tpd_extra_incident_key(j->id, svc.id);
 		rc = ctl_r_incident_by_key(c, key, &incident, &status, j->err);
 		if (rc == TPD_ERR_NOT_FOUND) {
-			rc = TPD_ERR_OK;
-		} else if (!rc && !tpd_streq(status, "resolved")) {
+			/* Deleted before its further incidents were opened: like the first one, each is
+			 * opened now and resolved at once, so the audit trail is the same on every service.
+			 */
+			char *link = tpd_request_link(c->proxy_addr, j->id),
+			     *title = tpd_incident_title(j->snap);
+			char *details = tpd_incident_details(j->snap, link);
+			tpd_pd_incident_spec spec = {
+			    .title = title, .service_id = svc.id, .incident_key = key, .details = details};
+			bool adopted = false;
+
+			rc = ctl_w_create_incident(c, j->id, names[i], &spec, &incident, &adopted, j->err);
+			if (!rc && !adopted) {
+				tpd_metric_inc(c->m_created);
+				tpd_metric_inc(c->m_by_service, names[i]);
+			}
+			free(link);
+			free(title);
+			free(details);
+		}
+		if (!rc && !tpd_streq(status, "resolved")) {
 			rc = ctl_w_add_note(c, j->id, incident, note, true, NULL, j->err);
 			if (!rc)
 				rc = ctl_w_resolve_incident(c, j->id, incident, j->err);

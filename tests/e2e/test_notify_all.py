@@ -77,6 +77,18 @@ def test_deleted_request_resolves_every_incident(env):
         assert env.note_texts(inc["id"]) == ["Access request has been expired\n"]
 
 
+def test_deleted_at_once_still_opens_and_resolves_every_incident(env):
+    # Deleted a moment after creation (seen PENDING, nothing recorded yet): like the first
+    # incident, the further ones are opened and resolved as expired, for the audit trail.
+    env.plugin(pd_extra="notify_all_services = true").start()
+    rid = request(env)
+    env.tp.delete_request(rid)
+    got = eventually(lambda: (lambda i: i if len(i) == 3 and all(x["status"] == "resolved" for x in i.values())
+                              else None)(incidents(env, rid)), 30, what="three resolved incidents")
+    for inc in got.values():
+        assert env.note_texts(inc["id"]) == ["Access request has been expired\n"]
+
+
 def test_late_services_catch_up_with_the_notes(env):
     # The option turned on for a request that already has its first incident and a review note:
     # the others are opened and get that note too, once.
