@@ -33,6 +33,7 @@ CMDS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy k
 PKGS=(etcd-server containerd runc containernetworking-plugins iptables iproute2 util-linux)
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$ROOT/scripts/lib/go.sh"
 TOOLS_DIR=${TPD_TOOLS_DIR:-$HOME/.cache/tpd-tools}
 DEST=$TOOLS_DIR/kubernetes-$KUBE_VERSION
 MOD=$ROOT/tests/cluster/go
@@ -67,18 +68,7 @@ ensure_packages() {
 }
 
 check_go() {
-	local v minor
-	if ! command -v go >/dev/null 2>&1; then
-		echo "k8s.sh: Go is not installed; building Kubernetes $KUBE_VERSION needs Go >= 1.$KUBE_MIN_GO" \
-			"(https://go.dev/dl/)" >&2
-		exit 77
-	fi
-	v=$(go env GOVERSION)
-	minor=$(echo "$v" | sed -n 's/^go1\.\([0-9]*\).*/\1/p')
-	if [ -z "$minor" ] || [ "$minor" -lt $KUBE_MIN_GO ]; then
-		echo "k8s.sh: found $v; building Kubernetes $KUBE_VERSION needs Go >= 1.$KUBE_MIN_GO" >&2
-		exit 77
-	fi
+	tpd_need_go $KUBE_MIN_GO k8s.sh "building Kubernetes $KUBE_VERSION"
 }
 
 # What the binaries are built from: the wrapper module's files and the version pin.

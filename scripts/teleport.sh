@@ -25,6 +25,7 @@ PINS=(
 )
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$ROOT/scripts/lib/go.sh"
 TOOLS_DIR=${TPD_TOOLS_DIR:-$HOME/.cache/tpd-tools}
 export GOMODCACHE=$TOOLS_DIR/go/mod GOCACHE=$TOOLS_DIR/go/cache
 export GOTOOLCHAIN=local GOFLAGS="-mod=readonly -buildvcs=false"
@@ -34,18 +35,7 @@ log() { echo "teleport.sh: $(date -u +%H:%M:%S) $*" >&2; }
 
 # Go >= 1.22 (Teleport 15's go.mod says 1.21; the later pins need 1.22+). 77 = skip for ctest.
 check_go() {
-	local v
-	if ! command -v go >/dev/null 2>&1; then
-		echo "teleport.sh: Go is not installed; the real-teleport tests need Go >= 1.22" \
-			"(https://go.dev/dl/, or Debian's golang-1.22+ packages) to build Teleport" >&2
-		exit 77
-	fi
-	v=$(go env GOVERSION)
-	GO_MINOR=$(echo "$v" | sed -n 's/^go1\.\([0-9]*\).*/\1/p')
-	if [ -z "$GO_MINOR" ] || [ "$GO_MINOR" -lt 22 ]; then
-		echo "teleport.sh: found $v; the real-teleport tests need Go >= 1.22 to build Teleport" >&2
-		exit 77
-	fi
+	tpd_need_go 22 teleport.sh "building Teleport for the real-teleport tests"
 	command -v unzip >/dev/null 2>&1 || die "unzip is not installed"
 }
 

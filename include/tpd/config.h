@@ -124,8 +124,6 @@ tpd_err tpd_config_load_mem(const char *name, const char *text, size_t len, bool
                             tpd_config_warn_cb warn, void *ud, char *err);
 /* Frees a loaded config (wiping the API key); NULL is a no-op. */
 void tpd_config_free(tpd_config *cfg);
-/* Frees a list's strings and empties it. */
-void tpd_cfg_strlist_clear(tpd_cfg_strlist *l);
 
 /* A config holding every default and nothing else (name becomes its path; NULL → "<defaults>").
  * The defaults live in one table in src/config/config_table.c, which also makes the sample below. It is

@@ -29,6 +29,5 @@ char *tpd_extras_add(const char *extras, const char *service, const char *id);
 size_t tpd_extras_ids(const char *extras, char ***ids);
 /* The key of a further service's incident: teleport-access-request/<request id>/<service id>. */
 char *tpd_extra_incident_key(const char *request_id, const char *service_id);
-void tpd_strv_free(char **v, size_t n);
 
 #endif

@@ -47,6 +47,10 @@ bool tpd_str_startswith(const char *s, const char *prefix);
 bool tpd_str_endswith(const char *s, const char *suffix);
 /* Trims ASCII whitespace in place; returns s. */
 char *tpd_str_trim(char *s);
+/* Value of one hexadecimal digit (either case), or -1. */
+int tpd_hexval(int c);
+/* Frees n strings and the array holding them; NULL is a no-op. */
+void tpd_strv_free(char **v, size_t n);
 
 /* Reads a whole file (at most max bytes; larger → TPD_ERR_TOO_LARGE). *out is NUL-terminated. */
 int tpd_read_file(const char *path, size_t max, char **out, size_t *len, char *err);

@@ -19,25 +19,18 @@ bool tpd_request_state_resolved(tpd_request_state s)
 	return s == TPD_STATE_APPROVED || s == TPD_STATE_DENIED || s == TPD_STATE_PROMOTED;
 }
 
-static void free_strv(char **v, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(v[i]);
-	free(v);
-}
-
 void tpd_access_request_clear(tpd_access_request *r)
 {
 	if (!r)
 		return;
 	free(r->id);
 	free(r->user);
-	free_strv(r->roles, r->n_roles);
+	tpd_strv_free(r->roles, r->n_roles);
 	free(r->request_reason);
 	free(r->resolve_reason);
 	for (size_t i = 0; i < r->n_annotations; i++) {
 		free(r->annotations[i].key);
-		free_strv(r->annotations[i].values, r->annotations[i].n_values);
+		tpd_strv_free(r->annotations[i].values, r->annotations[i].n_values);
 	}
 	free(r->annotations);
 	for (size_t i = 0; i < r->n_reviews; i++) {

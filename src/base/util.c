@@ -466,3 +466,21 @@ int64_t tpd_backoff_decorr(int64_t base, int64_t cap, int64_t prev)
 	next = base + (int64_t)tpd_rand_below((uint64_t)hi);
 	return next < cap ? next : cap;
 }
+
+int tpd_hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+void tpd_strv_free(char **v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		free(v[i]);
+	free(v);
+}

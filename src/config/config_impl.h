@@ -27,6 +27,9 @@ typedef enum {
 	TPD_CFG_INTLIST, /* array of integers in [min, max] (tpd_cfg_intlist), at most 64 items */
 } tpd_cfg_kind;
 
+/* Frees a list's strings and empties it (config_table.c). */
+void tpd_cfg_strlist_clear(tpd_cfg_strlist *l);
+
 enum {
 	TPD_CFG_F_LOADER = 1 << 0,   /* off is into tpd_cfg_loader, not tpd_config */
 	TPD_CFG_F_SECRET = 1 << 1,   /* value must never be quoted */

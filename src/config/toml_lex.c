@@ -123,17 +123,6 @@ static void put_utf8(tpd_buf *b, uint32_t cp)
 	tpd_buf_append(b, u, n);
 }
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Parses one escape sequence at '\\' and appends its value. */
 static bool parse_escape(parser *p, tpd_buf *b)
 {
@@ -178,7 +167,7 @@ static bool parse_escape(parser *p, tpd_buf *b)
 		                   "invalid escape sequence in a string");
 	}
 	for (int k = 0; k < digits; k++) {
-		int h = hexval(peek(p, 0));
+		int h = tpd_hexval(peek(p, 0));
 
 		if (h < 0)
 			return cfg_fail_at(
@@ -427,7 +416,7 @@ static bool digits_ok(const char *s, size_t n, int base)
 		return false;
 	for (size_t k = 0; k < n; k++) {
 		int c = (unsigned char)s[k];
-		int v = hexval(c);
+		int v = tpd_hexval(c);
 
 		if (c == '_') {
 			if (!prev_digit || k + 1 == n)
@@ -502,10 +491,10 @@ bool toml_parse_number(parser *p, int depth, tpd_node **out)
 			for (size_t k = 2; k < un; k++) {
 				if (u[k] == '_')
 					continue;
-				if (acc > ((uint64_t)INT64_MAX - (uint64_t)hexval(u[k])) / (uint64_t)base)
+				if (acc > ((uint64_t)INT64_MAX - (uint64_t)tpd_hexval(u[k])) / (uint64_t)base)
 					return cfg_fail_at(p, start, "use a value between -2^63 and 2^63-1",
 					                   "integer out of range");
-				acc = acc * (uint64_t)base + (uint64_t)hexval(u[k]);
+				acc = acc * (uint64_t)base + (uint64_t)tpd_hexval(u[k]);
 			}
 			v = cfg_node_new(TPD_NODE_INT, line, col, depth);
 			v->i = (int64_t)acc;

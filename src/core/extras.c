@@ -54,17 +54,6 @@ static char *encode(const char *s)
 	return b.data ? tpd_buf_steal(&b) : xstrdup("");
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 /* Decodes s[0..n) (a malformed escape is kept as written). */
 static char *decode(const char *s, size_t n)
 {
@@ -74,7 +63,8 @@ static char *decode(const char *s, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		int h, l;
 
-		if (s[i] == '%' && i + 2 < n && (h = hexval(s[i + 1])) >= 0 && (l = hexval(s[i + 2])) >= 0) {
+		if (s[i] == '%' && i + 2 < n && (h = tpd_hexval(s[i + 1])) >= 0 &&
+		    (l = tpd_hexval(s[i + 2])) >= 0) {
 			d[w++] = (char)(h * 16 + l);
 			i += 2;
 		} else {
@@ -181,11 +171,4 @@ size_t tpd_extras_ids(const char *extras, char ***ids)
 char *tpd_extra_incident_key(const char *request_id, const char *service_id)
 {
 	return xasprintf(TPD_INCIDENT_KEY_PREFIX "%s/%s", request_id, service_id);
-}
-
-void tpd_strv_free(char **v, size_t n)
-{
-	for (size_t i = 0; v && i < n; i++)
-		free(v[i]);
-	free(v);
 }

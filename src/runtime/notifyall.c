@@ -3,22 +3,9 @@
  * first one gets. The decisions are in src/core (tpd/extras.h, the planner's CREATE_EXTRAS). */
 #include "executor_impl.h"
 
-/* Posts a note, at most once, on every incident of the further notify services. */
-tpd_err extras_add_note(struct job *j, const char *note)
-{
-	char **ids = NULL;
-	size_t n = j->have_pd ? tpd_extras_ids(j->pd.extra_incidents, &ids) : 0;
-	tpd_err rc = TPD_ERR_OK;
-
-	for (size_t i = 0; i < n && !rc; i++)
-		rc = ctl_w_add_note(j->c, j->id, ids[i], note, true, NULL, j->err);
-	tpd_strv_free(ids, n);
-	return rc;
-}
-
-/* Resolves the incidents of the further notify services (the note at most once, then resolve;
- * resolving a resolved incident again is harmless). */
-static tpd_err resolve_recorded(struct job *j, const char *note)
+/* The note, at most once, on every recorded incident of the further notify services; then, with
+ * `resolve`, resolves each (resolving a resolved incident again is harmless). */
+static tpd_err each_recorded(struct job *j, const char *note, bool resolve)
 {
 	char **ids = NULL;
 	size_t n = j->have_pd ? tpd_extras_ids(j->pd.extra_incidents, &ids) : 0;
@@ -26,10 +13,46 @@ static tpd_err resolve_recorded(struct job *j, const char *note)
 
 	for (size_t i = 0; i < n && !rc; i++) {
 		rc = ctl_w_add_note(j->c, j->id, ids[i], note, true, NULL, j->err);
-		if (!rc)
+		if (!rc && resolve)
 			rc = ctl_w_resolve_incident(j->c, j->id, ids[i], j->err);
 	}
 	tpd_strv_free(ids, n);
+	return rc;
+}
+
+tpd_err extras_add_note(struct job *j, const char *note)
+{
+	return each_recorded(j, note, false);
+}
+
+/* Opens (or adopts, by its key) the incident of further notify service `name` (PagerDuty id
+ * svc_id) with the request's texts, counts and logs it. */
+static tpd_err open_extra(struct job *j, const char *name, const char *svc_id, const char *key,
+                          char **incident)
+{
+	tpd_controller *c = j->c;
+	const tpd_access_request *r = job_subject(j);
+	char *link = tpd_request_link(c->proxy_addr, j->id), *title = tpd_incident_title(r);
+	char *details = tpd_incident_details(r, link);
+	tpd_pd_incident_spec spec = {
+	    .title = title, .service_id = svc_id, .incident_key = key, .details = details};
+	bool adopted = false;
+	tpd_err rc = ctl_w_create_incident(c, j->id, name, &spec, incident, &adopted, j->err);
+
+	if (!rc && !adopted) {
+		tpd_metric_inc(c->m_created);
+		tpd_metric_inc(c->m_by_service, name);
+	}
+	/* In a dry run the "would create" line has said it (an adoption is real either way). */
+	if (!rc && (adopted || !c->dry_run))
+		tpd_log(c->lg, TPD_LOG_INFO,
+		        adopted ? "Adopted existing PagerDuty incident"
+		                : "Successfully created PagerDuty incident",
+		        "pd_incident_id", *incident, "pd_service_name", name, "request_id", j->id,
+		        "request_state", job_state_name(j), "incident_key", key, NULL);
+	free(link);
+	free(title);
+	free(details);
 	return rc;
 }
 
@@ -60,21 +83,7 @@ static tpd_err resolve_by_key(struct job *j, const char *note)
 			/* Deleted before its further incidents were opened: like the first one, each is
 			 * opened now and resolved at once, so the audit trail is the same on every service.
 			 */
-			char *link = tpd_request_link(c->proxy_addr, j->id),
-			     *title = tpd_incident_title(j->snap);
-			char *details = tpd_incident_details(j->snap, link);
-			tpd_pd_incident_spec spec = {
-			    .title = title, .service_id = svc.id, .incident_key = key, .details = details};
-			bool adopted = false;
-
-			rc = ctl_w_create_incident(c, j->id, names[i], &spec, &incident, &adopted, j->err);
-			if (!rc && !adopted) {
-				tpd_metric_inc(c->m_created);
-				tpd_metric_inc(c->m_by_service, names[i]);
-			}
-			free(link);
-			free(title);
-			free(details);
+			rc = open_extra(j, names[i], svc.id, key, &incident);
 		}
 		if (!rc && !tpd_streq(status, "resolved")) {
 			rc = ctl_w_add_note(c, j->id, incident, note, true, NULL, j->err);
@@ -99,58 +108,35 @@ tpd_err act_create_extras(struct job *j, const tpd_action *a)
 	tpd_controller *c = j->c;
 	const tpd_access_request *r = job_subject(j);
 	char *extras = xstrdup(j->pd.extra_incidents ? j->pd.extra_incidents : "");
-	char *title = tpd_incident_title(r), *link = tpd_request_link(c->proxy_addr, j->id);
-	char *details = tpd_incident_details(r, link);
 	size_t noted = tpd_plugin_data_reviews_count(&j->pd);
 	tpd_err rc = TPD_ERR_OK;
 
 	for (size_t i = 0; i < a->n_services && !rc; i++) {
 		tpd_pd_service svc = {0};
-		tpd_pd_incident_spec spec;
 		char *key = NULL, *incident = NULL, *next;
-		bool adopted = false;
 
 		rc = tpd_pd_find_service(c->pd, a->services[i], &svc, j->err);
 		if (rc == TPD_ERR_NOT_FOUND) {
 			tpd_log(c->lg, TPD_LOG_WARN,
 			        "Notify service not found in PagerDuty, no incident there", "pd_service_name",
 			        a->services[i], "request_id", j->id, NULL);
-			next = tpd_extras_add(extras, a->services[i], "");
-			free(extras);
-			extras = next;
 			j->err[0] = '\0';
 			rc = TPD_ERR_OK;
-			continue;
-		}
-		if (rc) {
-			j->reason = "pagerduty";
-			break;
-		}
-		key = tpd_extra_incident_key(j->id, svc.id);
-		spec = (tpd_pd_incident_spec){
-		    .title = title, .service_id = svc.id, .incident_key = key, .details = details};
-		rc = ctl_w_create_incident(c, j->id, a->services[i], &spec, &incident, &adopted, j->err);
-		for (size_t k = 0; !rc && r && k < noted && k < r->n_reviews; k++) {
-			char *note = tpd_review_note(&r->reviews[k]);
+		} else if (!rc) {
+			key = tpd_extra_incident_key(j->id, svc.id);
+			rc = open_extra(j, a->services[i], svc.id, key, &incident);
+			for (size_t k = 0; !rc && r && k < noted && k < r->n_reviews; k++) {
+				char *note = tpd_review_note(&r->reviews[k]);
 
-			rc = ctl_w_add_note(c, j->id, incident, note, true, NULL, j->err);
-			free(note);
+				rc = ctl_w_add_note(c, j->id, incident, note, true, NULL, j->err);
+				free(note);
+			}
 		}
 		if (rc) {
 			j->reason = "pagerduty";
 		} else {
-			if (!adopted) {
-				tpd_metric_inc(c->m_created);
-				tpd_metric_inc(c->m_by_service, a->services[i]);
-			}
-			if (adopted || !c->dry_run)
-				tpd_log(c->lg, TPD_LOG_INFO,
-				        adopted ? "Adopted existing PagerDuty incident"
-				                : "Successfully created PagerDuty incident",
-				        "pd_incident_id", incident, "pd_service_name", a->services[i],
-				        "request_id", j->id, "request_state", job_state_name(j),
-				        "incident_key", key, NULL);
-			next = tpd_extras_add(extras, a->services[i], incident);
+			/* An empty id records a service PagerDuty does not know (not tried again). */
+			next = tpd_extras_add(extras, a->services[i], incident ? incident : "");
 			free(extras);
 			extras = next;
 		}
@@ -164,13 +150,10 @@ tpd_err act_create_extras(struct job *j, const tpd_action *a)
 			j->reason = "teleport";
 	}
 	free(extras);
-	free(title);
-	free(details);
-	free(link);
 	return rc;
 }
 
 tpd_err extras_resolve(struct job *j, const char *note)
 {
-	return j->req ? resolve_recorded(j, note) : resolve_by_key(j, note);
+	return j->req ? each_recorded(j, note, true) : resolve_by_key(j, note);
 }

@@ -416,15 +416,10 @@ class Cluster:
 
     def _unmount(self):
         for _ in range(3):
-            mps = []
-            with open("/proc/self/mounts") as f:
-                for line in f:
-                    mp = line.split()[1].replace("\\040", " ")
-                    if mp.startswith(self.state + "/") or mp.startswith("/run/netns/" + NETNS):
-                        mps.append(mp)
+            mps = image.runtime_image.mounts_under(self.state) + image.runtime_image.mounts_under(NETNS_PATH)
             if not mps:
                 return
-            for mp in sorted(mps, key=len, reverse=True):
+            for mp in mps:
                 subprocess.run(["umount", "-l", mp], capture_output=True)
 
     def _make_cgroups(self):

@@ -14,6 +14,7 @@
 #   TOOL: helm | kubeconform | kubernetes
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
+. "$root/scripts/lib/go.sh"
 TOOLS_DIR=${TPD_TOOLS_DIR:-$HOME/.cache/tpd-tools}
 GO_MIN_MINOR=22
 
@@ -57,9 +58,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 	have="no go on PATH"
 	ok=0
 	if command -v go >/dev/null 2>&1; then
-		gv=$(go env GOVERSION 2>/dev/null || go version | awk '{print $3}')
-		have="$gv at $(command -v go)"
-		minor=$(echo "$gv" | sed -n 's/^go1\.\([0-9]*\).*/\1/p')
+		have="$(tpd_go_version) at $(command -v go)"
+		minor=$(tpd_go_minor)
 		[ -n "$minor" ] && [ "$minor" -ge $GO_MIN_MINOR ] && ok=1
 	fi
 	if [ $ok -eq 0 ]; then

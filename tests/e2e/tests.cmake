@@ -40,25 +40,12 @@ add_test(NAME e2e/demo_output
   WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}/tests/e2e)
 set_tests_properties(e2e/demo_output PROPERTIES TIMEOUT 600 LABELS e2e ENVIRONMENT "${TPD_E2E_ENV}")
 
-# Dry-run mode (start --dry-run, [reconcile] dry_run): the same scenario live and dry against
-# fresh fakes; the dry run writes nothing and logs exactly the live run's writes.
-add_test(NAME e2e/dry_run
-  COMMAND /usr/bin/python3 -m pytest -q -p no:cacheprovider ${CMAKE_SOURCE_DIR}/tests/e2e/test_dry_run.py
-  WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}/tests/e2e)
-set_tests_properties(e2e/dry_run PROPERTIES
-  TIMEOUT 300 LABELS e2e ENVIRONMENT "${TPD_E2E_ENV}")
-
-# Auto-approval limited to escalation levels and schedules ([pagerduty]
-# auto_approve_escalation_levels / auto_approve_schedules).
-add_test(NAME e2e/oncall_filter
-  COMMAND /usr/bin/python3 -m pytest -q -p no:cacheprovider ${CMAKE_SOURCE_DIR}/tests/e2e/test_oncall_filter.py
-  WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}/tests/e2e)
-set_tests_properties(e2e/oncall_filter PROPERTIES
-  TIMEOUT 300 LABELS e2e ENVIRONMENT "${TPD_E2E_ENV}")
-
-# One incident per notify service ([pagerduty] notify_all_services).
-add_test(NAME e2e/notify_all
-  COMMAND /usr/bin/python3 -m pytest -q -p no:cacheprovider ${CMAKE_SOURCE_DIR}/tests/e2e/test_notify_all.py
-  WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}/tests/e2e)
-set_tests_properties(e2e/notify_all PROPERTIES
-  TIMEOUT 300 LABELS e2e ENVIRONMENT "${TPD_E2E_ENV}")
+# The features beyond upstream, each against fresh fakes: dry-run mode (the same scenario live and
+# dry: the dry run writes nothing and logs exactly the live run's writes), auto-approval limited to
+# escalation levels and schedules, one incident per notify service.
+foreach(t dry_run oncall_filter notify_all)
+  add_test(NAME e2e/${t}
+    COMMAND /usr/bin/python3 -m pytest -q -p no:cacheprovider ${CMAKE_SOURCE_DIR}/tests/e2e/test_${t}.py
+    WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}/tests/e2e)
+  set_tests_properties(e2e/${t} PROPERTIES TIMEOUT 300 LABELS e2e ENVIRONMENT "${TPD_E2E_ENV}")
+endforeach()

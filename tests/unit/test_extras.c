@@ -12,6 +12,7 @@
 #include "tpd/extras.h"
 #include "tpd/reconcile.h"
 #include "tpd/types.h"
+#include "tpd/util.h"
 
 static tpd_access_request *req(int state, const char *const *notify, size_t n, size_t reviews)
 {
