@@ -147,6 +147,7 @@ def main():
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--keep-profile", metavar="DIR", help="with --profile: copy each perf.data to DIR")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="tpd-cost-")
     ctx = BB.Ctx(args)
@@ -162,6 +163,9 @@ def main():
                 wrap, pattern = perf_wrapper(binary, work)
                 figs[label].append(one_run(ctx, wrap, args, label, rep, profile=True))
                 for data in glob.glob(pattern):
+                    if args.keep_profile:
+                        os.makedirs(args.keep_profile, exist_ok=True)
+                        shutil.copy(data, os.path.join(args.keep_profile, "%s-%d.data" % (label, rep)))
                     print("  profile, whole run (start, warm-up, lifecycles), self time by library:")
                     for row in top_entries(data, "dso", 12):
                         print("     " + row)

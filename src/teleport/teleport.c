@@ -21,6 +21,8 @@
  * tpd_teleport_connect (teleport_chan.c) tries the other path when the first fails. */
 #include "teleport_impl.h"
 
+#include <dlfcn.h>
+
 /* --- small helpers ------------------------------------------------------------------------- */
 
 static const char *const code_names[] = {
@@ -155,6 +157,28 @@ void tpd_teleport_process_init(void)
 	/* setenv(..., 0) keeps an operator's choice; gRPC reads the variable in grpc_init. Should
 	 * it fail (ENOMEM), gRPC keeps its default engine, which works too, only costlier. */
 	(void)setenv("GRPC_POLL_STRATEGY", "poll", 0);
+	(void)tp_abseil_deadlock_checks_off();
+}
+
+bool tp_abseil_deadlock_checks_off(void)
+{
+	/* gRPC's mutexes are abseil's. Debian 12 builds abseil without NDEBUG, so every lock and
+	 * unlock also maintains a lock-order graph for deadlock detection (GraphCycles: 2-3 % of the
+	 * plugin's CPU in bench/cost.py's profile, a debugging aid that only reports). abseil's C++
+	 * switch for it is absl::SetMutexDeadlockDetectionMode(OnDeadlockCycle::kIgnore); its C++
+	 * name is found at run time, as Debian 12's build of abseil spells it and as an upstream
+	 * build of the same release does. Not found (another abseil): nothing changes. */
+	static const char *const names[] = {TP_ABSL_DEADLOCK_MODE_DEBIAN, TP_ABSL_DEADLOCK_MODE_LTS};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		void *sym = dlsym(RTLD_DEFAULT, names[i]);
+		if (!sym)
+			continue;
+		void (*set_mode)(int);
+		memcpy(&set_mode, &sym, sizeof(set_mode)); /* object to function pointer, as POSIX allows */
+		set_mode(0);                               /* OnDeadlockCycle::kIgnore */
+		return true;
+	}
+	return false;
 }
 
 tpd_err tpd_teleport_new(const tpd_teleport_opts *o, tpd_teleport **out, char *err)

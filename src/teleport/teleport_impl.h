@@ -106,6 +106,14 @@ typedef struct {
 	void *ud;
 } stream_spec;
 
+/* abseil's SetMutexDeadlockDetectionMode, as Debian 12 names it (inline namespace debian3) and
+ * as an upstream build of release 20220623 does. */
+#define TP_ABSL_DEADLOCK_MODE_DEBIAN "_ZN4absl7debian329SetMutexDeadlockDetectionModeENS0_15OnDeadlockCycleE"
+#define TP_ABSL_DEADLOCK_MODE_LTS                                                                            \
+	"_ZN4absl12lts_2022062329SetMutexDeadlockDetectionModeENS0_15OnDeadlockCycleE"
+/* Turns off abseil's deadlock detection for gRPC's mutexes (tpd_teleport_process_init); false
+ * when this abseil has no such switch under either name. */
+bool tp_abseil_deadlock_checks_off(void);
 void tp_grpc_log_drop(gpr_log_func_args *args);
 tpd_err tp_check_pems(const char *key_pem, const char *cert_pem, const char *ca_pem, char *err);
 chan *tp_chan_create(tpd_teleport *t, const char *key_pem, const char *cert_pem, const char *ca_pem);
