@@ -287,6 +287,62 @@ static void cside_close(cside *c)
 	curl_global_cleanup();
 }
 
+/* A watch on access requests (WatchEvents, Watch{Kinds: [{Kind: "access_request"}]}): prints
+ * "ready" after the INIT event, then receives n events (floor.py creates the requests) one
+ * message per batch, as the plugin's watcher does. */
+static int run_watch(char **v, int n)
+{
+	gside g = {0};
+	int fails = 0;
+	if (gside_open(&g, v, false))
+		return 2;
+	static const unsigned char watch[] = "\x0a\x10\x0a\x0e"
+	                                     "access_request";
+	grpc_slice ws = grpc_slice_from_static_buffer(watch, sizeof(watch) - 1);
+	grpc_byte_buffer *req = grpc_raw_byte_buffer_create(&ws, 1);
+	grpc_call *call =
+	    grpc_channel_create_call(g.ch, NULL, GRPC_PROPAGATE_DEFAULTS, g.cq,
+	                             grpc_slice_from_static_string("/proto.AuthService/WatchEvents"), NULL,
+	                             gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+	grpc_metadata_array im;
+	grpc_metadata_array_init(&im);
+	grpc_op ops[4];
+	memset(ops, 0, sizeof(ops));
+	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	ops[1].op = GRPC_OP_SEND_MESSAGE;
+	ops[1].data.send_message.send_message = req;
+	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+	ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+	ops[3].data.recv_initial_metadata.recv_initial_metadata = &im;
+	grpc_call_start_batch(call, ops, 4, (void *)1, NULL);
+	grpc_completion_queue_next(g.cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+	double t0 = 0;
+	for (int i = -1; i < n; i++) { /* i == -1: the INIT event */
+		grpc_byte_buffer *msg = NULL;
+		grpc_op op = {.op = GRPC_OP_RECV_MESSAGE};
+		op.data.recv_message.recv_message = &msg;
+		grpc_call_start_batch(call, &op, 1, (void *)2, NULL);
+		grpc_event ev = grpc_completion_queue_next(g.cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+		if (!ev.success || !msg) {
+			fails += n - i;
+			break;
+		}
+		grpc_byte_buffer_destroy(msg);
+		if (i == -1) {
+			printf("ready\n");
+			fflush(stdout);
+			t0 = cpu_us();
+		}
+	}
+	report("watch", n, cpu_us() - t0, fails);
+	grpc_call_cancel(call, NULL);
+	grpc_call_unref(call);
+	grpc_byte_buffer_destroy(req);
+	grpc_metadata_array_destroy(&im);
+	gside_close(&g);
+	return 0;
+}
+
 static int run_grpc(char **v, int n, bool update)
 {
 	gside g = {0};
@@ -378,6 +434,8 @@ int main(int argc, char **argv)
 		return run_curl(argv + 2, atoi(argv[5]));
 	if (argc >= 11 && strcmp(argv[1], "mix") == 0)
 		return run_mix(argv + 2, argv + 8, atoi(argv[7]));
+	if (argc >= 8 && strcmp(argv[1], "watch") == 0)
+		return run_watch(argv + 2, atoi(argv[7]));
 	if (argc >= 4 && strcmp(argv[1], "tcp") == 0)
 		return run_tcp(argv + 2);
 	fprintf(stderr, "usage: see the comment at the top of floor_client.c\n");
