@@ -395,6 +395,44 @@ static void test_created_live_assumption_checked(void **state)
 	assert_string_equal(e->f.stored.incident_id, "PINC9");
 }
 
+/* The memory of plugin data gives back exactly what it was given, every key (it keeps the values
+ * packed in one allocation), and "nothing stored" as such. */
+static void test_known_roundtrip(void **state)
+{
+	env *e = *state;
+	tpd_plugin_data in, out;
+	bool have = false;
+	char reason[600];
+
+	cache_request(e, TPD_STATE_PENDING, false, 0);
+	memset(reason, 'r', sizeof(reason) - 1);
+	reason[sizeof(reason) - 1] = '\0';
+	tpd_plugin_data_init(&in);
+	for (size_t i = 0; i < TPD_PLUGIN_DATA_NKEYS; i++) {
+		char v[64];
+
+		snprintf(v, sizeof(v), "value %zu, \xc3\xa9=", i);
+		tpd_plugin_data_set(&in, tpd_plugin_data_keys[i], v);
+	}
+	tpd_plugin_data_set(&in, "resolve_reason", "");
+	tpd_plugin_data_set(&in, "request_reason", reason);
+	ctl_known_store(e->c, "req-1", &in, true);
+	assert_true(ctl_known_load(e->c, "req-1", &out, &have));
+	assert_true(have);
+	assert_true(tpd_plugin_data_equal(&in, &out));
+	assert_string_equal(out.request_reason, reason);
+	assert_string_equal(out.resolve_reason, "");
+	tpd_plugin_data_clear(&out);
+
+	ctl_known_store(e->c, "req-1", NULL, false);
+	assert_true(ctl_known_load(e->c, "req-1", &out, &have));
+	assert_false(have);
+	assert_false(ctl_known_load(e->c, "req-2", &out, &have)); /* not cached: not remembered */
+	ctl_known_store(e->c, "req-2", &in, true);
+	assert_false(ctl_known_load(e->c, "req-2", &out, &have));
+	tpd_plugin_data_clear(&in);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -408,6 +446,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_remembered_nothing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_created_live_reads_nothing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_created_live_assumption_checked, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_known_roundtrip, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
