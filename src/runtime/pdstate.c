@@ -52,42 +52,67 @@ tpd_err ctl_pd_read(tpd_controller *c, const char *id, tpd_plugin_data *cur, boo
  * process becomes leader (another one may have written meanwhile). */
 struct known {
 	bool have;
-	/* When have: the values in tpd_plugin_data_keys order, each ending in NUL. One allocation
-	 * per request (about 150 bytes for a typical request's data) instead of 11 strings and a
-	 * struct (about 600): it is kept for every request the cache holds. */
+	/* Bit i set: key i (tpd_plugin_data_keys order) holds what the cached request gives it
+	 * (tpd_plugin_data_from_request: user, roles, created, request_reason; "" for the others),
+	 * and is not stored. The other keys' values follow in packed, each ending in NUL. */
+	uint16_t derived;
 	char packed[];
 };
+_Static_assert(TPD_PLUGIN_DATA_NKEYS <= 16, "struct known: one bit per plugin data key");
 
-static struct known *known_pack(const tpd_plugin_data *pd, bool have)
+/* It is kept for every request the cache holds, so it keeps only what the request itself cannot
+ * give back: typically the incident and service ids, 30-odd bytes in one allocation, where a
+ * tpd_plugin_data would take 11 strings and a struct (about 600 bytes). Should the request's
+ * fields differ from the stored ones after all, the next write's compare-and-swap fails and the
+ * pass reads afresh, as for anyone else's change. Caller holds cache_mu; r: the cached request. */
+static struct known *known_pack(const tpd_access_request *r, const tpd_plugin_data *pd, bool have)
 {
+	tpd_plugin_data d;
+	const char *v[TPD_PLUGIN_DATA_NKEYS];
+	uint16_t derived = 0;
 	size_t n = 0;
 	struct known *k;
 	char *p;
 
-	for (size_t i = 0; have && i < TPD_PLUGIN_DATA_NKEYS; i++)
-		n += strlen(tpd_plugin_data_get(pd, tpd_plugin_data_keys[i])) + 1;
+	tpd_plugin_data_init(&d);
+	if (r)
+		tpd_plugin_data_from_request(&d, r);
+	for (size_t i = 0; have && i < TPD_PLUGIN_DATA_NKEYS; i++) {
+		v[i] = tpd_plugin_data_get(pd, tpd_plugin_data_keys[i]);
+		if (strcmp(v[i], tpd_plugin_data_get(&d, tpd_plugin_data_keys[i])) == 0)
+			derived |= (uint16_t)(1u << i);
+		else
+			n += strlen(v[i]) + 1;
+	}
+	tpd_plugin_data_clear(&d);
 	k = xmalloc(sizeof(*k) + n);
 	k->have = have;
+	k->derived = derived;
 	p = k->packed;
 	for (size_t i = 0; have && i < TPD_PLUGIN_DATA_NKEYS; i++) {
-		const char *v = tpd_plugin_data_get(pd, tpd_plugin_data_keys[i]);
-		size_t l = strlen(v) + 1;
+		if (derived & (1u << i))
+			continue;
+		size_t l = strlen(v[i]) + 1;
 
-		memcpy(p, v, l);
+		memcpy(p, v[i], l);
 		p += l;
 	}
 	return k;
 }
 
-/* cur: uninitialised; initialised and filled when k->have. */
-static void known_unpack(const struct known *k, tpd_plugin_data *cur)
+/* cur: uninitialised; initialised and filled when k->have. Caller holds cache_mu. */
+static void known_unpack(const struct known *k, const tpd_access_request *r, tpd_plugin_data *cur)
 {
 	const char *p = k->packed;
 
 	if (!k->have)
 		return;
 	tpd_plugin_data_init(cur);
+	if (k->derived)
+		tpd_plugin_data_from_request(cur, r);
 	for (size_t i = 0; i < TPD_PLUGIN_DATA_NKEYS; i++) {
+		if (k->derived & (1u << i))
+			continue;
 		tpd_plugin_data_set(cur, tpd_plugin_data_keys[i], p);
 		p += strlen(p) + 1;
 	}
@@ -106,13 +131,17 @@ void ctl_known_forget(tpd_controller *c, const char *id)
 bool ctl_known_load(tpd_controller *c, const char *id, tpd_plugin_data *cur, bool *have)
 {
 	const struct known *k;
+	const tpd_access_request *r;
 
 	pthread_mutex_lock(&c->cache_mu);
 	k = tpd_strmap_get(c->known, id);
+	r = tpd_strmap_get(c->cache, id);
+	if (k && !r)
+		k = NULL; /* not cached (cannot happen: both are forgotten together): read afresh */
 	if (k) {
 		/* Like ctl_pd_read: cur holds strings only when *have (the caller clears it then). */
 		*have = k->have;
-		known_unpack(k, cur);
+		known_unpack(k, r, cur);
 	}
 	pthread_mutex_unlock(&c->cache_mu);
 	return k != NULL;
@@ -120,14 +149,13 @@ bool ctl_known_load(tpd_controller *c, const char *id, tpd_plugin_data *cur, boo
 
 void ctl_known_store(tpd_controller *c, const char *id, const tpd_plugin_data *cur, bool have)
 {
-	struct known *k = known_pack(cur, have);
+	const tpd_access_request *r;
 
 	pthread_mutex_lock(&c->cache_mu);
 	/* Only for a request the cache still knows: the informer forgets both together. */
-	if (tpd_strmap_get(c->cache, id))
-		ctl_known_free(tpd_strmap_put(c->known, id, k));
-	else
-		ctl_known_free(k);
+	r = tpd_strmap_get(c->cache, id);
+	if (r)
+		ctl_known_free(tpd_strmap_put(c->known, id, known_pack(r, cur, have)));
 	pthread_mutex_unlock(&c->cache_mu);
 }
 
@@ -138,7 +166,7 @@ void ctl_known_store(tpd_controller *c, const char *id, const tpd_plugin_data *c
 void ctl_known_assume_new(tpd_controller *c, const char *id)
 {
 	if (!tpd_strmap_get(c->known, id))
-		tpd_strmap_put(c->known, id, known_pack(NULL, false));
+		tpd_strmap_put(c->known, id, known_pack(NULL, NULL, false));
 }
 
 /* Writes one field on top of the current data (CAS). */

@@ -396,7 +396,7 @@ static void test_created_live_assumption_checked(void **state)
 }
 
 /* The memory of plugin data gives back exactly what it was given, every key (it keeps the values
- * packed in one allocation), and "nothing stored" as such. */
+ * the cached request cannot give back, packed in one allocation), and "nothing stored" as such. */
 static void test_known_roundtrip(void **state)
 {
 	env *e = *state;
@@ -422,6 +422,21 @@ static void test_known_roundtrip(void **state)
 	assert_true(tpd_plugin_data_equal(&in, &out));
 	assert_string_equal(out.request_reason, reason);
 	assert_string_equal(out.resolve_reason, "");
+	tpd_plugin_data_clear(&out);
+
+	/* What a pass writes first: the request's own fields (kept as "as the request says"), then
+	 * the incident. The fields come back from the cached request. */
+	tpd_plugin_data_clear(&in);
+	tpd_plugin_data_init(&in);
+	pthread_mutex_lock(&e->c->cache_mu);
+	tpd_plugin_data_from_request(&in, tpd_strmap_get(e->c->cache, "req-1"));
+	pthread_mutex_unlock(&e->c->cache_mu);
+	assert_false(tpd_str_empty(in.user));
+	assert_false(tpd_str_empty(in.roles));
+	tpd_plugin_data_set(&in, "incident_id", "PINC1");
+	ctl_known_store(e->c, "req-1", &in, true);
+	assert_true(ctl_known_load(e->c, "req-1", &out, &have));
+	assert_true(tpd_plugin_data_equal(&in, &out));
 	tpd_plugin_data_clear(&out);
 
 	ctl_known_store(e->c, "req-1", NULL, false);
