@@ -34,9 +34,53 @@
 /* ---------------------------------------------------------------------------------------------- */
 /* small helpers                                                                                  */
 
-void ctl_free_request(void *p)
+void ctl_entry_free(void *p)
 {
-	tpd_access_request_free(p);
+	ctl_entry *e = p;
+
+	if (!e)
+		return;
+	tpd_access_request_free(e->req);
+	ctl_known_free(e->known);
+	free(e);
+}
+
+tpd_access_request *ctl_cache_put(tpd_strmap *cache, tpd_access_request *r, bool keep_known)
+{
+	ctl_entry *e = xcalloc(1, sizeof(*e)), *prev;
+	tpd_access_request *old = NULL;
+
+	e->req = r;
+	prev = tpd_strmap_put(cache, r->id, e);
+	if (prev) {
+		if (keep_known) {
+			e->known = prev->known;
+			prev->known = NULL;
+		}
+		old = prev->req;
+		prev->req = NULL;
+		ctl_entry_free(prev);
+	}
+	return old;
+}
+
+tpd_access_request *ctl_cache_del(tpd_strmap *cache, const char *id)
+{
+	ctl_entry *e = tpd_strmap_del(cache, id);
+	tpd_access_request *r = e ? e->req : NULL;
+
+	if (e) {
+		e->req = NULL;
+		ctl_entry_free(e);
+	}
+	return r;
+}
+
+const tpd_access_request *ctl_cache_req(tpd_strmap *cache, const char *id)
+{
+	const ctl_entry *e = tpd_strmap_get(cache, id);
+
+	return e ? e->req : NULL;
 }
 
 /* Sleeps up to ms or until woken (stop, reload, orphan scan); returns true when stopping. */
@@ -103,7 +147,7 @@ void ctl_cache_get(tpd_controller *c, const char *id, tpd_access_request **req, 
 	const tpd_access_request *r, *s;
 
 	pthread_mutex_lock(&c->cache_mu);
-	r = tpd_strmap_get(c->cache, id);
+	r = ctl_cache_req(c->cache, id);
 	s = tpd_seen_pending_get(c->seen, id, gen);
 	*req = r ? tpd_access_request_dup(r) : NULL;
 	*snap = s ? tpd_access_request_dup(s) : NULL;
@@ -222,7 +266,6 @@ tpd_err tpd_controller_new(const tpd_config *cfg, tpd_logger *lg, tpd_controller
 	c->orphans = tpd_strmap_new();
 	c->known_services = tpd_strmap_new();
 	c->unsure = tpd_strmap_new();
-	c->known = tpd_strmap_new();
 	c->dry_run = cfg->reconcile.dry_run;
 	c->dry_pd = tpd_strmap_new();
 	c->dry_incidents = tpd_strmap_new();
@@ -520,11 +563,10 @@ void tpd_controller_free(tpd_controller *c)
 	tpd_idwatch_free(c->idwatch);
 	tpd_identity_free(c->identity);
 	tpd_workqueue_free(c->q);
-	tpd_strmap_free(c->cache, ctl_free_request);
+	tpd_strmap_free(c->cache, ctl_entry_free);
 	tpd_strmap_free(c->orphans, free);
 	tpd_strmap_free(c->known_services, NULL);
 	tpd_strmap_free(c->unsure, NULL);
-	tpd_strmap_free(c->known, ctl_known_free);
 	ctl_dry_free(c);
 	tpd_seen_pending_free(c->seen);
 	tpd_metrics_free(c->metrics);

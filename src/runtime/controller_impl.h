@@ -73,13 +73,12 @@ struct tpd_controller {
 	/* Work. */
 	tpd_workqueue *q;
 	pthread_mutex_t cache_mu;
-	tpd_strmap *cache;          /* id → tpd_access_request* */
+	tpd_strmap *cache;          /* id → ctl_entry* (ctl_cache_*) */
 	tpd_strmap *orphans;        /* request id → incident id (char*), under cache_mu */
 	tpd_strmap *known_services; /* PagerDuty service ids seen in plugin data, under cache_mu */
 	/* request id → how many of its review notes may have been posted without being counted
 	 * (see unsure_notes_*), under cache_mu */
 	tpd_strmap *unsure;
-	tpd_strmap *known; /* request id → plugin data last read or written (executor.c), under cache_mu */
 	tpd_seen_pending *seen; /* requests seen PENDING that left it unhandled, under cache_mu */
 	/* Dry-run mode (dryrun.c): its shadows of what would have been written, under cache_mu. */
 	bool dry_run;
@@ -123,8 +122,22 @@ struct tpd_controller {
 	tpd_metric *m_seen, *m_seen_forgotten, *m_dry, *m_by_service;
 };
 
+/* A cached request and what the executor knows of its plugin data (pdstate.c): one entry, so the
+ * memory of plugin data costs no key and no map slot of its own. Under cache_mu. */
+typedef struct ctl_entry {
+	tpd_access_request *req;
+	struct known *known; /* NULL: nothing remembered, the next pass reads */
+} ctl_entry;
+
 /* controller.c: small helpers */
-void ctl_free_request(void *p);
+void ctl_entry_free(void *p); /* frees the request and the memory of its plugin data */
+/* Puts r (taken) into cache in place of the previous version of the request, whose plugin-data
+ * memory it keeps when keep_known; returns that previous version (the caller frees it) or NULL. */
+tpd_access_request *ctl_cache_put(tpd_strmap *cache, tpd_access_request *r, bool keep_known);
+/* Removes a request; returns it (the caller frees it) or NULL. */
+tpd_access_request *ctl_cache_del(tpd_strmap *cache, const char *id);
+/* The cached request, or NULL. */
+const tpd_access_request *ctl_cache_req(tpd_strmap *cache, const char *id);
 /* Sleeps up to ms or until woken; returns true when stopping. */
 /* Every controller thread calls this last: the last one to end makes done_fd readable. */
 void ctl_thread_exit(tpd_controller *c);
@@ -158,6 +171,7 @@ tpd_err ctl_pd_set_field(tpd_controller *c, const char *id, tpd_plugin_data *cur
 bool ctl_known_load(tpd_controller *c, const char *id, tpd_plugin_data *cur, bool *have);
 void ctl_known_store(tpd_controller *c, const char *id, const tpd_plugin_data *cur, bool have);
 void ctl_known_forget(tpd_controller *c, const char *id);
+void ctl_known_forget_all(tpd_controller *c); /* caller holds cache_mu */
 void ctl_known_assume_new(tpd_controller *c, const char *id);
 void ctl_known_free(void *p);
 /* Notes that may have been posted but not counted: up to which review index (SIZE_MAX: unknown,

@@ -507,8 +507,7 @@ void ctl_on_leadership(void *ud, bool leading)
 		 * plugin data this process does not know of. */
 		tpd_strmap_free(c->unsure, NULL);
 		c->unsure = tpd_strmap_new();
-		tpd_strmap_free(c->known, ctl_known_free);
-		c->known = tpd_strmap_new();
+		ctl_known_forget_all(c);
 		tpd_strmap_each(c->cache, ctl_unsure_reset_each, c);
 		tpd_strmap_each(c->cache, enqueue_cached_event, c);
 		/* And what left PENDING while another process led (deleted ones are not cached): the

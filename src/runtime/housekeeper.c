@@ -97,19 +97,24 @@ struct notify_names {
 	tpd_strmap *names;
 };
 
-static void collect_notify(void *ud, const char *key, void *value)
+static void collect_notify(struct notify_names *nn, const tpd_access_request *r)
 {
-	struct notify_names *nn = ud;
-	const tpd_annotation *a = tpd_access_request_annotation(value, nn->annotation);
+	const tpd_annotation *a = tpd_access_request_annotation(r, nn->annotation);
 
-	(void)key;
 	if (a && a->n_values && !tpd_str_empty(a->values[0]) && tpd_strmap_len(nn->names) < 256)
 		tpd_strmap_put(nn->names, a->values[0], NULL);
 }
 
+static void collect_notify_cached(void *ud, const char *key, void *value)
+{
+	(void)key;
+	collect_notify(ud, ((const ctl_entry *)value)->req);
+}
+
 static void collect_notify_seen(void *ud, const char *id, const tpd_access_request *snap)
 {
-	collect_notify(ud, id, (void *)snap);
+	(void)id;
+	collect_notify(ud, snap);
 }
 
 static void name_at(void *ud, const char *key, void *value)
@@ -140,7 +145,7 @@ void ctl_scan_orphans(tpd_controller *c)
 	}
 	idset = tpd_strmap_new();
 	pthread_mutex_lock(&c->cache_mu);
-	tpd_strmap_each(c->cache, collect_notify, &nn);
+	tpd_strmap_each(c->cache, collect_notify_cached, &nn);
 	tpd_seen_pending_each(c->seen, collect_notify_seen, &nn);
 	n_known = tpd_strmap_len(c->known_services);
 	known = xcalloc(n_known ? n_known : 1, sizeof(char *));

@@ -75,7 +75,7 @@ static int list_cb(void *ud, const tpd_access_request *r)
 	struct listing *l = ud;
 
 	if (r->id)
-		ctl_free_request(tpd_strmap_put(l->fresh, r->id, tpd_access_request_dup(r)));
+		tpd_access_request_free(ctl_cache_put(l->fresh, tpd_access_request_dup(r), false));
 	return atomic_load(&l->c->stop) ? 1 : 0;
 }
 
@@ -95,13 +95,14 @@ static bool changed(const tpd_access_request *a, const tpd_access_request *b)
 static void enqueue_fresh(void *ud, const char *key, void *value)
 {
 	struct resync *s = ud;
-	tpd_access_request *prev = tpd_strmap_del(s->old, key);
+	const tpd_access_request *r = ((const ctl_entry *)value)->req;
+	tpd_access_request *prev = ctl_cache_del(s->old, key);
 
-	ctl_unsure_first_seen(s->c, value); /* cache_mu is held by relist */
-	seen_transition(s->c, prev, value);
+	ctl_unsure_first_seen(s->c, r); /* cache_mu is held by relist */
+	seen_transition(s->c, prev, r);
 	/* New or changed requests count as events (auto-approval is tried); the rest is a resync. */
-	tpd_workqueue_add(s->c->q, key, (s->first || changed(prev, value)) ? TPD_WQ_EVENT : TPD_WQ_RESYNC);
-	ctl_free_request(prev);
+	tpd_workqueue_add(s->c->q, key, (s->first || changed(prev, r)) ? TPD_WQ_EVENT : TPD_WQ_RESYNC);
+	tpd_access_request_free(prev);
 	s->n++;
 }
 
@@ -110,7 +111,7 @@ static void enqueue_gone(void *ud, const char *key, void *value)
 	struct resync *s = ud;
 
 	tpd_strmap_del(s->c->unsure, key); /* cache_mu is held by relist */
-	seen_transition(s->c, value, NULL);
+	seen_transition(s->c, ((const ctl_entry *)value)->req, NULL);
 	tpd_workqueue_add(s->c->q, key, TPD_WQ_EVENT);
 	s->n++;
 }
@@ -126,22 +127,21 @@ static tpd_err relist(tpd_controller *c, char *err)
 
 	rc = tpd_teleport_list_requests(c->tp, list_cb, &l, err);
 	if (rc || atomic_load(&c->stop)) {
-		tpd_strmap_free(l.fresh, ctl_free_request);
+		tpd_strmap_free(l.fresh, ctl_entry_free);
 		return rc ? rc : TPD_ERR_CANCELLED;
 	}
 	pthread_mutex_lock(&c->cache_mu);
 	s.old = c->cache;
 	s.first = !c->listed_once;
-	/* A relist (start, reconnect, periodic resync) reads every request's plugin data afresh. */
-	tpd_strmap_free(c->known, ctl_known_free);
-	c->known = tpd_strmap_new();
+	/* A relist (start, reconnect, periodic resync) reads every request's plugin data afresh: the
+	 * fresh entries remember none. */
 	c->cache = l.fresh;
 	c->listed_once = true;
 	tpd_strmap_each(c->cache, enqueue_fresh, &s);
 	/* What the old cache had and the listing has not: deleted while we were disconnected. */
 	tpd_strmap_each(s.old, enqueue_gone, &s);
 	pthread_mutex_unlock(&c->cache_mu);
-	tpd_strmap_free(s.old, ctl_free_request);
+	tpd_strmap_free(s.old, ctl_entry_free);
 	snprintf(n, sizeof(n), "%zu", s.n);
 	ctl_fmt_seconds(tpd_now_ms() - t0, took, sizeof(took));
 	tpd_log(c->lg, TPD_LOG_INFO, "Listed access requests", "count", n, "took", took, NULL);
@@ -175,11 +175,11 @@ static int on_event(void *ud, const tpd_event *ev)
 		if (!ev->request || !ev->request->id)
 			break;
 		pthread_mutex_lock(&c->cache_mu);
-		prev = tpd_strmap_put(c->cache, ev->request->id, tpd_access_request_dup(ev->request));
+		prev = ctl_cache_put(c->cache, tpd_access_request_dup(ev->request), true);
 		seen_transition(c, prev, ev->request);
 		if (!prev) /* created after the list: nothing stored for it yet */
 			ctl_known_assume_new(c, ev->request->id);
-		ctl_free_request(prev);
+		tpd_access_request_free(prev);
 		ctl_unsure_first_seen(c, ev->request);
 		pthread_mutex_unlock(&c->cache_mu);
 		tpd_log(c->lg, TPD_LOG_DEBUG, "Access request event", "request_id", ev->request->id,
@@ -191,11 +191,10 @@ static int on_event(void *ud, const tpd_event *ev)
 		if (!ev->deleted_id)
 			break;
 		pthread_mutex_lock(&c->cache_mu);
-		prev = tpd_strmap_del(c->cache, ev->deleted_id);
+		prev = ctl_cache_del(c->cache, ev->deleted_id); /* and what was known of its data */
 		seen_transition(c, prev, NULL);
-		ctl_free_request(prev);
+		tpd_access_request_free(prev);
 		tpd_strmap_del(c->unsure, ev->deleted_id);
-		ctl_known_forget(c, ev->deleted_id);
 		pthread_mutex_unlock(&c->cache_mu);
 		tpd_log(c->lg, TPD_LOG_DEBUG, "Access request event", "request_id", ev->deleted_id,
 		        "request_op", "delete", NULL);

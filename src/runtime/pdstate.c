@@ -49,7 +49,8 @@ tpd_err ctl_pd_read(tpd_controller *c, const char *id, tpd_plugin_data *cur, boo
  * anyone else's write (COMPARE_FAILED: re-read, plan again). Kept only after a pass that ended
  * well with everything it holds confirmed by Teleport; forgotten after a failed pass, when the
  * request is deleted, on every relist (start, reconnect, resync: those read afresh) and when this
- * process becomes leader (another one may have written meanwhile). */
+ * process becomes leader (another one may have written meanwhile). It lives in the request's cache
+ * entry (ctl_entry), which a newer version of the request takes over (ctl_cache_put). */
 struct known {
 	bool have;
 	/* Bit i set: key i (tpd_plugin_data_keys order) holds what the cached request gives it
@@ -125,37 +126,57 @@ void ctl_known_free(void *p)
 
 void ctl_known_forget(tpd_controller *c, const char *id)
 {
-	ctl_known_free(tpd_strmap_del(c->known, id));
+	ctl_entry *e = tpd_strmap_get(c->cache, id);
+
+	if (e) {
+		ctl_known_free(e->known);
+		e->known = NULL;
+	}
+}
+
+static void forget_each(void *ud, const char *key, void *value)
+{
+	ctl_entry *e = value;
+
+	(void)ud;
+	(void)key;
+	ctl_known_free(e->known);
+	e->known = NULL;
+}
+
+void ctl_known_forget_all(tpd_controller *c)
+{
+	tpd_strmap_each(c->cache, forget_each, NULL);
 }
 
 bool ctl_known_load(tpd_controller *c, const char *id, tpd_plugin_data *cur, bool *have)
 {
-	const struct known *k;
-	const tpd_access_request *r;
+	const ctl_entry *e;
+	bool found;
 
 	pthread_mutex_lock(&c->cache_mu);
-	k = tpd_strmap_get(c->known, id);
-	r = tpd_strmap_get(c->cache, id);
-	if (k && !r)
-		k = NULL; /* not cached (cannot happen: both are forgotten together): read afresh */
-	if (k) {
+	e = tpd_strmap_get(c->cache, id);
+	found = e && e->known;
+	if (found) {
 		/* Like ctl_pd_read: cur holds strings only when *have (the caller clears it then). */
-		*have = k->have;
-		known_unpack(k, r, cur);
+		*have = e->known->have;
+		known_unpack(e->known, e->req, cur);
 	}
 	pthread_mutex_unlock(&c->cache_mu);
-	return k != NULL;
+	return found;
 }
 
 void ctl_known_store(tpd_controller *c, const char *id, const tpd_plugin_data *cur, bool have)
 {
-	const tpd_access_request *r;
+	ctl_entry *e;
 
 	pthread_mutex_lock(&c->cache_mu);
-	/* Only for a request the cache still knows: the informer forgets both together. */
-	r = tpd_strmap_get(c->cache, id);
-	if (r)
-		ctl_known_free(tpd_strmap_put(c->known, id, known_pack(r, cur, have)));
+	/* Only for a request the cache still knows: it is kept in the request's cache entry. */
+	e = tpd_strmap_get(c->cache, id);
+	if (e) {
+		ctl_known_free(e->known);
+		e->known = known_pack(e->req, cur, have);
+	}
 	pthread_mutex_unlock(&c->cache_mu);
 }
 
@@ -165,8 +186,10 @@ void ctl_known_store(tpd_controller *c, const char *id, const tpd_plugin_data *c
  * empty, fails and the pass re-reads. Caller holds cache_mu; the request is in the cache. */
 void ctl_known_assume_new(tpd_controller *c, const char *id)
 {
-	if (!tpd_strmap_get(c->known, id))
-		tpd_strmap_put(c->known, id, known_pack(NULL, NULL, false));
+	ctl_entry *e = tpd_strmap_get(c->cache, id);
+
+	if (e && !e->known)
+		e->known = known_pack(NULL, NULL, false);
 }
 
 /* Writes one field on top of the current data (CAS). */
@@ -222,5 +245,5 @@ void ctl_unsure_reset_each(void *ud, const char *key, void *value)
 {
 	tpd_controller *c = ud;
 
-	ctl_unsure_set(c, key, ((const tpd_access_request *)value)->n_reviews);
+	ctl_unsure_set(c, key, ((const ctl_entry *)value)->req->n_reviews);
 }

@@ -210,7 +210,9 @@ static void cache_request(env *e, tpd_request_state state, bool services, size_t
 		tpd_access_request_add_annotation(r, "pagerduty_services", svc, 1);
 	for (size_t i = 0; i < n_reviews; i++)
 		tpd_access_request_add_review(r, "bob@example.com", TPD_STATE_APPROVED, 1622554100, "ok");
-	ctl_free_request(tpd_strmap_put(e->c->cache, "req-1", r));
+	pthread_mutex_lock(&e->c->cache_mu);
+	tpd_access_request_free(ctl_cache_put(e->c->cache, r, true));
+	pthread_mutex_unlock(&e->c->cache_mu);
 }
 
 /* One reconcile pass of req-1, as a watch event triggers it; its report lands in e. */
@@ -429,7 +431,7 @@ static void test_known_roundtrip(void **state)
 	tpd_plugin_data_clear(&in);
 	tpd_plugin_data_init(&in);
 	pthread_mutex_lock(&e->c->cache_mu);
-	tpd_plugin_data_from_request(&in, tpd_strmap_get(e->c->cache, "req-1"));
+	tpd_plugin_data_from_request(&in, ctl_cache_req(e->c->cache, "req-1"));
 	pthread_mutex_unlock(&e->c->cache_mu);
 	assert_false(tpd_str_empty(in.user));
 	assert_false(tpd_str_empty(in.roles));
