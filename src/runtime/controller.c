@@ -47,19 +47,21 @@ void ctl_entry_free(void *p)
 
 tpd_access_request *ctl_cache_put(tpd_strmap *cache, tpd_access_request *r, bool keep_known)
 {
-	ctl_entry *e = xcalloc(1, sizeof(*e)), *prev;
-	tpd_access_request *old = NULL;
+	ctl_entry *e = tpd_strmap_get(cache, r->id);
+	tpd_access_request *old;
 
+	if (!e) {
+		e = xcalloc(1, sizeof(*e));
+		e->req = r;
+		tpd_strmap_put(cache, r->id, e);
+		return NULL;
+	}
+	/* A newer version of a cached request: same entry, so what is known of its data stays. */
+	old = e->req;
 	e->req = r;
-	prev = tpd_strmap_put(cache, r->id, e);
-	if (prev) {
-		if (keep_known) {
-			e->known = prev->known;
-			prev->known = NULL;
-		}
-		old = prev->req;
-		prev->req = NULL;
-		ctl_entry_free(prev);
+	if (!keep_known) {
+		ctl_known_free(e->known);
+		e->known = NULL;
 	}
 	return old;
 }
