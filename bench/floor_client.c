@@ -66,6 +66,18 @@ static size_t pb_str(unsigned char *p, int field, const char *s)
 	return l + 2;
 }
 
+/* The four ops that start a call: metadata, the request, close, and the answer's metadata. */
+static void start_ops(grpc_op ops[4], grpc_byte_buffer *req, grpc_metadata_array *im)
+{
+	memset(ops, 0, 4 * sizeof(*ops));
+	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	ops[1].op = GRPC_OP_SEND_MESSAGE;
+	ops[1].data.send_message.send_message = req;
+	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+	ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+	ops[3].data.recv_initial_metadata.recv_initial_metadata = im;
+}
+
 /* A byte buffer per call: gRPC takes the slices of a sent one (as the plugin's calls do too). */
 static int one_grpc(grpc_channel *ch, grpc_completion_queue *cq, grpc_slice method, grpc_slice msg)
 {
@@ -80,13 +92,8 @@ static int one_grpc(grpc_channel *ch, grpc_completion_queue *cq, grpc_slice meth
 	grpc_status_code st = GRPC_STATUS_UNKNOWN;
 	grpc_slice details;
 	grpc_op ops[6];
-	memset(ops, 0, sizeof(ops));
-	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-	ops[1].op = GRPC_OP_SEND_MESSAGE;
-	ops[1].data.send_message.send_message = req;
-	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-	ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-	ops[3].data.recv_initial_metadata.recv_initial_metadata = &im;
+	start_ops(ops, req, &im);
+	memset(ops + 4, 0, 2 * sizeof(*ops));
 	ops[4].op = GRPC_OP_RECV_MESSAGE;
 	ops[4].data.recv_message.recv_message = &resp;
 	ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
@@ -94,8 +101,7 @@ static int one_grpc(grpc_channel *ch, grpc_completion_queue *cq, grpc_slice meth
 	ops[5].data.recv_status_on_client.status = &st;
 	ops[5].data.recv_status_on_client.status_details = &details;
 	grpc_call_start_batch(call, ops, 6, (void *)1, NULL);
-	grpc_event ev = grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-	(void)ev;
+	grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
 	grpc_slice_unref(details);
 	if (resp)
 		grpc_byte_buffer_destroy(resp);
@@ -307,13 +313,7 @@ static int run_watch(char **v, int n)
 	grpc_metadata_array im;
 	grpc_metadata_array_init(&im);
 	grpc_op ops[4];
-	memset(ops, 0, sizeof(ops));
-	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-	ops[1].op = GRPC_OP_SEND_MESSAGE;
-	ops[1].data.send_message.send_message = req;
-	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-	ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-	ops[3].data.recv_initial_metadata.recv_initial_metadata = &im;
+	start_ops(ops, req, &im);
 	grpc_call_start_batch(call, ops, 4, (void *)1, NULL);
 	grpc_completion_queue_next(g.cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
 	double t0 = 0;

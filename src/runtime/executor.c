@@ -46,12 +46,45 @@ tpd_err job_set_or_local(struct job *j, const char *k1, const char *v1, const ch
 	return rc;
 }
 
+tpd_err job_open_incident(struct job *j, const char *name, const char *svc_id, const char *key,
+                          char **incident, bool *adopted)
+{
+	tpd_controller *c = j->c;
+	const tpd_access_request *r = job_subject(j);
+	char *link = tpd_request_link(c->proxy_addr, j->id), *title = tpd_incident_title(r);
+	char *details = tpd_incident_details(r, link);
+	tpd_pd_incident_spec spec = {
+	    .title = title, .service_id = svc_id, .incident_key = key, .details = details};
+	tpd_err rc = ctl_w_create_incident(c, j->id, name, &spec, incident, adopted, j->err);
+
+	free(link);
+	free(title);
+	free(details);
+	return rc;
+}
+
+void job_opened(struct job *j, const char *name, const char *incident, bool adopted, const char *key)
+{
+	tpd_controller *c = j->c;
+
+	if (!adopted) {
+		tpd_metric_inc(c->m_created);
+		tpd_metric_inc(c->m_by_service, name);
+	}
+	/* In a dry run the "would create" line has said it (an adoption is real either way). */
+	if (adopted || !c->dry_run)
+		tpd_log(c->lg, TPD_LOG_INFO,
+		        adopted ? "Adopted existing PagerDuty incident"
+		                : "Successfully created PagerDuty incident",
+		        "pd_incident_id", incident, "pd_service_name", name, "request_id", j->id,
+		        "request_state", job_state_name(j), key ? "incident_key" : NULL, key, NULL);
+}
+
 static tpd_err act_create_incident(struct job *j, const tpd_action *a)
 {
 	tpd_controller *c = j->c;
 	tpd_pd_service svc = {0};
-	tpd_pd_incident_spec spec;
-	char *key = NULL, *title = NULL, *details = NULL, *link = NULL, *incident = NULL;
+	char *key = NULL, *incident = NULL;
 	bool adopted = false;
 	tpd_err rc;
 
@@ -77,12 +110,7 @@ static tpd_err act_create_incident(struct job *j, const tpd_action *a)
 		}
 	}
 	key = tpd_incident_key(j->id);
-	title = tpd_incident_title(job_subject(j));
-	link = tpd_request_link(c->proxy_addr, j->id);
-	details = tpd_incident_details(job_subject(j), link);
-	spec = (tpd_pd_incident_spec){
-	    .title = title, .service_id = svc.id, .incident_key = key, .details = details};
-	rc = ctl_w_create_incident(c, j->id, a->service_name, &spec, &incident, &adopted, j->err);
+	rc = job_open_incident(j, a->service_name, svc.id, key, &incident, &adopted);
 	if (rc) {
 		j->reason = "pagerduty";
 		goto out;
@@ -92,23 +120,10 @@ static tpd_err act_create_incident(struct job *j, const tpd_action *a)
 		j->reason = "teleport";
 		goto out;
 	}
-	if (!adopted) {
-		tpd_metric_inc(c->m_created);
-		tpd_metric_inc(c->m_by_service, a->service_name);
-	}
-	/* In a dry run the "would create" line has said it (an adoption is real either way). */
-	if (adopted || !c->dry_run)
-		tpd_log(c->lg, TPD_LOG_INFO,
-		        adopted ? "Adopted existing PagerDuty incident"
-		                : "Successfully created PagerDuty incident",
-		        "pd_incident_id", incident, "pd_service_name", a->service_name, "request_id", j->id,
-		        "request_state", job_state_name(j), NULL);
+	job_opened(j, a->service_name, incident, adopted, NULL);
 out:
 	tpd_pd_service_clear(&svc);
 	free(key);
-	free(title);
-	free(details);
-	free(link);
 	free(incident);
 	return rc;
 }

@@ -24,6 +24,12 @@ struct job {
 const char *job_state_name(const struct job *j);
 /* What the incident's texts are made from: the request, or for a deleted one its snapshot. */
 const tpd_access_request *job_subject(const struct job *j);
+/* Opens (or adopts, by key) an incident on service `name` (PagerDuty id svc_id) with the request's
+ * title, details and link; *incident: its id (the caller frees it). */
+tpd_err job_open_incident(struct job *j, const char *name, const char *svc_id, const char *key,
+                          char **incident, bool *adopted);
+/* Counts and logs an incident job_open_incident opened or adopted; key NULL: not logged. */
+void job_opened(struct job *j, const char *name, const char *incident, bool adopted, const char *key);
 /* Writes one or two fields (CAS); a request deleted meanwhile gets them in the local copy only. */
 tpd_err job_set_or_local(struct job *j, const char *k1, const char *v1, const char *k2, const char *v2);
 

@@ -26,33 +26,15 @@ tpd_err extras_add_note(struct job *j, const char *note)
 }
 
 /* Opens (or adopts, by its key) the incident of further notify service `name` (PagerDuty id
- * svc_id) with the request's texts, counts and logs it. */
+ * svc_id), counts and logs it. */
 static tpd_err open_extra(struct job *j, const char *name, const char *svc_id, const char *key,
                           char **incident)
 {
-	tpd_controller *c = j->c;
-	const tpd_access_request *r = job_subject(j);
-	char *link = tpd_request_link(c->proxy_addr, j->id), *title = tpd_incident_title(r);
-	char *details = tpd_incident_details(r, link);
-	tpd_pd_incident_spec spec = {
-	    .title = title, .service_id = svc_id, .incident_key = key, .details = details};
 	bool adopted = false;
-	tpd_err rc = ctl_w_create_incident(c, j->id, name, &spec, incident, &adopted, j->err);
+	tpd_err rc = job_open_incident(j, name, svc_id, key, incident, &adopted);
 
-	if (!rc && !adopted) {
-		tpd_metric_inc(c->m_created);
-		tpd_metric_inc(c->m_by_service, name);
-	}
-	/* In a dry run the "would create" line has said it (an adoption is real either way). */
-	if (!rc && (adopted || !c->dry_run))
-		tpd_log(c->lg, TPD_LOG_INFO,
-		        adopted ? "Adopted existing PagerDuty incident"
-		                : "Successfully created PagerDuty incident",
-		        "pd_incident_id", *incident, "pd_service_name", name, "request_id", j->id,
-		        "request_state", job_state_name(j), "incident_key", key, NULL);
-	free(link);
-	free(title);
-	free(details);
+	if (!rc)
+		job_opened(j, name, *incident, adopted, key);
 	return rc;
 }
 

@@ -37,15 +37,19 @@ def not_approved(env, plugin, rid):
     assert env.tp.get_request(rid)["state"] == "PENDING" and env.tp.reviews(rid) == []
 
 
+def expect(env, plugin, rid, reason):
+    """The request is approved with `reason`, or (reason None) left alone as not on call."""
+    if reason is None:
+        not_approved(env, plugin, rid)
+    else:
+        assert approved(env, rid) == reason
+
+
 @pytest.mark.parametrize("level,ok", [(1, True), (2, False)])
 def test_escalation_level(env, level, ok):
     env.pd.add_oncall(env.uid, env.ep1, level=level, schedule_id=env.primary)
     p = env.plugin(pd_extra="auto_approve_escalation_levels = [1]").start()
-    rid = env.request(notify=None)
-    if ok:
-        assert approved(env, rid) == REASON + "Service 1 (level 1)"
-    else:
-        not_approved(env, p, rid)
+    expect(env, p, env.request(notify=None), REASON + "Service 1 (level 1)" if ok else None)
 
 
 @pytest.mark.parametrize("schedule,ok", [("primary", True), ("secondary", False)])
@@ -53,11 +57,7 @@ def test_schedule(env, schedule, ok):
     env.pd.add_oncall(env.uid, env.ep2, level=1, schedule_id=getattr(env, schedule))
     # Matched by name, case-insensitively; both options: both must hold.
     p = env.plugin(pd_extra='auto_approve_schedules = ["PRIMARY"]\nauto_approve_escalation_levels = [1, 3]').start()
-    rid = env.request(notify=None)
-    if ok:
-        assert approved(env, rid) == REASON + "Service 2 (level 1, schedule Primary)"
-    else:
-        not_approved(env, p, rid)
+    expect(env, p, env.request(notify=None), REASON + "Service 2 (level 1, schedule Primary)" if ok else None)
 
 
 def test_direct_escalation_does_not_match_a_schedule(env):
